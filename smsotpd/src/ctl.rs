@@ -1,0 +1,306 @@
+//! smsotpctl: the administrator's command line, a client of the daemon.
+//!
+//! Exit codes: 0 done; 1 the daemon refused or failed; 2 bad usage;
+//! 3 the daemon cannot be reached; 4 the user is not enrolled;
+//! 5 the configuration is invalid (check-config).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use zbus::proxy;
+
+use crate::config::{self, Config, Provider};
+use crate::dbus::SYSTEM_BUS_ADDRESS;
+
+pub const USAGE: &str = "usage: smsotpctl [--bus ADDRESS] COMMAND
+
+commands:
+  enroll USER +NUMBER       send USER's codes to NUMBER (E.164, e.g. +14155550123)
+  unenroll USER             forget USER's number and counters
+  list [--json]             enrolled users, masked numbers, lock state
+  show USER [--json]        one user
+  unlock USER               lift USER's lockout and clear the failure count
+  test-send USER|+NUMBER    send a test SMS (no code) through the provider
+  check-config [--config PATH]
+                            validate the configuration without the daemon
+
+exit codes: 0 done, 1 refused or failed, 2 usage, 3 daemon unreachable,
+4 not enrolled, 5 invalid configuration";
+
+#[proxy(
+    interface = "org.smsotp.SmsOtp1",
+    default_service = "org.smsotp.SmsOtp1",
+    default_path = "/org/smsotp/SmsOtp1"
+)]
+pub trait SmsOtp1 {
+    fn enroll(&self, user: &str, number: &str) -> zbus::Result<String>;
+    fn unenroll(&self, user: &str) -> zbus::Result<()>;
+    fn list_users(&self) -> zbus::Result<Vec<(String, String, u32, u64, String, u32)>>;
+    fn show_user(&self, user: &str) -> zbus::Result<(String, String, u32, u64, String, u32)>;
+    fn unlock(&self, user: &str) -> zbus::Result<()>;
+    fn test_send(&self, target: &str) -> zbus::Result<String>;
+}
+
+#[derive(Debug, Serialize)]
+struct UserJson {
+    user: String,
+    number: String,
+    failures: u32,
+    locked_until: Option<String>,
+    state: String,
+    trusted_machines: u32,
+}
+
+fn user_json(r: (String, String, u32, u64, String, u32)) -> UserJson {
+    UserJson {
+        user: r.0,
+        number: r.1,
+        failures: r.2,
+        locked_until: (r.4 == "locked").then(|| crate::clock::format_utc(r.3)),
+        state: r.4,
+        trusted_machines: r.5,
+    }
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
+
+fn from_dbus(e: zbus::Error, bus: &str) -> Failure {
+    match &e {
+        zbus::Error::MethodError(name, text, _) => {
+            let name = name.as_str();
+            let text = text.clone().unwrap_or_default();
+            if name.ends_with(".NotEnrolled") {
+                fail(4, text)
+            } else if name == "org.freedesktop.DBus.Error.ServiceUnknown"
+                || name == "org.freedesktop.DBus.Error.NameHasNoOwner"
+            {
+                fail(
+                    3,
+                    format!(
+                        "smsotpd is not running on {bus}; start it with: systemctl start smsotpd"
+                    ),
+                )
+            } else if name == "org.freedesktop.DBus.Error.AccessDenied"
+                || name.ends_with(".PermissionDenied")
+            {
+                fail(1, format!("{text} (run smsotpctl as root)"))
+            } else {
+                fail(1, text)
+            }
+        }
+        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => fail(
+            3,
+            format!("cannot reach the D-Bus system bus at {bus}: {e}"),
+        ),
+        _ => fail(1, e.to_string()),
+    }
+}
+
+struct Args {
+    bus: String,
+    json: bool,
+    config: PathBuf,
+    words: Vec<String>,
+}
+
+fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
+    let mut a = Args {
+        bus: SYSTEM_BUS_ADDRESS.into(),
+        json: false,
+        config: PathBuf::from(config::DEFAULT_PATH),
+        words: Vec::new(),
+    };
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--bus" => a.bus = it.next().ok_or_else(|| fail(2, "--bus needs an address"))?,
+            "--config" => {
+                a.config = it
+                    .next()
+                    .ok_or_else(|| fail(2, "--config needs a path"))?
+                    .into()
+            }
+            "--json" => a.json = true,
+            "--help" | "-h" => a.words = vec!["help".into()],
+            s if s.starts_with("--") => {
+                return Err(fail(2, format!("unknown option {s}\n{USAGE}")));
+            }
+            _ => a.words.push(arg),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs one command, writing its output to `out`.
+pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> {
+    let a = parse_args(argv)?;
+    let words: Vec<&str> = a.words.iter().map(String::as_str).collect();
+    let say =
+        |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| fail(1, e.to_string()));
+    match words.as_slice() {
+        ["help"] => return say(out, USAGE.to_owned()),
+        ["check-config"] => return check_config(&a.config, out),
+        [] => return Err(fail(2, USAGE)),
+        _ => {}
+    }
+    let conn = zbus::connection::Builder::address(a.bus.as_str())
+        .map_err(|e| fail(2, format!("bad --bus address: {e}")))?
+        .build()
+        .await
+        .map_err(|e| from_dbus(e, &a.bus))?;
+    let proxy = SmsOtp1Proxy::new(&conn)
+        .await
+        .map_err(|e| from_dbus(e, &a.bus))?;
+    let bus = a.bus.as_str();
+    match words.as_slice() {
+        ["enroll", user, number] => {
+            let masked = proxy
+                .enroll(user, number)
+                .await
+                .map_err(|e| from_dbus(e, bus))?;
+            say(out, format!("{user} enrolled: codes go to {masked}"))
+        }
+        ["unenroll", user] => {
+            proxy.unenroll(user).await.map_err(|e| from_dbus(e, bus))?;
+            say(out, format!("{user} unenrolled"))
+        }
+        ["list"] => {
+            let users: Vec<UserJson> = proxy
+                .list_users()
+                .await
+                .map_err(|e| from_dbus(e, bus))?
+                .into_iter()
+                .map(user_json)
+                .collect();
+            if a.json {
+                say(
+                    out,
+                    serde_json::to_string_pretty(&users).map_err(|e| fail(1, e.to_string()))?,
+                )
+            } else if users.is_empty() {
+                say(out, "no users are enrolled".into())
+            } else {
+                say(
+                    out,
+                    format!(
+                        "{:<20} {:<12} {:<9} {}",
+                        "USER", "NUMBER", "STATE", "FAILURES"
+                    ),
+                )?;
+                for u in users {
+                    say(
+                        out,
+                        format!(
+                            "{:<20} {:<12} {:<9} {}",
+                            u.user, u.number, u.state, u.failures
+                        ),
+                    )?;
+                }
+                Ok(())
+            }
+        }
+        ["show", user] => {
+            let u = user_json(proxy.show_user(user).await.map_err(|e| from_dbus(e, bus))?);
+            if a.json {
+                say(
+                    out,
+                    serde_json::to_string_pretty(&u).map_err(|e| fail(1, e.to_string()))?,
+                )
+            } else {
+                say(
+                    out,
+                    format!(
+                        "user:       {}\nnumber:     {}\nstate:      {}{}\nfailures:   {}\ntrusted:    {} machine(s)",
+                        u.user,
+                        u.number,
+                        u.state,
+                        u.locked_until
+                            .map(|t| format!(" until {t}"))
+                            .unwrap_or_default(),
+                        u.failures,
+                        u.trusted_machines
+                    ),
+                )
+            }
+        }
+        ["unlock", user] => {
+            proxy.unlock(user).await.map_err(|e| from_dbus(e, bus))?;
+            say(out, format!("{user} unlocked"))
+        }
+        ["test-send", target] => {
+            let masked = proxy
+                .test_send(target)
+                .await
+                .map_err(|e| from_dbus(e, bus))?;
+            say(out, format!("test message sent to {masked}"))
+        }
+        _ => Err(fail(
+            2,
+            format!(
+                "unknown command or wrong number of arguments: {}\n{USAGE}",
+                words.join(" ")
+            ),
+        )),
+    }
+}
+
+fn check_config(path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let cfg = Config::load(path, creds.as_deref()).map_err(|e| fail(5, e.to_string()))?;
+    let provider = match &cfg.provider {
+        Provider::TwilioMessaging(_) => "twilio-messaging".to_owned(),
+        Provider::TwilioVerify(_) => "twilio-verify".to_owned(),
+        Provider::Outbox { path } => {
+            format!("outbox ({}; codes are NOT sent by SMS)", path.display())
+        }
+    };
+    writeln!(
+        out,
+        "{}: OK\nprovider:   {provider}\nunenrolled: {:?}\ncodes:      {} digits, valid {} s, {} attempts, {} resends\nlockout:    after {} failures for {} min\nstate:      {}",
+        path.display(),
+        cfg.unenrolled,
+        cfg.codes.length,
+        cfg.codes.expiry.as_secs(),
+        cfg.codes.attempts,
+        cfg.codes.resends,
+        cfg.lockout.failures,
+        cfg.lockout.duration.as_secs() / 60,
+        cfg.state_directory.display()
+    )
+    .map_err(|e| fail(1, e.to_string()))
+}
+
+/// Entry point of the smsotpctl binary.
+pub fn main() -> std::process::ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "smsotpctl: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    match runtime.block_on(run(argv, &mut stdout)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(f) => {
+            let _ = writeln!(std::io::stderr(), "smsotpctl: {}", f.message);
+            std::process::ExitCode::from(f.code)
+        }
+    }
+}

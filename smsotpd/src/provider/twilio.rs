@@ -1,0 +1,500 @@
+//! Twilio Programmable Messaging and Verify v2 over one HTTP client.
+//!
+//! Retries: only where no SMS can have gone out. A connection that never
+//! opened, HTTP 429/20429 and 5xx are retried with jittered backoff while the
+//! deadline allows; a request that was sent but got no answer is not, because
+//! Twilio may have queued it and one login must never send two SMS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Outgoing, Provider, ProviderError, RemoteVerdict};
+use crate::clock::{Clock, Tick};
+use crate::config::{self, Sender, TwilioAuth};
+
+/// What a response means for the retry loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    Done(T),
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    Fail(ProviderError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Messaging,
+    Verify,
+}
+
+pub struct Twilio {
+    api: Api,
+    cfg: config::Twilio,
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    content_retention_discard: bool,
+}
+
+/// Twilio's error body: `{"code": 21211, "message": ..., "more_info": ..., "status": 400}`.
+/// `message` is never kept: it can contain the phone number.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    sid: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckBody {
+    status: String,
+}
+
+const MAX_BODY: usize = 64 * 1024;
+const MAX_TRIES: u32 = 4;
+
+/// One-line meanings of the Twilio codes operators meet most.
+pub fn describe_code(code: u32) -> &'static str {
+    match code {
+        20003 => "authentication failed",
+        20404 => "resource not found",
+        20429 => "too many requests",
+        21211 => "invalid 'To' phone number",
+        21408 => "sending to this region is not enabled (Messaging Geo Permissions)",
+        21610 => "the recipient has opted out (replied STOP)",
+        21614 => "the number is not a mobile number",
+        21606 => "the 'From' number cannot send SMS",
+        60200 => "invalid parameter",
+        60202 => "maximum check attempts reached",
+        60203 => "maximum send attempts reached",
+        60410 => "blocked by Verify Fraud Guard",
+        60605 => "blocked by Verify Geo Permissions",
+        _ => "see Twilio's error reference",
+    }
+}
+
+impl Twilio {
+    pub fn new(
+        api: Api,
+        cfg: config::Twilio,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ProviderError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(cfg.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("smsotpd/", env!("CARGO_PKG_VERSION")));
+        builder = match &cfg.proxy {
+            Some(p) => builder.proxy(reqwest::Proxy::all(p).map_err(|e| ProviderError::Local {
+                detail: format!("twilio.proxy: {e}"),
+            })?),
+            None => builder.no_proxy(),
+        };
+        let client = builder.build().map_err(|e| ProviderError::Local {
+            detail: format!("cannot build the HTTP client: {e}"),
+        })?;
+        let content_retention_discard = cfg.discard_content;
+        Ok(Twilio {
+            api,
+            cfg,
+            client,
+            clock,
+            content_retention_discard,
+        })
+    }
+
+    fn credentials(&self) -> (&str, &str) {
+        match &self.cfg.auth {
+            TwilioAuth::AuthToken(t) => (self.cfg.account_sid.as_str(), t.expose()),
+            TwilioAuth::ApiKey { sid, secret } => (sid.as_str(), secret.expose()),
+        }
+    }
+
+    fn verify_service(&self) -> &str {
+        self.cfg.verify_service_sid.as_deref().unwrap_or_default()
+    }
+
+    /// POSTs `form` to `url`, retrying as the module doc says.
+    async fn post<T>(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        deadline: Tick,
+        interpret: impl Fn(u16, &[u8], Option<Duration>) -> Outcome<T>,
+    ) -> Result<T, ProviderError> {
+        let mut last = String::from("no attempt fitted in the deadline");
+        for attempt in 0..MAX_TRIES {
+            let remaining = self.clock.tick().until(deadline);
+            if remaining < Duration::from_millis(200) {
+                break;
+            }
+            let (user, pass) = self.credentials();
+            let sent = self
+                .client
+                .post(url)
+                .basic_auth(user, Some(pass))
+                .form(form)
+                .timeout(remaining.min(self.cfg.request_timeout))
+                .send()
+                .await;
+            let outcome = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    match read_capped(resp).await {
+                        Ok(body) => interpret(status, &body, retry_after),
+                        Err(e) if e.is_timeout() => Outcome::Fail(ProviderError::NoAnswer),
+                        Err(e) => Outcome::Fail(ProviderError::Malformed {
+                            detail: e.to_string(),
+                        }),
+                    }
+                }
+                Err(e) if e.is_connect() => Outcome::Retry {
+                    reason: format!("cannot connect: {}", error_chain(&e)),
+                    after: None,
+                },
+                Err(e) if e.is_timeout() => Outcome::Fail(ProviderError::NoAnswer),
+                Err(e) => Outcome::Fail(ProviderError::Unavailable {
+                    detail: error_chain(&e),
+                }),
+            };
+            match outcome {
+                Outcome::Done(v) => return Ok(v),
+                Outcome::Fail(e) => return Err(e),
+                Outcome::Retry { reason, after } => {
+                    last = reason;
+                    if attempt + 1 == MAX_TRIES {
+                        break;
+                    }
+                    let wait = after.unwrap_or_else(|| backoff(attempt));
+                    let remaining = self.clock.tick().until(deadline);
+                    if wait + Duration::from_millis(200) >= remaining {
+                        break;
+                    }
+                    log::info!(
+                        "twilio: attempt {} failed ({last}); retrying in {} ms",
+                        attempt + 1,
+                        wait.as_millis()
+                    );
+                    self.clock.sleep(wait).await;
+                }
+            }
+        }
+        Err(ProviderError::Unavailable { detail: last })
+    }
+}
+
+/// 250 ms, 500 ms, 1 s ... with up to 50% random jitter so that many
+/// daemons throttled together do not retry together.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(250u64 << attempt.min(5));
+    let mut b = [0u8; 1];
+    let jitter = if crate::challenge::fill_random(&mut b).is_ok() {
+        u32::from(b[0])
+    } else {
+        0
+    };
+    base + base * jitter / 512
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn error_code(body: &[u8]) -> Option<u32> {
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.code)
+}
+
+/// Shared meaning of non-success statuses for both APIs.
+fn classify_error<T>(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome<T> {
+    let code = error_code(body);
+    match (status, code) {
+        (401, _) | (_, Some(20003)) => Outcome::Fail(ProviderError::Credentials { status, code }),
+        (429, _) | (_, Some(20429)) => Outcome::Retry {
+            reason: format!(
+                "throttled (HTTP {status}{})",
+                code.map(|c| format!(", error {c}")).unwrap_or_default()
+            ),
+            after: retry_after,
+        },
+        (500..=599, _) => Outcome::Retry {
+            reason: format!("HTTP {status}"),
+            after: retry_after,
+        },
+        _ => Outcome::Fail(ProviderError::Permanent { status, code }),
+    }
+}
+
+/// Interprets a Messages.json or Verifications answer.
+pub fn interpret_created(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Outcome<String> {
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<Created>(body) {
+            Ok(c)
+                if !c.sid.is_empty()
+                    && c.sid.len() <= 64
+                    && c.sid.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
+                Outcome::Done(c.sid)
+            }
+            Ok(_) => Outcome::Fail(ProviderError::Malformed {
+                detail: "the answer's sid is not a Twilio SID".into(),
+            }),
+            Err(e) => Outcome::Fail(ProviderError::Malformed {
+                detail: format!("HTTP {status} with a body that is not Twilio JSON: {e}"),
+            }),
+        };
+    }
+    classify_error(status, body, retry_after)
+}
+
+/// Interprets a VerificationCheck answer. A wrong code is HTTP 200 with
+/// status "pending"; 404/20404 (or 60202, out of checks) means the
+/// verification is gone.
+pub fn interpret_check(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> Outcome<RemoteVerdict> {
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<CheckBody>(body) {
+            Ok(c) => match c.status.as_str() {
+                "approved" => Outcome::Done(RemoteVerdict::Approved),
+                "pending" => Outcome::Done(RemoteVerdict::Wrong),
+                "canceled" | "max_attempts_reached" | "expired" | "deleted" | "failed" => {
+                    Outcome::Done(RemoteVerdict::Gone)
+                }
+                _ => Outcome::Fail(ProviderError::Malformed {
+                    detail: "unknown verification status".into(),
+                }),
+            },
+            Err(e) => Outcome::Fail(ProviderError::Malformed {
+                detail: format!("HTTP {status} with a body that is not Twilio JSON: {e}"),
+            }),
+        };
+    }
+    let code = error_code(body);
+    if status == 404 || code == Some(20404) || code == Some(60202) {
+        return Outcome::Done(RemoteVerdict::Gone);
+    }
+    classify_error(status, body, retry_after)
+}
+
+impl Provider for Twilio {
+    fn name(&self) -> &'static str {
+        match self.api {
+            Api::Messaging => "twilio-messaging",
+            Api::Verify => "twilio-verify",
+        }
+    }
+
+    fn makes_codes(&self) -> bool {
+        self.api == Api::Verify
+    }
+
+    async fn send(&self, msg: &Outgoing<'_>, deadline: Tick) -> Result<String, ProviderError> {
+        match self.api {
+            Api::Messaging => {
+                let url = format!(
+                    "{}/2010-04-01/Accounts/{}/Messages.json",
+                    self.cfg.api_base, self.cfg.account_sid
+                );
+                let validity = msg.validity.as_secs().clamp(1, 36_000).to_string();
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("To", msg.to.e164()),
+                    ("Body", msg.body),
+                    ("ValidityPeriod", &validity),
+                ];
+                match &self.cfg.sender {
+                    Some(Sender::From(f)) => form.push(("From", f)),
+                    Some(Sender::MessagingService(mg)) => form.push(("MessagingServiceSid", mg)),
+                    None => {
+                        return Err(ProviderError::Local {
+                            detail: "no sender configured".into(),
+                        });
+                    }
+                }
+                if self.content_retention_discard {
+                    form.push(("ContentRetention", "discard"));
+                }
+                self.post(&url, &form, deadline, interpret_created).await
+            }
+            Api::Verify => {
+                let url = format!(
+                    "{}/v2/Services/{}/Verifications",
+                    self.cfg.verify_api_base,
+                    self.verify_service()
+                );
+                let form = [("To", msg.to.e164()), ("Channel", "sms")];
+                self.post(&url, &form, deadline, interpret_created).await
+            }
+        }
+    }
+
+    async fn check(
+        &self,
+        reference: &str,
+        code: &str,
+        deadline: Tick,
+    ) -> Result<RemoteVerdict, ProviderError> {
+        if self.api != Api::Verify {
+            return Err(ProviderError::Local {
+                detail: "Programmable Messaging does not check codes".into(),
+            });
+        }
+        let url = format!(
+            "{}/v2/Services/{}/VerificationCheck",
+            self.cfg.verify_api_base,
+            self.verify_service()
+        );
+        let form = [("VerificationSid", reference), ("Code", code)];
+        self.post(&url, &form, deadline, interpret_check).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: u32, status: u16) -> Vec<u8> {
+        format!(r#"{{"code":{code},"message":"The 'To' number +14155550123 is not valid","more_info":"x","status":{status}}}"#).into_bytes()
+    }
+
+    #[test]
+    fn created_answers() {
+        assert_eq!(
+            interpret_created(201, br#"{"sid":"SM0123","status":"queued"}"#, None),
+            Outcome::Done("SM0123".into())
+        );
+        assert!(matches!(
+            interpret_created(201, b"<html>", None),
+            Outcome::Fail(ProviderError::Malformed { .. })
+        ));
+        assert!(matches!(
+            interpret_created(201, br#"{"sid":"../x"}"#, None),
+            Outcome::Fail(ProviderError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn error_classes() {
+        assert_eq!(
+            interpret_created(401, &body(20003, 401), None),
+            Outcome::Fail(ProviderError::Credentials {
+                status: 401,
+                code: Some(20003)
+            })
+        );
+        for code in [21211, 21408, 21610, 21614] {
+            assert_eq!(
+                interpret_created(400, &body(code, 400), None),
+                Outcome::Fail(ProviderError::Permanent {
+                    status: 400,
+                    code: Some(code)
+                }),
+                "{code} is permanent"
+            );
+        }
+        assert!(matches!(
+            interpret_created(429, &body(20429, 429), Some(Duration::from_secs(1))),
+            Outcome::Retry { after: Some(_), .. }
+        ));
+        assert!(matches!(
+            interpret_created(500, b"", None),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            interpret_created(503, b"oops", None),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            interpret_created(400, b"not json", None),
+            Outcome::Fail(ProviderError::Permanent { code: None, .. })
+        ));
+    }
+
+    #[test]
+    fn error_texts_never_carry_the_number() {
+        let Outcome::Fail(e) = interpret_created(400, &body(21211, 400), None) else {
+            panic!()
+        };
+        let text = e.to_string();
+        assert!(!text.contains("4155550123"), "{text}");
+        assert!(
+            text.contains("21211") && text.contains("invalid 'To'"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn verify_check_answers() {
+        assert_eq!(
+            interpret_check(200, br#"{"status":"approved"}"#, None),
+            Outcome::Done(RemoteVerdict::Approved)
+        );
+        assert_eq!(
+            interpret_check(200, br#"{"status":"pending"}"#, None),
+            Outcome::Done(RemoteVerdict::Wrong)
+        );
+        assert_eq!(
+            interpret_check(404, &body(20404, 404), None),
+            Outcome::Done(RemoteVerdict::Gone)
+        );
+        assert_eq!(
+            interpret_check(429, &body(60202, 429), None),
+            Outcome::Done(RemoteVerdict::Gone)
+        );
+        assert!(matches!(
+            interpret_check(429, &body(20429, 429), None),
+            Outcome::Retry { .. }
+        ));
+        assert!(matches!(
+            interpret_check(200, br#"{"status":"weird"}"#, None),
+            Outcome::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_with_bounded_jitter() {
+        for attempt in 0..4 {
+            let base = Duration::from_millis(250 << attempt);
+            let b = backoff(attempt);
+            assert!(b >= base && b < base * 3 / 2, "{attempt}: {b:?}");
+        }
+    }
+}

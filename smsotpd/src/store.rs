@@ -1,0 +1,533 @@
+//! Enrollments and per-user counters, one small file per user.
+//!
+//! One file per user keeps a corrupt record from touching anybody else. All
+//! access is relative to a directory descriptor opened once without following
+//! links; files are opened with O_NOFOLLOW and O_NONBLOCK (a FIFO planted in
+//! the directory cannot hang the daemon) and checked with fstat. Writes go to
+//! a temp file that is fsynced, renamed over the old one, and followed by an
+//! fsync of the directory, so after a crash a record is entirely old or new.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
+use serde::{Deserialize, Serialize};
+
+use crate::names::{PhoneNumber, UserName};
+
+/// A user's persisted state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub phone: PhoneNumber,
+    /// Consecutive wrong codes across challenges; a correct code clears it.
+    pub failures: u32,
+    /// Unix seconds until which logins are refused; 0 when not locked.
+    pub locked_until: u64,
+    pub trust: Vec<TrustRecord>,
+}
+
+impl UserRecord {
+    pub fn new(phone: PhoneNumber) -> Self {
+        UserRecord {
+            phone,
+            failures: 0,
+            locked_until: 0,
+            trust: Vec::new(),
+        }
+    }
+}
+
+/// A "trust this machine" record (see policy.rs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustRecord {
+    /// What the daemon recognises the machine by (see machine.rs).
+    pub machine: String,
+    /// "remote" or "local": trust never crosses between the two.
+    pub class: String,
+    pub created: u64,
+    pub expires: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnDisk {
+    version: u32,
+    phone: String,
+    #[serde(default)]
+    failures: u32,
+    #[serde(default)]
+    locked_until: u64,
+    #[serde(default)]
+    trust: Vec<TrustRecord>,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The record exists but cannot be used: the user must not log in.
+    Corrupt { user: String, reason: String },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Corrupt { user, reason } => {
+                write!(f, "the record of {user} is unusable: {reason}")
+            }
+            StoreError::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn io(what: impl Into<String>) -> impl FnOnce(nix::Error) -> StoreError {
+    let what = what.into();
+    move |e| StoreError::Io {
+        what,
+        source: std::io::Error::from(e),
+    }
+}
+
+const MAX_RECORD: u64 = 64 * 1024;
+const USERS: &str = "users";
+
+pub struct Store {
+    root: PathBuf,
+    users: OwnedFd,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Store({})", self.root.display())
+    }
+}
+
+fn open_dir_at(parent: impl AsFd, name: &str, create: bool) -> Result<OwnedFd, StoreError> {
+    if create {
+        match nix::sys::stat::mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(io(format!("cannot create {name}"))(e)),
+        }
+    }
+    let fd = openat(
+        parent,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io(format!("cannot open directory {name}")))?;
+    check_private_dir(&fd, name)?;
+    Ok(fd)
+}
+
+fn check_private_dir(fd: &OwnedFd, name: &str) -> Result<(), StoreError> {
+    let st = nix::sys::stat::fstat(fd).map_err(io(format!("cannot stat {name}")))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != 0 && st.st_uid != me {
+        return Err(StoreError::Io {
+            what: format!(
+                "{name} is owned by uid {}; fix with: chown root: {name}",
+                st.st_uid
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+    }
+    if st.st_mode & 0o022 != 0 {
+        return Err(StoreError::Io {
+            what: format!("{name} is writable by group or others; fix with: chmod 700 {name}"),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed, mode 0700) the state directory.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(root).map_err(|e| StoreError::Io {
+            what: format!("cannot create the state directory {}", root.display()),
+            source: e,
+        })?;
+        let root_fd = nix::fcntl::open(
+            root,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io(format!(
+            "cannot open the state directory {}",
+            root.display()
+        )))?;
+        check_private_dir(&root_fd, &root.display().to_string())?;
+        let users = open_dir_at(&root_fd, USERS, true)?;
+        Ok(Store {
+            root: root.to_owned(),
+            users,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `Ok(None)`: not enrolled. `Err(Corrupt)`: enrolled but unusable.
+    pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        let fd = match openat(
+            &self.users,
+            user.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => return Ok(None),
+            Err(nix::Error::ELOOP) => return Err(corrupt(user, "the record is a symbolic link")),
+            Err(e) => return Err(corrupt(user, &format!("cannot open: {e}"))),
+        };
+        let file = std::fs::File::from(fd);
+        let meta = file
+            .metadata()
+            .map_err(|e| corrupt(user, &format!("cannot stat: {e}")))?;
+        if !meta.is_file() {
+            return Err(corrupt(user, "the record is not a regular file"));
+        }
+        if meta.nlink() != 1 {
+            return Err(corrupt(user, "the record has more than one hard link"));
+        }
+        if crate::config::check_owner_and_mode(&meta, true, "the record").is_err() {
+            return Err(corrupt(
+                user,
+                &format!(
+                    "owner uid {} / mode {:04o} are not root's 0600",
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+        let mut text = String::new();
+        file.take(MAX_RECORD + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| corrupt(user, &format!("cannot read: {e}")))?;
+        if text.len() as u64 > MAX_RECORD {
+            return Err(corrupt(user, "the record is larger than 64 KiB"));
+        }
+        parse_record(&text)
+            .map(Some)
+            .map_err(|reason| corrupt(user, &reason))
+    }
+
+    /// Writes atomically and durably: temp, fsync, rename, fsync directory.
+    pub fn save(&self, user: &UserName, record: &UserRecord) -> Result<(), StoreError> {
+        let text = render_record(record)?;
+        let tmp = format!(".{}.{}.tmp", user.as_str(), random_suffix()?);
+        let fd = openat(
+            &self.users,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io(format!("cannot create a temporary file for {user}")))?;
+        let result = (|| {
+            let mut file = std::fs::File::from(fd);
+            file.write_all(text.as_bytes())
+                .map_err(|e| StoreError::Io {
+                    what: format!("cannot write the record of {user}"),
+                    source: e,
+                })?;
+            // A failed fsync is never retried: the data may already be gone.
+            fsync(&file).map_err(io(format!("cannot fsync the record of {user}")))?;
+            drop(file);
+            renameat(&self.users, tmp.as_str(), &self.users, user.as_str())
+                .map_err(io(format!("cannot rename the record of {user} into place")))?;
+            fsync(&self.users).map_err(io("cannot fsync the users directory"))
+        })();
+        if result.is_err() {
+            let _ = unlinkat(&self.users, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        result
+    }
+
+    /// Removes a user's record; true if there was one.
+    pub fn remove(&self, user: &UserName) -> Result<bool, StoreError> {
+        match unlinkat(&self.users, user.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => {
+                fsync(&self.users).map_err(io("cannot fsync the users directory"))?;
+                Ok(true)
+            }
+            Err(nix::Error::ENOENT) => Ok(false),
+            Err(e) => Err(io(format!("cannot remove the record of {user}"))(e)),
+        }
+    }
+
+    /// Every enrolled user name, sorted; entries that are not valid names
+    /// (temp files, strays) are skipped.
+    pub fn users(&self) -> Result<Vec<UserName>, StoreError> {
+        let dir = nix::dir::Dir::openat(
+            &self.users,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io("cannot list the users directory"))?;
+        let mut names = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(io("cannot list the users directory"))?;
+            if let Ok(name) = entry.file_name().to_str()
+                && !name.starts_with('.')
+                && let Ok(user) = UserName::parse(name)
+            {
+                names.push(user);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Reads or creates a private random key (for decoy answers).
+    pub fn secret_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let path = self.root.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                return Ok(key);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Io {
+                    what: format!("cannot read {}", path.display()),
+                    source: e,
+                });
+            }
+        }
+        let mut key = [0u8; 32];
+        crate::challenge::fill_random(&mut key).map_err(|e| StoreError::Io {
+            what: "no randomness".into(),
+            source: e,
+        })?;
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc_nofollow())
+                .open(&tmp)?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(&self.root)?.sync_all()
+        };
+        write().map_err(|e| StoreError::Io {
+            what: format!("cannot write {}", path.display()),
+            source: e,
+        })?;
+        Ok(key)
+    }
+}
+
+fn libc_nofollow() -> i32 {
+    OFlag::O_NOFOLLOW.bits()
+}
+
+fn corrupt(user: &UserName, reason: &str) -> StoreError {
+    StoreError::Corrupt {
+        user: user.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn random_suffix() -> Result<String, StoreError> {
+    let mut b = [0u8; 8];
+    crate::challenge::fill_random(&mut b).map_err(|e| StoreError::Io {
+        what: "no randomness".into(),
+        source: e,
+    })?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+pub fn parse_record(text: &str) -> Result<UserRecord, String> {
+    let d: OnDisk = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+    if d.version != 1 {
+        return Err(format!("unsupported record version {}", d.version));
+    }
+    let phone = PhoneNumber::parse(&d.phone).map_err(|e| format!("bad phone number: {e}"))?;
+    for t in &d.trust {
+        if t.class != "remote" && t.class != "local" {
+            return Err(format!("bad trust class {:?}", t.class));
+        }
+    }
+    Ok(UserRecord {
+        phone,
+        failures: d.failures,
+        locked_until: d.locked_until,
+        trust: d.trust,
+    })
+}
+
+fn render_record(r: &UserRecord) -> Result<String, StoreError> {
+    let d = OnDisk {
+        version: 1,
+        phone: r.phone.e164().to_owned(),
+        failures: r.failures,
+        locked_until: r.locked_until,
+        trust: r.trust.clone(),
+    };
+    toml::to_string(&d).map_err(|e| StoreError::Io {
+        what: "cannot serialise a record".into(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn alice() -> UserName {
+        UserName::parse("alice").unwrap()
+    }
+
+    fn record() -> UserRecord {
+        UserRecord::new(PhoneNumber::parse("+14155550123").unwrap())
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn round_trip_and_mode() {
+        let (dir, s) = store();
+        assert_eq!(s.load(&alice()).unwrap(), None);
+        let mut r = record();
+        r.failures = 3;
+        r.locked_until = 99;
+        s.save(&alice(), &r).unwrap();
+        assert_eq!(s.load(&alice()).unwrap(), Some(r));
+        let path = dir.path().join("users/alice");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("users")).unwrap().mode() & 0o7777,
+            0o700
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("users"))
+            .unwrap()
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left behind");
+        assert_eq!(s.users().unwrap(), vec![alice()]);
+        assert!(s.remove(&alice()).unwrap());
+        assert!(!s.remove(&alice()).unwrap());
+        assert_eq!(s.load(&alice()).unwrap(), None);
+    }
+
+    #[test]
+    fn corrupt_records_never_read_as_not_enrolled() {
+        let (dir, s) = store();
+        let path = dir.path().join("users/alice");
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", b"".to_vec()),
+            ("garbage", vec![0xff, 0x00, 0x13]),
+            ("truncated", b"version = 1\nphone = \"+1415".to_vec()),
+            (
+                "future version",
+                b"version = 9\nphone = \"+14155550123\"\n".to_vec(),
+            ),
+            ("bad number", b"version = 1\nphone = \"12345\"\n".to_vec()),
+            (
+                "unknown key",
+                b"version = 1\nphone = \"+14155550123\"\nadmin = true\n".to_vec(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert!(
+                matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
+                "{what}"
+            );
+        }
+        // Another user's good record is unaffected.
+        let bob = UserName::parse("bob").unwrap();
+        s.save(&bob, &record()).unwrap();
+        assert!(s.load(&bob).unwrap().is_some());
+    }
+
+    #[test]
+    fn refuses_links_fifos_and_loose_modes() {
+        let (dir, s) = store();
+        let path = dir.path().join("users/alice");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "version = 1\nphone = \"+14155550123\"\n").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(
+            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
+            "symlink"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::hard_link(&target, &path).unwrap();
+        assert!(
+            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
+            "hard link"
+        );
+        std::fs::remove_file(&path).unwrap();
+        nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(
+            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
+            "fifo must not block"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::copy(&target, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
+            "world-readable"
+        );
+        // Saving replaces the planted file rather than writing through it.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        s.save(&alice(), &record()).unwrap();
+        assert!(
+            !std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "version = 1\nphone = \"+14155550123\"\n"
+        );
+    }
+
+    #[test]
+    fn refuses_a_shared_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("chmod 700"), "{e}");
+    }
+
+    #[test]
+    fn secret_key_is_stable() {
+        let (_dir, s) = store();
+        let a = s.secret_key("decoy.key").unwrap();
+        let b = s.secret_key("decoy.key").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, [0u8; 32]);
+    }
+}
