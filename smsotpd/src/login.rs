@@ -1210,3 +1210,7 @@ impl<P: Provider> Daemon<P> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "login_tests.rs"]
+mod tests;
