@@ -1037,7 +1037,7 @@ mod tests {
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                let uncommented = uncommented.replace("[codes]", "[codes]").replace(
+                let uncommented = uncommented.replace(
                     "\nprovider = \"twilio-messaging\"",
                     "\nprovider = \"twilio-verify\"",
                 );

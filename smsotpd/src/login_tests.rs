@@ -64,10 +64,17 @@ impl Provider for Fake {
         s.sent.push((msg.to.e164().to_owned(), msg.body.to_owned()));
         Ok(format!("SM{}", s.sent.len()))
     }
-    async fn check(&self, reference: &str, code: &str, _deadline: Tick) -> Result<RemoteVerdict, ProviderError> {
+    async fn check(
+        &self,
+        reference: &str,
+        code: &str,
+        _deadline: Tick,
+    ) -> Result<RemoteVerdict, ProviderError> {
         let mut s = self.inner.lock().unwrap();
         s.checks.push((reference.to_owned(), code.to_owned()));
-        s.check_script.pop_front().unwrap_or(Ok(RemoteVerdict::Wrong))
+        s.check_script
+            .pop_front()
+            .unwrap_or(Ok(RemoteVerdict::Wrong))
     }
 }
 
@@ -92,7 +99,9 @@ fn logs() -> Vec<String> {
 
 fn config(dir: &std::path::Path) -> Config {
     Config {
-        provider: crate::config::Provider::Outbox { path: dir.join("unused") },
+        provider: crate::config::Provider::Outbox {
+            path: dir.join("unused"),
+        },
         unenrolled: Unenrolled::Deny,
         state_directory: dir.to_owned(),
         codes: Codes {
@@ -105,8 +114,12 @@ fn config(dir: &std::path::Path) -> Config {
             sms_per_user_per_hour: 100,
             deadline: Duration::from_secs(10),
         },
-        lockout: Lockout { failures: 10, duration: Duration::from_secs(900) },
-        template: Template::parse("{code} is your code for {host} ({service}), {minutes} min").unwrap(),
+        lockout: Lockout {
+            failures: 10,
+            duration: Duration::from_secs(900),
+        },
+        template: Template::parse("{code} is your code for {host} ({service}), {minutes} min")
+            .unwrap(),
         hostname: None,
     }
 }
@@ -119,11 +132,19 @@ struct World {
 }
 
 fn root(conn: &str) -> Caller {
-    Caller { uid: 0, connection: conn.into() }
+    Caller {
+        uid: 0,
+        connection: conn.into(),
+    }
 }
 
 fn ctx() -> LoginContext {
-    LoginContext { service: "sshd".into(), rhost: "192.0.2.7".into(), tty: "ssh".into(), auth_info: String::new() }
+    LoginContext {
+        service: "sshd".into(),
+        rhost: "192.0.2.7".into(),
+        tty: "ssh".into(),
+        auth_info: String::new(),
+    }
 }
 
 /// "root" exists on every system; tests enroll it to have a real account.
@@ -144,25 +165,50 @@ impl World {
         tweak(&mut cfg);
         let clock = ManualClock::new(1_800_000_000);
         let store = Store::open(dir.path()).unwrap();
-        let daemon = Daemon::new(cfg, "web1".into(), store, fake.clone(), Arc::new(clock.clone())).unwrap();
+        let daemon = Daemon::new(
+            cfg,
+            "web1".into(),
+            store,
+            fake.clone(),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
         daemon.enroll(&root(":1.1"), USER, NUMBER).unwrap();
-        World { dir, clock, fake, daemon }
+        World {
+            dir,
+            clock,
+            fake,
+            daemon,
+        }
     }
 
     /// The same state directory, as after a daemon restart.
     fn restart(self) -> World {
         let cfg = self.daemon.config().clone();
         let store = Store::open(self.dir.path()).unwrap();
-        let daemon = Daemon::new(cfg, "web1".into(), store, self.fake.clone(), Arc::new(self.clock.clone())).unwrap();
+        let daemon = Daemon::new(
+            cfg,
+            "web1".into(),
+            store,
+            self.fake.clone(),
+            Arc::new(self.clock.clone()),
+        )
+        .unwrap();
         World { daemon, ..self }
     }
 
     async fn start(&self, user: &str) -> Start {
-        self.daemon.start_login(&root(":1.9"), user, &ctx()).await.unwrap()
+        self.daemon
+            .start_login(&root(":1.9"), user, &ctx())
+            .await
+            .unwrap()
     }
 
     async fn check(&self, id: &str, code: &str) -> Answer {
-        self.daemon.check_code(&root(":1.9"), id, code).await.unwrap()
+        self.daemon
+            .check_code(&root(":1.9"), id, code)
+            .await
+            .unwrap()
     }
 
     async fn resend(&self, id: &str) -> Answer {
@@ -170,12 +216,25 @@ impl World {
     }
 
     fn record(&self) -> UserRecord {
-        self.daemon.store.load(&UserName::parse(USER).unwrap()).unwrap().unwrap()
+        self.daemon
+            .store
+            .load(&UserName::parse(USER).unwrap())
+            .unwrap()
+            .unwrap()
     }
 }
 
 fn wrong_code(right: &str) -> String {
-    right.chars().map(|c| if c == '9' { '0' } else { char::from(c as u8 + 1) }).collect()
+    right
+        .chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                char::from(c as u8 + 1)
+            }
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -186,14 +245,27 @@ async fn correct_code_is_accepted_once() {
     assert_eq!(s.destination, "******0123");
     let (to, body) = w.fake.sent().last().unwrap().clone();
     assert_eq!(to, NUMBER);
-    assert!(body.ends_with(" is your code for web1 (sshd), 5 min"), "{body}");
+    assert!(
+        body.ends_with(" is your code for web1 (sshd), 5 min"),
+        "{body}"
+    );
     let code = w.fake.last_code();
     assert_eq!(w.check(&s.challenge, &code).await.status, Status::Accepted);
-    let again = w.daemon.check_code(&root(":1.9"), &s.challenge, &code).await;
+    let again = w
+        .daemon
+        .check_code(&root(":1.9"), &s.challenge, &code)
+        .await;
     assert_eq!(again, Err(LoginError::UnknownChallenge), "single use");
     let lines = logs();
-    assert!(!lines.iter().any(|l| l.contains(&code) || l.contains("4155550123")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("event=code-accepted user=root service=sshd rhost=192.0.2.7 to=******0123")));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(&code) || l.contains("4155550123")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| {
+        l.contains("event=code-accepted user=root service=sshd rhost=192.0.2.7 to=******0123")
+    }));
 }
 
 #[tokio::test]
@@ -201,13 +273,36 @@ async fn three_wrong_answers_end_the_challenge() {
     let w = World::new();
     let s = w.start(USER).await;
     let bad = wrong_code(&w.fake.last_code());
-    assert_eq!(w.check(&s.challenge, &bad).await, Answer { status: Status::Wrong, attempts_left: 2 });
-    assert_eq!(w.check(&s.challenge, &bad).await, Answer { status: Status::Wrong, attempts_left: 1 });
-    assert_eq!(w.check(&s.challenge, &bad).await.status, Status::TooManyTries);
+    assert_eq!(
+        w.check(&s.challenge, &bad).await,
+        Answer {
+            status: Status::Wrong,
+            attempts_left: 2
+        }
+    );
+    assert_eq!(
+        w.check(&s.challenge, &bad).await,
+        Answer {
+            status: Status::Wrong,
+            attempts_left: 1
+        }
+    );
+    assert_eq!(
+        w.check(&s.challenge, &bad).await.status,
+        Status::TooManyTries
+    );
     let right = w.fake.last_code();
-    assert_eq!(w.daemon.check_code(&root(":1.9"), &s.challenge, &right).await, Err(LoginError::UnknownChallenge));
+    assert_eq!(
+        w.daemon
+            .check_code(&root(":1.9"), &s.challenge, &right)
+            .await,
+        Err(LoginError::UnknownChallenge)
+    );
     assert_eq!(w.record().failures, 3, "failures are persisted per user");
-    assert!(!logs().iter().any(|l| l.contains(&bad)), "typed answers are never logged");
+    assert!(
+        !logs().iter().any(|l| l.contains(&bad)),
+        "typed answers are never logged"
+    );
 }
 
 #[tokio::test]
@@ -215,9 +310,18 @@ async fn malformed_answers_count_as_wrong() {
     let w = World::new();
     let s = w.start(USER).await;
     let code = w.fake.last_code();
-    let fullwidth: String = code.chars().map(|c| char::from_u32(c as u32 - 0x30 + 0xFF10).unwrap()).collect();
-    assert_eq!(w.check(&s.challenge, &fullwidth).await.status, Status::Wrong);
-    assert_eq!(w.check(&s.challenge, &format!("{code}0")).await.status, Status::Wrong);
+    let fullwidth: String = code
+        .chars()
+        .map(|c| char::from_u32(c as u32 - 0x30 + 0xFF10).unwrap())
+        .collect();
+    assert_eq!(
+        w.check(&s.challenge, &fullwidth).await.status,
+        Status::Wrong
+    );
+    assert_eq!(
+        w.check(&s.challenge, &format!("{code}0")).await.status,
+        Status::Wrong
+    );
     assert_eq!(w.check(&s.challenge, "").await.status, Status::TooManyTries);
 }
 
@@ -230,7 +334,11 @@ async fn expiry_is_exact() {
     let bad = wrong_code(&code);
     assert_eq!(w.check(&s.challenge, &bad).await.status, Status::Wrong);
     w.clock.advance(Duration::from_secs(1));
-    assert_eq!(w.check(&s.challenge, &code).await.status, Status::Expired, "dead at exactly 300 s");
+    assert_eq!(
+        w.check(&s.challenge, &code).await.status,
+        Status::Expired,
+        "dead at exactly 300 s"
+    );
     assert_eq!(w.daemon.pending(), 0);
 }
 
@@ -240,15 +348,35 @@ async fn resend_rules_and_the_failure_count() {
     let s = w.start(USER).await;
     let first = w.fake.last_code();
     // Too soon: refused, and it costs a try.
-    assert_eq!(w.resend(&s.challenge).await, Answer { status: Status::ResendRefused, attempts_left: 2 });
+    assert_eq!(
+        w.resend(&s.challenge).await,
+        Answer {
+            status: Status::ResendRefused,
+            attempts_left: 2
+        }
+    );
     assert_eq!(w.fake.sent().len(), 1);
     w.clock.advance(Duration::from_secs(30));
-    assert_eq!(w.resend(&s.challenge).await, Answer { status: Status::Resent, attempts_left: 2 }, "a resend never resets the count");
+    assert_eq!(
+        w.resend(&s.challenge).await,
+        Answer {
+            status: Status::Resent,
+            attempts_left: 2
+        },
+        "a resend never resets the count"
+    );
     let second = w.fake.last_code();
     assert_eq!(w.fake.sent().len(), 2);
     if first != second {
-        assert_eq!(w.check(&s.challenge, &first).await.status, Status::Wrong, "the old code is dead");
-        assert_eq!(w.check(&s.challenge, &second).await.status, Status::Accepted);
+        assert_eq!(
+            w.check(&s.challenge, &first).await.status,
+            Status::Wrong,
+            "the old code is dead"
+        );
+        assert_eq!(
+            w.check(&s.challenge, &second).await.status,
+            Status::Accepted
+        );
     }
 }
 
@@ -290,11 +418,18 @@ async fn lockout_after_ten_failures_survives_restart_and_unlock_lifts_it() {
     w.clock.advance(Duration::from_secs(899));
     assert_eq!(w.start(USER).await.action, Action::LockedOut);
     w.clock.advance(Duration::from_secs(1));
-    assert_eq!(w.start(USER).await.action, Action::Code, "15 minutes later it lifts");
+    assert_eq!(
+        w.start(USER).await.action,
+        Action::Code,
+        "15 minutes later it lifts"
+    );
     // Lock again, then unlock by hand.
     let mut r = w.record();
     r.locked_until = w.clock.unix_now() + 900;
-    w.daemon.store.save(&UserName::parse(USER).unwrap(), &r).unwrap();
+    w.daemon
+        .store
+        .save(&UserName::parse(USER).unwrap(), &r)
+        .unwrap();
     assert_eq!(w.start(USER).await.action, Action::LockedOut);
     w.daemon.unlock(&root(":1.1"), USER).unwrap();
     assert_eq!(w.start(USER).await.action, Action::Code);
@@ -304,9 +439,13 @@ async fn lockout_after_ten_failures_survives_restart_and_unlock_lifts_it() {
 async fn a_correct_code_clears_the_failure_count() {
     let w = World::new();
     let s = w.start(USER).await;
-    w.check(&s.challenge, &wrong_code(&w.fake.last_code())).await;
+    w.check(&s.challenge, &wrong_code(&w.fake.last_code()))
+        .await;
     assert_eq!(w.record().failures, 1);
-    assert_eq!(w.check(&s.challenge, &w.fake.last_code()).await.status, Status::Accepted);
+    assert_eq!(
+        w.check(&s.challenge, &w.fake.last_code()).await.status,
+        Status::Accepted
+    );
     assert_eq!(w.record().failures, 0);
 }
 
@@ -316,11 +455,27 @@ async fn challenges_belong_to_their_connection() {
     let s = w.start(USER).await;
     let code = w.fake.last_code();
     let other = root(":1.66");
-    assert_eq!(w.daemon.check_code(&other, &s.challenge, &code).await, Err(LoginError::UnknownChallenge));
-    assert_eq!(w.daemon.resend(&other, &s.challenge).await, Err(LoginError::UnknownChallenge));
-    assert_eq!(w.daemon.cancel(&other, &s.challenge), Err(LoginError::UnknownChallenge));
-    assert_eq!(w.check(&s.challenge, &code).await.status, Status::Accepted, "the owner still can");
-    assert_eq!(w.daemon.check_code(&root(":1.9"), "not-an-id", &code).await, Err(LoginError::UnknownChallenge));
+    assert_eq!(
+        w.daemon.check_code(&other, &s.challenge, &code).await,
+        Err(LoginError::UnknownChallenge)
+    );
+    assert_eq!(
+        w.daemon.resend(&other, &s.challenge).await,
+        Err(LoginError::UnknownChallenge)
+    );
+    assert_eq!(
+        w.daemon.cancel(&other, &s.challenge),
+        Err(LoginError::UnknownChallenge)
+    );
+    assert_eq!(
+        w.check(&s.challenge, &code).await.status,
+        Status::Accepted,
+        "the owner still can"
+    );
+    assert_eq!(
+        w.daemon.check_code(&root(":1.9"), "not-an-id", &code).await,
+        Err(LoginError::UnknownChallenge)
+    );
 }
 
 #[tokio::test]
@@ -328,17 +483,31 @@ async fn departing_connections_take_their_challenges() {
     let w = World::new();
     let s = w.start(USER).await;
     assert_eq!(w.daemon.connection_closed(":1.9"), 1);
-    assert_eq!(w.daemon.check_code(&root(":1.9"), &s.challenge, &w.fake.last_code()).await, Err(LoginError::UnknownChallenge));
+    assert_eq!(
+        w.daemon
+            .check_code(&root(":1.9"), &s.challenge, &w.fake.last_code())
+            .await,
+        Err(LoginError::UnknownChallenge)
+    );
 }
 
 #[tokio::test]
 async fn only_root_may_call_anything() {
     let w = World::new();
     let s = w.start(USER).await;
-    let user = Caller { uid: 1000, connection: ":1.9".into() };
-    let denied = |r: Result<(), LoginError>| assert!(matches!(r, Err(LoginError::PermissionDenied(_))));
+    let user = Caller {
+        uid: 1000,
+        connection: ":1.9".into(),
+    };
+    let denied =
+        |r: Result<(), LoginError>| assert!(matches!(r, Err(LoginError::PermissionDenied(_))));
     denied(w.daemon.start_login(&user, USER, &ctx()).await.map(drop));
-    denied(w.daemon.check_code(&user, &s.challenge, "123456").await.map(drop));
+    denied(
+        w.daemon
+            .check_code(&user, &s.challenge, "123456")
+            .await
+            .map(drop),
+    );
     denied(w.daemon.resend(&user, &s.challenge).await.map(drop));
     denied(w.daemon.cancel(&user, &s.challenge));
     denied(w.daemon.enroll(&user, USER, NUMBER).map(drop));
@@ -347,7 +516,10 @@ async fn only_root_may_call_anything() {
     denied(w.daemon.show(&user, USER).map(drop));
     denied(w.daemon.unlock(&user, USER));
     denied(w.daemon.test_send(&user, USER).await.map(drop));
-    assert_eq!(w.check(&s.challenge, &w.fake.last_code()).await.status, Status::Accepted);
+    assert_eq!(
+        w.check(&s.challenge, &w.fake.last_code()).await.status,
+        Status::Accepted
+    );
 }
 
 #[tokio::test]
@@ -358,7 +530,11 @@ async fn unknown_and_unenrolled_users_look_the_same_and_never_pass() {
         assert_eq!(s.action, Action::Code, "{user:?}");
         assert_eq!(s.destination.len(), 10, "{user:?}");
         assert!(s.destination.starts_with("******"));
-        assert_eq!(w.start(user).await.destination, s.destination, "stable per name");
+        assert_eq!(
+            w.start(user).await.destination,
+            s.destination,
+            "stable per name"
+        );
         for guess in ["000000", "123456", ""] {
             let a = w.check(&s.challenge, guess).await;
             assert_ne!(a.status, Status::Accepted, "{user:?} {guess:?}");
@@ -395,17 +571,31 @@ async fn decoys_lock_out_like_real_users() {
 async fn unenrolled_allow_means_ignore() {
     let w = World::with(Fake::default(), |c| c.unenrolled = Unenrolled::Allow);
     assert_eq!(w.start("daemon").await.action, Action::Ignore);
-    assert_eq!(w.start(USER).await.action, Action::Code, "enrolled users still need a code");
+    assert_eq!(
+        w.start(USER).await.action,
+        Action::Code,
+        "enrolled users still need a code"
+    );
 }
 
 #[tokio::test]
 async fn a_corrupt_record_blocks_only_its_user() {
     let w = World::new();
     std::fs::write(w.dir.path().join("users").join(USER), "garbage").unwrap();
-    let e = w.daemon.start_login(&root(":1.9"), USER, &ctx()).await.unwrap_err();
+    let e = w
+        .daemon
+        .start_login(&root(":1.9"), USER, &ctx())
+        .await
+        .unwrap_err();
     assert!(matches!(e, LoginError::Storage(_)), "{e:?}");
-    assert!(logs().iter().any(|l| l.contains("record-unusable") && l.contains("user=root")));
-    w.daemon.enroll(&root(":1.1"), "daemon", "+14155550199").unwrap();
+    assert!(
+        logs()
+            .iter()
+            .any(|l| l.contains("record-unusable") && l.contains("user=root"))
+    );
+    w.daemon
+        .enroll(&root(":1.1"), "daemon", "+14155550199")
+        .unwrap();
     assert_eq!(w.start("daemon").await.action, Action::Code);
 }
 
@@ -414,9 +604,16 @@ async fn pending_logins_are_capped() {
     let w = World::with(Fake::default(), |c| c.codes.max_pending = 2);
     w.start(USER).await;
     w.start("nosuchuser").await;
-    assert_eq!(w.daemon.start_login(&root(":1.9"), USER, &ctx()).await, Err(LoginError::Busy));
+    assert_eq!(
+        w.daemon.start_login(&root(":1.9"), USER, &ctx()).await,
+        Err(LoginError::Busy)
+    );
     w.clock.advance(Duration::from_secs(300));
-    assert_eq!(w.start(USER).await.action, Action::Code, "expired ones make room");
+    assert_eq!(
+        w.start(USER).await.action,
+        Action::Code,
+        "expired ones make room"
+    );
 }
 
 #[tokio::test]
@@ -424,7 +621,10 @@ async fn hourly_sms_budget() {
     let w = World::with(Fake::default(), |c| c.codes.sms_per_user_per_hour = 2);
     w.start(USER).await;
     w.start(USER).await;
-    assert_eq!(w.daemon.start_login(&root(":1.9"), USER, &ctx()).await, Err(LoginError::RateLimited));
+    assert_eq!(
+        w.daemon.start_login(&root(":1.9"), USER, &ctx()).await,
+        Err(LoginError::RateLimited)
+    );
     assert_eq!(w.fake.sent().len(), 2);
     w.clock.advance(Duration::from_secs(3600));
     assert_eq!(w.start(USER).await.action, Action::Code);
@@ -433,12 +633,27 @@ async fn hourly_sms_budget() {
 #[tokio::test]
 async fn provider_failures_leave_nothing_behind() {
     let w = World::new();
-    w.fake.fail_next_send(ProviderError::Credentials { status: 401, code: Some(20003) });
-    let e = w.daemon.start_login(&root(":1.9"), USER, &ctx()).await.unwrap_err();
+    w.fake.fail_next_send(ProviderError::Credentials {
+        status: 401,
+        code: Some(20003),
+    });
+    let e = w
+        .daemon
+        .start_login(&root(":1.9"), USER, &ctx())
+        .await
+        .unwrap_err();
     assert!(matches!(e, LoginError::DeliveryFailed(_)));
     assert_eq!(w.daemon.pending(), 0);
-    assert!(logs().iter().any(|l| l.contains("event=provider-failure user=root")));
-    assert!(logs().iter().any(|l| l.contains("rejected our credentials (HTTP 401, error 20003)")));
+    assert!(
+        logs()
+            .iter()
+            .any(|l| l.contains("event=provider-failure user=root"))
+    );
+    assert!(
+        logs()
+            .iter()
+            .any(|l| l.contains("rejected our credentials (HTTP 401, error 20003)"))
+    );
 }
 
 #[tokio::test]
@@ -450,20 +665,39 @@ async fn verify_provider_checks_remotely() {
     assert_eq!(w.check(&s.challenge, "123456").await.status, Status::Wrong);
     assert_eq!(w.record().failures, 1);
     fake.next_check(Ok(RemoteVerdict::Approved));
-    assert_eq!(w.check(&s.challenge, "654321").await.status, Status::Accepted);
-    assert_eq!(fake.inner.lock().unwrap().checks, vec![("SM1".to_string(), "123456".to_string()), ("SM1".into(), "654321".into())]);
+    assert_eq!(
+        w.check(&s.challenge, "654321").await.status,
+        Status::Accepted
+    );
+    assert_eq!(
+        fake.inner.lock().unwrap().checks,
+        vec![
+            ("SM1".to_string(), "123456".to_string()),
+            ("SM1".into(), "654321".into())
+        ]
+    );
     let s = w.start(USER).await;
     fake.next_check(Ok(RemoteVerdict::Gone));
-    assert_eq!(w.check(&s.challenge, "111111").await.status, Status::Expired);
+    assert_eq!(
+        w.check(&s.challenge, "111111").await.status,
+        Status::Expired
+    );
     let s = w.start(USER).await;
-    assert_eq!(w.check(&s.challenge, "12ab56").await.status, Status::Wrong, "not sent to the provider");
+    assert_eq!(
+        w.check(&s.challenge, "12ab56").await.status,
+        Status::Wrong,
+        "not sent to the provider"
+    );
     assert_eq!(fake.inner.lock().unwrap().checks.len(), 3);
 }
 
 #[tokio::test]
 async fn admin_operations() {
     let w = World::new();
-    let e = w.daemon.enroll(&root(":1.1"), "nosuchuser", NUMBER).unwrap_err();
+    let e = w
+        .daemon
+        .enroll(&root(":1.1"), "nosuchuser", NUMBER)
+        .unwrap_err();
     assert!(e.to_string().contains("there is no user nosuchuser"), "{e}");
     let e = w.daemon.enroll(&root(":1.1"), USER, "0123").unwrap_err();
     assert!(e.to_string().contains("E.164"), "{e}");
@@ -473,22 +707,48 @@ async fn admin_operations() {
     assert_eq!(list[0].state, "ok");
     // A new number resets the counters.
     let s = w.start(USER).await;
-    w.check(&s.challenge, &wrong_code(&w.fake.last_code())).await;
-    w.daemon.enroll(&root(":1.1"), USER, "+14155550999").unwrap();
+    w.check(&s.challenge, &wrong_code(&w.fake.last_code()))
+        .await;
+    w.daemon
+        .enroll(&root(":1.1"), USER, "+14155550999")
+        .unwrap();
     assert_eq!(w.record().failures, 0);
-    assert_eq!(w.daemon.check_code(&root(":1.9"), &s.challenge, "1").await, Err(LoginError::UnknownChallenge), "pending logins end with the old number");
+    assert_eq!(
+        w.daemon.check_code(&root(":1.9"), &s.challenge, "1").await,
+        Err(LoginError::UnknownChallenge),
+        "pending logins end with the old number"
+    );
     w.daemon.unenroll(&root(":1.1"), USER).unwrap();
-    assert_eq!(w.daemon.unenroll(&root(":1.1"), USER), Err(LoginError::NotEnrolled(USER.into())));
-    assert!(matches!(w.daemon.show(&root(":1.1"), USER), Err(LoginError::NotEnrolled(_))));
+    assert_eq!(
+        w.daemon.unenroll(&root(":1.1"), USER),
+        Err(LoginError::NotEnrolled(USER.into()))
+    );
+    assert!(matches!(
+        w.daemon.show(&root(":1.1"), USER),
+        Err(LoginError::NotEnrolled(_))
+    ));
 }
 
 #[tokio::test]
 async fn test_send_carries_no_code() {
     let w = World::new();
-    assert_eq!(w.daemon.test_send(&root(":1.1"), USER).await.unwrap(), "******0123");
-    assert_eq!(w.daemon.test_send(&root(":1.1"), "+4915112345678").await.unwrap(), "******5678");
+    assert_eq!(
+        w.daemon.test_send(&root(":1.1"), USER).await.unwrap(),
+        "******0123"
+    );
+    assert_eq!(
+        w.daemon
+            .test_send(&root(":1.1"), "+4915112345678")
+            .await
+            .unwrap(),
+        "******5678"
+    );
     let bodies: Vec<String> = w.fake.sent().into_iter().map(|(_, b)| b).collect();
-    assert!(bodies.iter().all(|b| b.starts_with("smsotp test message from web1")));
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b.starts_with("smsotp test message from web1"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

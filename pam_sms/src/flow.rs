@@ -1,0 +1,356 @@
+//! The login conversation, in plain Rust over two small traits.
+//!
+//! The daemon decides everything (whether a code is needed, whether an
+//! answer is right, whether a resend is allowed); this only relays and then
+//! [`pam_code`] maps the outcome to a PAM result in one place.
+
+use zeroize::Zeroizing;
+
+use crate::options::{FailMode, Options};
+
+/// Talks to the user (PAM's conversation function).
+pub trait Prompter {
+    fn info(&mut self, text: &str) -> Result<(), ConvError>;
+    fn error(&mut self, text: &str) -> Result<(), ConvError>;
+    /// Asks with echo off. `Ok(None)`: the application returned no answer.
+    fn prompt_secret(&mut self, text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConvError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvError;
+
+/// Talks to smsotpd.
+pub trait Daemon {
+    fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError>;
+    fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError>;
+    fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError>;
+    fn cancel(&mut self, challenge: &str);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub action: String,
+    pub challenge: String,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: String,
+    pub attempts_left: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// No daemon: the socket is missing, the name has no owner, no answer.
+    Unreachable(String),
+    /// Something owns the daemon's name that must not (wrong uid).
+    Impostor(String),
+    /// The daemon answered with a named error (the part after `.Error.`).
+    Daemon { name: String, text: String },
+    /// The daemon stopped answering in the middle of a login.
+    Lost(String),
+}
+
+/// Everything the module knows about this login.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Items {
+    pub user: String,
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    pub auth_info: String,
+}
+
+/// How a login ended, before it becomes a PAM code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The right code.
+    Accepted,
+    /// The daemon's policy needs no code (and logged that).
+    PolicyAllowed,
+    /// Not enrolled, and the daemon's config allows that.
+    NotEnrolledAllowed,
+    PolicyDenied,
+    Wrong,
+    TooManyTries,
+    LockedOut,
+    Expired,
+    RateLimited,
+    /// No daemon at the start of the login.
+    Unreachable,
+    /// The daemon is there but cannot help (provider, storage, busy, impostor).
+    Unavailable,
+    ConversationFailed,
+}
+
+/// The one mapping from outcomes to PAM results. Only a correct code or a
+/// logged policy decision is PAM_SUCCESS; PAM_IGNORE only for an allowed
+/// unenrolled user or fail_mode=safe with no daemon.
+pub fn pam_code(outcome: &Outcome, fail_mode: FailMode) -> pam::constants::PamResultCode {
+    use pam::constants::PamResultCode as P;
+    match outcome {
+        Outcome::Accepted | Outcome::PolicyAllowed => P::PAM_SUCCESS,
+        Outcome::NotEnrolledAllowed => P::PAM_IGNORE,
+        Outcome::Unreachable => match fail_mode {
+            FailMode::Secure => P::PAM_AUTHINFO_UNAVAIL,
+            FailMode::Safe => P::PAM_IGNORE,
+        },
+        Outcome::PolicyDenied => P::PAM_PERM_DENIED,
+        Outcome::Wrong | Outcome::Expired | Outcome::RateLimited => P::PAM_AUTH_ERR,
+        Outcome::TooManyTries | Outcome::LockedOut => P::PAM_MAXTRIES,
+        Outcome::Unavailable => P::PAM_AUTHINFO_UNAVAIL,
+        Outcome::ConversationFailed => P::PAM_CONV_ERR,
+    }
+}
+
+/// What the user typed, classified without keeping more than needed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Nothing (after trimming spaces): a request for a new code.
+    Empty,
+    /// Only ASCII digits (after trimming spaces).
+    Digits(Zeroizing<String>),
+    /// Anything else; it never leaves the module (it may be a password).
+    Other,
+}
+
+pub fn classify(raw: &[u8]) -> Reply {
+    let trimmed = raw.trim_ascii();
+    if trimmed.is_empty() {
+        Reply::Empty
+    } else if trimmed.len() <= 16 && trimmed.iter().all(u8::is_ascii_digit) {
+        Reply::Digits(Zeroizing::new(
+            trimmed.iter().map(|&b| char::from(b)).collect(),
+        ))
+    } else {
+        Reply::Other
+    }
+}
+
+pub const PROMPT: &str = "SMS code: ";
+/// A daemon that never says stop cannot keep us looping.
+const MAX_ROUNDS: usize = 32;
+
+pub mod text {
+    pub fn sent(destination: &str) -> String {
+        format!("A login code was sent by SMS to {destination}.")
+    }
+    pub fn resent(destination: &str) -> String {
+        format!("A new code was sent by SMS to {destination}.")
+    }
+    pub fn wrong(left: u32) -> String {
+        format!(
+            "Wrong code. {left} {} left.",
+            if left == 1 { "try" } else { "tries" }
+        )
+    }
+    pub fn resend_refused(left: u32) -> String {
+        format!(
+            "A new code cannot be sent yet; enter the code you received. {left} {} left.",
+            if left == 1 { "try" } else { "tries" }
+        )
+    }
+    pub const TOO_MANY: &str = "Too many wrong codes.";
+    pub const EXPIRED: &str = "The code has expired. Log in again to get a new one.";
+    pub const LOCKED: &str = "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.";
+    pub const DENIED: &str = "SMS login is not allowed for this login.";
+    pub const RATE_LIMITED: &str =
+        "Too many codes were requested for this account. Try again later.";
+    pub const DELIVERY: &str = "The login code could not be sent. Try again later.";
+    pub const BUSY: &str = "The SMS login service is busy. Try again in a moment.";
+    pub const UNUSABLE: &str =
+        "SMS login is unavailable for this account. Contact your administrator.";
+    pub const UNAVAILABLE: &str = "The SMS login service is not available.";
+}
+
+/// Where the module's own log lines go (syslog in production).
+pub trait Log {
+    fn warn(&mut self, text: &str);
+    fn debug(&mut self, text: &str);
+}
+
+pub struct Flow<'a, P: Prompter, D: Daemon, L: Log> {
+    pub prompter: &'a mut P,
+    pub daemon: &'a mut D,
+    pub log: &'a mut L,
+    pub options: &'a Options,
+    /// PAM_SILENT: no informational or error messages.
+    pub silent: bool,
+}
+
+impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
+    fn say_info(&mut self, text: &str) -> Result<(), ConvError> {
+        if self.silent {
+            Ok(())
+        } else {
+            self.prompter.info(text)
+        }
+    }
+
+    fn say_error(&mut self, text: &str) {
+        if !self.silent {
+            // The outcome is already decided; a failed message changes nothing.
+            let _ = self.prompter.error(text);
+        }
+    }
+
+    /// Runs one login to its outcome.
+    pub fn run(&mut self, items: &Items) -> Outcome {
+        let context = [
+            ("service", items.service.as_str()),
+            ("rhost", items.rhost.as_str()),
+            ("tty", items.tty.as_str()),
+            ("auth_info", items.auth_info.as_str()),
+        ];
+        let start = match self.daemon.start_login(&items.user, &context) {
+            Ok(s) => s,
+            Err(ClientError::Unreachable(why)) => {
+                return match self.options.fail_mode {
+                    FailMode::Secure => {
+                        self.log.warn(&format!(
+                            "smsotpd is unreachable ({why}); failing closed (fail_mode=secure)"
+                        ));
+                        self.say_error(text::UNAVAILABLE);
+                        Outcome::Unreachable
+                    }
+                    FailMode::Safe => {
+                        self.log.warn(&format!(
+                            "smsotpd is unreachable ({why}); returning PAM_IGNORE because fail_mode=safe: this login gets no second factor"
+                        ));
+                        Outcome::Unreachable
+                    }
+                };
+            }
+            Err(e) => return self.daemon_failed(e),
+        };
+        match start.action.as_str() {
+            "code" => {}
+            "allow" => {
+                self.log
+                    .debug("smsotpd's policy needs no code for this login");
+                return Outcome::PolicyAllowed;
+            }
+            "ignore" => {
+                self.log
+                    .debug("user not enrolled; smsotpd allows that (PAM_IGNORE)");
+                return Outcome::NotEnrolledAllowed;
+            }
+            "deny" => {
+                self.say_error(text::DENIED);
+                return Outcome::PolicyDenied;
+            }
+            "locked-out" => {
+                self.say_error(text::LOCKED);
+                return Outcome::LockedOut;
+            }
+            other => {
+                self.log.warn(&format!(
+                    "smsotpd answered an unknown action {:?}; failing closed",
+                    other.chars().take(32).collect::<String>()
+                ));
+                return Outcome::Unavailable;
+            }
+        }
+        let challenge = start.challenge;
+        if self.say_info(&text::sent(&start.destination)).is_err() {
+            self.daemon.cancel(&challenge);
+            return Outcome::ConversationFailed;
+        }
+        for _ in 0..MAX_ROUNDS {
+            let raw = match self.prompter.prompt_secret(PROMPT) {
+                Ok(Some(raw)) => raw,
+                Ok(None) | Err(ConvError) => {
+                    self.log
+                        .debug("the conversation returned no answer; cancelling");
+                    self.daemon.cancel(&challenge);
+                    return Outcome::ConversationFailed;
+                }
+            };
+            let answer = match classify(&raw) {
+                Reply::Empty => self.daemon.resend(&challenge),
+                Reply::Digits(code) => self.daemon.check_code(&challenge, &code),
+                // The daemon counts "" as wrong; the typed text stays here.
+                Reply::Other => self.daemon.check_code(&challenge, ""),
+            };
+            drop(raw);
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => return self.daemon_failed(e),
+            };
+            match answer.status.as_str() {
+                "accepted" => return Outcome::Accepted,
+                "wrong" => self.say_error(&text::wrong(answer.attempts_left)),
+                "resend-refused" => self.say_error(&text::resend_refused(answer.attempts_left)),
+                "resent" => {
+                    if self.say_info(&text::resent(&start.destination)).is_err() {
+                        self.daemon.cancel(&challenge);
+                        return Outcome::ConversationFailed;
+                    }
+                }
+                "too-many-tries" => {
+                    self.say_error(text::TOO_MANY);
+                    return Outcome::TooManyTries;
+                }
+                "expired" => {
+                    self.say_error(text::EXPIRED);
+                    return Outcome::Expired;
+                }
+                "locked-out" => {
+                    self.say_error(text::LOCKED);
+                    return Outcome::LockedOut;
+                }
+                other => {
+                    self.log.warn(&format!(
+                        "smsotpd answered an unknown status {:?}; failing closed",
+                        other.chars().take(32).collect::<String>()
+                    ));
+                    self.daemon.cancel(&challenge);
+                    return Outcome::Unavailable;
+                }
+            }
+        }
+        self.log
+            .warn("smsotpd kept the login going for too many rounds; failing closed");
+        self.daemon.cancel(&challenge);
+        Outcome::Unavailable
+    }
+
+    fn daemon_failed(&mut self, e: ClientError) -> Outcome {
+        match e {
+            ClientError::Daemon { name, text } => {
+                let (message, outcome) = match name.as_str() {
+                    "RateLimited" => (text::RATE_LIMITED, Outcome::RateLimited),
+                    "DeliveryFailed" => (text::DELIVERY, Outcome::Unavailable),
+                    "Busy" => (text::BUSY, Outcome::Unavailable),
+                    "StorageFailed" => (text::UNUSABLE, Outcome::Unavailable),
+                    "UnknownChallenge" => (text::EXPIRED, Outcome::Expired),
+                    _ => (text::UNAVAILABLE, Outcome::Unavailable),
+                };
+                self.log.warn(&format!(
+                    "smsotpd: {name}: {}",
+                    text.chars().take(200).collect::<String>()
+                ));
+                self.say_error(message);
+                outcome
+            }
+            ClientError::Impostor(why) => {
+                self.log
+                    .warn(&format!("refusing to trust the D-Bus peer: {why}"));
+                self.say_error(text::UNAVAILABLE);
+                Outcome::Unavailable
+            }
+            ClientError::Unreachable(why) | ClientError::Lost(why) => {
+                self.log.warn(&format!(
+                    "lost smsotpd during the login ({why}); failing closed"
+                ));
+                self.say_error(text::UNAVAILABLE);
+                Outcome::Unavailable
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "flow_tests.rs"]
+mod tests;

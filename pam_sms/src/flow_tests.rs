@@ -1,0 +1,539 @@
+//! The conversation against scripted fakes. Each fake panics on drop if its
+//! script was not used up, so a test cannot pass by skipping steps.
+
+use std::collections::VecDeque;
+
+use super::*;
+use pam::constants::PamResultCode as P;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Said {
+    Info(String),
+    Error(String),
+    Prompt(String),
+}
+
+/// Scripted user: answers prompts in order, records everything shown.
+#[derive(Default)]
+struct User {
+    answers: VecDeque<Result<Option<Vec<u8>>, ConvError>>,
+    said: Vec<Said>,
+    fail_info: bool,
+}
+
+impl User {
+    fn typing(answers: &[&[u8]]) -> Self {
+        let mut u = User::default();
+        u.answers = answers.iter().map(|a| Ok(Some(a.to_vec()))).collect();
+        u
+    }
+}
+
+impl Prompter for User {
+    fn info(&mut self, text: &str) -> Result<(), ConvError> {
+        self.said.push(Said::Info(text.into()));
+        if self.fail_info {
+            Err(ConvError)
+        } else {
+            Ok(())
+        }
+    }
+    fn error(&mut self, text: &str) -> Result<(), ConvError> {
+        self.said.push(Said::Error(text.into()));
+        Ok(())
+    }
+    fn prompt_secret(&mut self, text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConvError> {
+        self.said.push(Said::Prompt(text.into()));
+        let next = self
+            .answers
+            .pop_front()
+            .expect("the flow prompted more often than scripted");
+        next.map(|o| o.map(Zeroizing::new))
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.answers.is_empty(),
+                "unused answers: {:?}",
+                self.answers
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Start(String, Vec<(String, String)>),
+    Check(String, String),
+    Resend(String),
+    Cancel(String),
+}
+
+/// Scripted daemon: replies in order, records every call.
+#[derive(Default)]
+struct Smsotpd {
+    starts: VecDeque<Result<Start, ClientError>>,
+    answers: VecDeque<Result<Answer, ClientError>>,
+    calls: Vec<Call>,
+}
+
+impl Smsotpd {
+    fn code_sent() -> Self {
+        let mut d = Smsotpd::default();
+        d.starts.push_back(Ok(Start {
+            action: "code".into(),
+            challenge: "c1".into(),
+            destination: "******1234".into(),
+        }));
+        d
+    }
+    fn then(mut self, status: &str, left: u32) -> Self {
+        self.answers.push_back(Ok(Answer {
+            status: status.into(),
+            attempts_left: left,
+        }));
+        self
+    }
+    fn then_err(mut self, e: ClientError) -> Self {
+        self.answers.push_back(Err(e));
+        self
+    }
+    fn starting(action: &str) -> Self {
+        let mut d = Smsotpd::default();
+        d.starts.push_back(Ok(Start {
+            action: action.into(),
+            challenge: String::new(),
+            destination: String::new(),
+        }));
+        d
+    }
+    fn failing(e: ClientError) -> Self {
+        let mut d = Smsotpd::default();
+        d.starts.push_back(Err(e));
+        d
+    }
+}
+
+impl Daemon for Smsotpd {
+    fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError> {
+        self.calls.push(Call::Start(
+            user.into(),
+            context
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        ));
+        self.starts.pop_front().expect("unscripted StartLogin")
+    }
+    fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
+        self.calls.push(Call::Check(challenge.into(), code.into()));
+        self.answers.pop_front().expect("unscripted CheckCode")
+    }
+    fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
+        self.calls.push(Call::Resend(challenge.into()));
+        self.answers.pop_front().expect("unscripted Resend")
+    }
+    fn cancel(&mut self, challenge: &str) {
+        self.calls.push(Call::Cancel(challenge.into()));
+    }
+}
+
+impl Drop for Smsotpd {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.starts.is_empty() && self.answers.is_empty(),
+                "unused daemon replies"
+            );
+        }
+    }
+}
+
+#[derive(Default)]
+struct Lines(Vec<String>);
+impl Log for Lines {
+    fn warn(&mut self, text: &str) {
+        self.0.push(format!("warn: {text}"));
+    }
+    fn debug(&mut self, text: &str) {
+        self.0.push(format!("debug: {text}"));
+    }
+}
+
+fn items() -> Items {
+    Items {
+        user: "alice".into(),
+        service: "sshd".into(),
+        rhost: "192.0.2.9".into(),
+        tty: "ssh".into(),
+        auth_info: String::new(),
+    }
+}
+
+struct Run {
+    outcome: Outcome,
+    code: P,
+    said: Vec<Said>,
+    calls: Vec<Call>,
+    log: Vec<String>,
+}
+
+fn run_with(mut user: User, mut daemon: Smsotpd, options: Options) -> Run {
+    let mut log = Lines::default();
+    let outcome = Flow {
+        prompter: &mut user,
+        daemon: &mut daemon,
+        log: &mut log,
+        options: &options,
+        silent: false,
+    }
+    .run(&items());
+    let code = pam_code(&outcome, options.fail_mode);
+    Run {
+        outcome,
+        code,
+        said: std::mem::take(&mut user.said),
+        calls: std::mem::take(&mut daemon.calls),
+        log: log.0,
+    }
+}
+
+fn run(user: User, daemon: Smsotpd) -> Run {
+    run_with(user, daemon, Options::default())
+}
+
+fn sent() -> Said {
+    Said::Info("A login code was sent by SMS to ******1234.".into())
+}
+fn prompt() -> Said {
+    Said::Prompt("SMS code: ".into())
+}
+
+#[test]
+fn correct_code() {
+    let r = run(
+        User::typing(&[b" 123456 "]),
+        Smsotpd::code_sent().then("accepted", 3),
+    );
+    assert_eq!(r.outcome, Outcome::Accepted);
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    assert_eq!(r.said, vec![sent(), prompt()]);
+    let ctx = vec![
+        ("service".to_string(), "sshd".to_string()),
+        ("rhost".into(), "192.0.2.9".into()),
+        ("tty".into(), "ssh".into()),
+        ("auth_info".into(), String::new()),
+    ];
+    assert_eq!(
+        r.calls,
+        vec![
+            Call::Start("alice".into(), ctx),
+            Call::Check("c1".into(), "123456".into())
+        ]
+    );
+}
+
+#[test]
+fn wrong_three_times() {
+    let r = run(
+        User::typing(&[b"111111", b"222222", b"333333"]),
+        Smsotpd::code_sent()
+            .then("wrong", 2)
+            .then("wrong", 1)
+            .then("too-many-tries", 0),
+    );
+    assert_eq!(r.code, P::PAM_MAXTRIES);
+    assert_eq!(
+        r.said,
+        vec![
+            sent(),
+            prompt(),
+            Said::Error("Wrong code. 2 tries left.".into()),
+            prompt(),
+            Said::Error("Wrong code. 1 try left.".into()),
+            prompt(),
+            Said::Error("Too many wrong codes.".into())
+        ]
+    );
+}
+
+#[test]
+fn empty_answer_asks_for_a_resend() {
+    let r = run(
+        User::typing(&[b"", b"  ", b"654321"]),
+        Smsotpd::code_sent()
+            .then("resent", 3)
+            .then("resend-refused", 2)
+            .then("accepted", 2),
+    );
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    assert_eq!(
+        r.said,
+        vec![
+            sent(),
+            prompt(),
+            Said::Info("A new code was sent by SMS to ******1234.".into()),
+            prompt(),
+            Said::Error(
+                "A new code cannot be sent yet; enter the code you received. 2 tries left.".into()
+            ),
+            prompt()
+        ]
+    );
+    assert_eq!(
+        r.calls[1..3],
+        [Call::Resend("c1".into()), Call::Resend("c1".into())]
+    );
+}
+
+#[test]
+fn anything_but_ascii_digits_stays_in_the_module() {
+    let long = vec![b'7'; 4096];
+    let inputs: Vec<&[u8]> = vec![
+        "１２３４５６".as_bytes(),
+        "١٢٣٤٥٦".as_bytes(),
+        b"12a456",
+        b"hunter2",
+        b"12\x00456",
+        &[0xff, 0xfe, 0x31],
+        &long,
+    ];
+    let n = inputs.len();
+    let mut daemon = Smsotpd::code_sent();
+    for i in 0..n {
+        daemon = daemon.then(
+            if i + 1 == n {
+                "too-many-tries"
+            } else {
+                "wrong"
+            },
+            1,
+        );
+    }
+    let r = run(User::typing(&inputs), daemon);
+    assert_eq!(r.code, P::PAM_MAXTRIES);
+    for call in &r.calls[1..] {
+        assert_eq!(
+            call,
+            &Call::Check("c1".into(), String::new()),
+            "the typed text is never sent"
+        );
+    }
+}
+
+#[test]
+fn classify_inputs() {
+    assert_eq!(classify(b""), Reply::Empty);
+    assert_eq!(classify(b" \t\r\n"), Reply::Empty);
+    assert_eq!(
+        classify(b" 0123 \n"),
+        Reply::Digits(Zeroizing::new("0123".into()))
+    );
+    assert_eq!(classify("１２３".as_bytes()), Reply::Other);
+    assert_eq!(classify(b"12 34"), Reply::Other);
+    assert_eq!(classify(&[b'1'; 17]), Reply::Other);
+}
+
+#[test]
+fn expired_code() {
+    let r = run(
+        User::typing(&[b"123456"]),
+        Smsotpd::code_sent().then("expired", 0),
+    );
+    assert_eq!(r.code, P::PAM_AUTH_ERR);
+    assert_eq!(
+        r.said.last(),
+        Some(&Said::Error(
+            "The code has expired. Log in again to get a new one.".into()
+        ))
+    );
+}
+
+#[test]
+fn locked_out_at_start_and_during() {
+    let r = run(User::default(), Smsotpd::starting("locked-out"));
+    assert_eq!(r.code, P::PAM_MAXTRIES);
+    assert_eq!(r.said, vec![Said::Error(text::LOCKED.into())]);
+    let r = run(
+        User::typing(&[b"1"]),
+        Smsotpd::code_sent().then("locked-out", 0),
+    );
+    assert_eq!(r.code, P::PAM_MAXTRIES);
+}
+
+#[test]
+fn policy_answers() {
+    assert_eq!(
+        run(User::default(), Smsotpd::starting("allow")).code,
+        P::PAM_SUCCESS
+    );
+    let r = run(User::default(), Smsotpd::starting("ignore"));
+    assert_eq!((r.code, r.said.len()), (P::PAM_IGNORE, 0));
+    let r = run(User::default(), Smsotpd::starting("deny"));
+    assert_eq!(r.code, P::PAM_PERM_DENIED);
+    let r = run(User::default(), Smsotpd::starting("let-me-in"));
+    assert_eq!(
+        r.code,
+        P::PAM_AUTHINFO_UNAVAIL,
+        "unknown actions fail closed"
+    );
+}
+
+#[test]
+fn unknown_status_fails_closed() {
+    let r = run(
+        User::typing(&[b"123456"]),
+        Smsotpd::code_sent().then("accepted-ish", 1),
+    );
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(r.calls.last(), Some(&Call::Cancel("c1".into())));
+}
+
+#[test]
+fn daemon_unreachable_by_fail_mode() {
+    let secure = run(
+        User::default(),
+        Smsotpd::failing(ClientError::Unreachable("no socket".into())),
+    );
+    assert_eq!(secure.code, P::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(secure.said, vec![Said::Error(text::UNAVAILABLE.into())]);
+    let safe_opts = Options {
+        fail_mode: FailMode::Safe,
+        ..Options::default()
+    };
+    let safe = run_with(
+        User::default(),
+        Smsotpd::failing(ClientError::Unreachable("no socket".into())),
+        safe_opts.clone(),
+    );
+    assert_eq!(safe.code, P::PAM_IGNORE);
+    assert!(safe.log[0].contains("fail_mode=safe"), "{:?}", safe.log);
+    // An impostor on the bus is never "unreachable", whatever the fail mode.
+    let impostor = run_with(
+        User::default(),
+        Smsotpd::failing(ClientError::Impostor("uid 1000".into())),
+        safe_opts.clone(),
+    );
+    assert_eq!(impostor.code, P::PAM_AUTHINFO_UNAVAIL);
+    // Losing the daemon mid-login fails closed in safe mode too.
+    let lost = run_with(
+        User::typing(&[b"123456"]),
+        Smsotpd::code_sent().then_err(ClientError::Lost("timeout".into())),
+        safe_opts,
+    );
+    assert_eq!(lost.code, P::PAM_AUTHINFO_UNAVAIL);
+}
+
+#[test]
+fn daemon_errors() {
+    let err = |name: &str| ClientError::Daemon {
+        name: name.into(),
+        text: "x".into(),
+    };
+    let cases = [
+        ("DeliveryFailed", P::PAM_AUTHINFO_UNAVAIL, text::DELIVERY),
+        ("Busy", P::PAM_AUTHINFO_UNAVAIL, text::BUSY),
+        ("StorageFailed", P::PAM_AUTHINFO_UNAVAIL, text::UNUSABLE),
+        ("RateLimited", P::PAM_AUTH_ERR, text::RATE_LIMITED),
+        (
+            "PermissionDenied",
+            P::PAM_AUTHINFO_UNAVAIL,
+            text::UNAVAILABLE,
+        ),
+        ("Internal", P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
+    ];
+    for (name, code, message) in cases {
+        let r = run(User::default(), Smsotpd::failing(err(name)));
+        assert_eq!(r.code, code, "{name}");
+        assert_eq!(r.said, vec![Said::Error(message.into())], "{name}");
+    }
+    let r = run(
+        User::typing(&[b"1"]),
+        Smsotpd::code_sent().then_err(err("UnknownChallenge")),
+    );
+    assert_eq!(r.code, P::PAM_AUTH_ERR);
+}
+
+#[test]
+fn conversation_failures_fail_closed_and_cancel() {
+    // Esc / Ctrl-D: the application returns no answer.
+    let mut user = User::default();
+    user.answers.push_back(Ok(None));
+    let r = run(user, Smsotpd::code_sent());
+    assert_eq!(r.code, P::PAM_CONV_ERR);
+    assert_eq!(r.calls.last(), Some(&Call::Cancel("c1".into())));
+    let mut user = User::default();
+    user.answers.push_back(Err(ConvError));
+    assert_eq!(run(user, Smsotpd::code_sent()).code, P::PAM_CONV_ERR);
+    let mut user = User::default();
+    user.fail_info = true;
+    let r = run(user, Smsotpd::code_sent());
+    assert_eq!(r.code, P::PAM_CONV_ERR);
+}
+
+#[test]
+fn silent_flag_suppresses_messages_not_the_prompt() {
+    let mut user = User::typing(&[b"1", b"2"]);
+    let mut daemon = Smsotpd::code_sent().then("wrong", 1).then("accepted", 1);
+    let mut log = Lines::default();
+    let options = Options::default();
+    let outcome = Flow {
+        prompter: &mut user,
+        daemon: &mut daemon,
+        log: &mut log,
+        options: &options,
+        silent: true,
+    }
+    .run(&items());
+    assert_eq!(outcome, Outcome::Accepted);
+    assert_eq!(user.said, vec![prompt(), prompt()]);
+}
+
+#[test]
+fn a_chatty_daemon_cannot_loop_forever() {
+    let answers: Vec<&[u8]> = vec![b"1"; MAX_ROUNDS];
+    let mut daemon = Smsotpd::code_sent();
+    for _ in 0..MAX_ROUNDS {
+        daemon = daemon.then("wrong", 5);
+    }
+    let r = run(User::typing(&answers), daemon);
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
+}
+
+#[test]
+fn only_two_outcomes_succeed() {
+    let all = [
+        Outcome::Accepted,
+        Outcome::PolicyAllowed,
+        Outcome::NotEnrolledAllowed,
+        Outcome::PolicyDenied,
+        Outcome::Wrong,
+        Outcome::TooManyTries,
+        Outcome::LockedOut,
+        Outcome::Expired,
+        Outcome::RateLimited,
+        Outcome::Unreachable,
+        Outcome::Unavailable,
+        Outcome::ConversationFailed,
+    ];
+    for mode in [FailMode::Secure, FailMode::Safe] {
+        let ok: Vec<&Outcome> = all
+            .iter()
+            .filter(|o| pam_code(o, mode) == P::PAM_SUCCESS)
+            .collect();
+        assert_eq!(ok, vec![&Outcome::Accepted, &Outcome::PolicyAllowed]);
+        let ignored: Vec<&Outcome> = all
+            .iter()
+            .filter(|o| pam_code(o, mode) == P::PAM_IGNORE)
+            .collect();
+        let want: Vec<&Outcome> = if mode == FailMode::Safe {
+            vec![&Outcome::NotEnrolledAllowed, &Outcome::Unreachable]
+        } else {
+            vec![&Outcome::NotEnrolledAllowed]
+        };
+        assert_eq!(ignored, want);
+    }
+}
