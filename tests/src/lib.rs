@@ -1,1 +1,16 @@
-//! Test harness (see tests/).
+//! Harness for tests that run the real programs: a private dbus-daemon, the
+//! real smsotpd, a fake Twilio, and the real pam_sms.so loaded by pamtester
+//! under bwrap with a temporary /etc/pam.d. Nothing touches the system bus,
+//! the real /etc/pam.d or the internet.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+pub mod bus;
+pub mod daemon;
+pub mod fake_twilio;
+pub mod pam;
+pub mod syslog;
+pub mod tools;
+pub mod world;
+
+/// The code prompt pam_sms shows.
+pub const PROMPT: &str = "SMS code: ";

@@ -1,0 +1,436 @@
+//! A fake Twilio: Messages.json, Verifications and VerificationCheck on
+//! 127.0.0.1, with HTTP Basic auth and form checks, a record of every
+//! request and message, and scripted failures.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const AUTH_TOKEN: &str = "f00dfeedf00dfeedf00dfeedf00dfeed";
+pub const FROM: &str = "+15005550006";
+pub const VERIFY_SID: &str = "VA0123456789abcdef0123456789abcdef";
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub form: HashMap<String, String>,
+}
+
+/// An SMS the fake "delivered".
+#[derive(Debug, Clone)]
+pub struct Sms {
+    pub to: String,
+    pub body: String,
+}
+
+impl Sms {
+    /// The first run of digits in the text: the code.
+    pub fn code(&self) -> String {
+        let start = self
+            .body
+            .find(|c: char| c.is_ascii_digit())
+            .expect("a code in the SMS");
+        self.body[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect()
+    }
+}
+
+/// A canned answer, used before the normal behaviour.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    /// Wait this long before answering (a slow Twilio).
+    pub delay: Duration,
+    /// Answer every request this way, forever.
+    pub forever: bool,
+}
+
+impl Canned {
+    pub fn error(status: u16, code: u32) -> Canned {
+        Canned {
+            status,
+            body: format!(
+                r#"{{"code":{code},"message":"The 'To' number +14155550123 is not valid.","more_info":"https://www.twilio.com/docs/errors/{code}","status":{status}}}"#
+            ),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            forever: false,
+        }
+    }
+    pub fn forever(mut self) -> Canned {
+        self.forever = true;
+        self
+    }
+    pub fn slow(delay: Duration) -> Canned {
+        Canned {
+            status: 0,
+            body: String::new(),
+            headers: Vec::new(),
+            delay,
+            forever: false,
+        }
+    }
+}
+
+struct Verification {
+    to: String,
+    code: String,
+    open: bool,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Request>,
+    messages: Vec<Sms>,
+    violations: Vec<String>,
+    canned: VecDeque<Canned>,
+    verifications: HashMap<String, Verification>,
+    next_sid: u32,
+}
+
+pub struct FakeTwilio {
+    port: u16,
+    state: Arc<(Mutex<State>, Condvar)>,
+}
+
+impl FakeTwilio {
+    pub fn start() -> FakeTwilio {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
+        let s = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let s = s.clone();
+                std::thread::spawn(move || serve(conn, &s));
+            }
+        });
+        FakeTwilio { port, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn push(&self, c: Canned) {
+        self.state.0.lock().unwrap().canned.push_back(c);
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.0.lock().unwrap().requests.clone()
+    }
+
+    pub fn messages(&self) -> Vec<Sms> {
+        self.state.0.lock().unwrap().messages.clone()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.state.0.lock().unwrap().violations.clone()
+    }
+
+    /// Waits until `n` SMS have been "delivered" and returns the n-th.
+    pub fn wait_message(&self, n: usize) -> Sms {
+        let (lock, cv) = &*self.state;
+        let mut st = lock.lock().unwrap();
+        let deadline = Duration::from_secs(20);
+        loop {
+            if st.messages.len() >= n {
+                return st.messages[n - 1].clone();
+            }
+            let (g, timeout) = cv.wait_timeout(st, deadline).unwrap();
+            st = g;
+            if timeout.timed_out() && st.messages.len() < n {
+                panic!(
+                    "no SMS number {n} arrived within {deadline:?}; got {}",
+                    st.messages.len()
+                );
+            }
+        }
+    }
+
+    /// Expires every open verification (what Twilio does after 10 minutes).
+    pub fn expire_verifications(&self) {
+        for v in self.state.0.lock().unwrap().verifications.values_mut() {
+            v.open = false;
+        }
+    }
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    let body = String::from_utf8(body).ok()?;
+    let form = parse_form(&body);
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+        form,
+    })
+}
+
+fn parse_form(body: &str) -> HashMap<String, String> {
+    body.split('&')
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::disallowed_methods)] // a slow Twilio is slow in real time
+fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
+    let mut writer = conn.try_clone().unwrap();
+    let mut reader = BufReader::new(conn);
+    while let Some(req) = read_request(&mut reader) {
+        let canned = {
+            let mut st = state.0.lock().unwrap();
+            st.requests.push(req.clone());
+            match st.canned.front().cloned() {
+                Some(c) if c.forever => Some(c),
+                Some(_) => st.canned.pop_front(),
+                None => None,
+            }
+        };
+        let (status, body, headers) = match canned {
+            Some(c) => {
+                std::thread::sleep(c.delay);
+                if c.status == 0 {
+                    // A slow answer that is otherwise normal.
+                    answer(&req, state)
+                } else {
+                    (c.status, c.body, c.headers)
+                }
+            }
+            None => answer(&req, state),
+        };
+        let reason = match status {
+            200 => "OK",
+            201 => "Created",
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            404 => "Not Found",
+            429 => "Too Many Requests",
+            _ => "Whatever",
+        };
+        let mut head = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        if writer
+            .write_all(head.as_bytes())
+            .and_then(|()| writer.write_all(body.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+        state.1.notify_all();
+    }
+}
+
+/// What Twilio would answer to a well-formed request.
+fn answer(
+    req: &Request,
+    state: &Arc<(Mutex<State>, Condvar)>,
+) -> (u16, String, Vec<(String, String)>) {
+    let mut st = state.0.lock().unwrap();
+    let auth = req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    if auth
+        != format!(
+            "Basic {}",
+            base64(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes())
+        )
+    {
+        st.violations
+            .push(format!("bad or missing Basic auth on {}", req.path));
+        return (401, r#"{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#.into(), vec![]);
+    }
+    let need = |st: &mut State, key: &str| -> String {
+        match req.form.get(key) {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => {
+                st.violations.push(format!("{} without {key}", req.path));
+                String::new()
+            }
+        }
+    };
+    st.next_sid += 1;
+    let n = st.next_sid;
+    let messages_path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
+    let verifications = format!("/v2/Services/{VERIFY_SID}/Verifications");
+    let check = format!("/v2/Services/{VERIFY_SID}/VerificationCheck");
+    if req.method != "POST" {
+        st.violations.push(format!("{} {}", req.method, req.path));
+        return (405, "{}".into(), vec![]);
+    }
+    if req.path == messages_path {
+        let to = need(&mut st, "To");
+        let body = need(&mut st, "Body");
+        if req.form.get("From").is_none() && req.form.get("MessagingServiceSid").is_none() {
+            st.violations
+                .push("Messages.json without From or MessagingServiceSid".into());
+        }
+        match req.form.get("ValidityPeriod").map(|v| v.parse::<u32>()) {
+            Some(Ok(1..=36000)) => {}
+            other => st.violations.push(format!("ValidityPeriod {other:?}")),
+        }
+        st.messages.push(Sms {
+            to: to.clone(),
+            body,
+        });
+        let sid = format!("SM{n:032x}");
+        (
+            201,
+            format!(r#"{{"sid":"{sid}","status":"queued","to":"{to}","num_segments":"1"}}"#),
+            vec![],
+        )
+    } else if req.path == verifications {
+        let to = need(&mut st, "To");
+        if req.form.get("Channel").map(String::as_str) != Some("sms") {
+            st.violations
+                .push("Verifications without Channel=sms".into());
+        }
+        let sid = format!("VE{n:032x}");
+        let code = format!("{:06}", (u64::from(n) * 7_919_123 + 424_242) % 1_000_000);
+        st.messages.push(Sms {
+            to: to.clone(),
+            body: format!("Your verification code is: {code}"),
+        });
+        st.verifications.insert(
+            sid.clone(),
+            Verification {
+                to: to.clone(),
+                code,
+                open: true,
+            },
+        );
+        (
+            201,
+            format!(
+                r#"{{"sid":"{sid}","status":"pending","to":"{to}","channel":"sms","valid":false}}"#
+            ),
+            vec![],
+        )
+    } else if req.path == check {
+        let sid = need(&mut st, "VerificationSid");
+        let code = need(&mut st, "Code");
+        match st.verifications.get_mut(&sid) {
+            Some(v) if v.open => {
+                if v.code == code {
+                    v.open = false;
+                    (200, format!(r#"{{"sid":"{sid}","status":"approved","valid":true,"to":"{}"}}"#, v.to), vec![])
+                } else {
+                    (200, format!(r#"{{"sid":"{sid}","status":"pending","valid":false,"to":"{}"}}"#, v.to), vec![])
+                }
+            }
+            _ => (404, r#"{"code":20404,"message":"The requested resource was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}"#.into(), vec![]),
+        }
+    } else {
+        st.violations.push(format!("unexpected path {}", req.path));
+        (
+            404,
+            r#"{"code":20404,"message":"not found","status":404}"#.into(),
+            vec![],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(base64(b"AC:tok"), "QUM6dG9r");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(percent_decode("%2B1415+x"), "+1415 x");
+        assert_eq!(percent_decode("100%"), "100%");
+        let m = parse_form("To=%2B14155550123&Body=123456+is+your+code");
+        assert_eq!(m["To"], "+14155550123");
+        assert_eq!(m["Body"], "123456 is your code");
+    }
+}

@@ -1,0 +1,92 @@
+//! The usual set-up: a bus with the shipped policy, a fake Twilio, smsotpd
+//! with an enrolled user, and a syslog capture for the module.
+
+use crate::bus::{Bus, Policy};
+use crate::daemon::{Daemon, messaging_config};
+use crate::fake_twilio::FakeTwilio;
+use crate::pam::Pam;
+use crate::syslog::SyslogCapture;
+
+/// Enrolled in every world: root exists on every machine the tests run on.
+pub const USER: &str = "root";
+pub const NUMBER: &str = "+14155550123";
+
+pub struct World {
+    pub twilio: FakeTwilio,
+    pub daemon: Daemon,
+    pub syslog: SyslogCapture,
+    pub bus: Bus,
+}
+
+impl World {
+    /// Programmable Messaging with `extra` lines in the config's top level
+    /// and `tables` appended (e.g. "[codes]\nlength = 8").
+    pub fn messaging(extra: &str, tables: &str) -> World {
+        let bus = Bus::start(Policy::Shipped);
+        let twilio = FakeTwilio::start();
+        let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), extra, tables));
+        daemon.ctl_ok(&["enroll", USER, NUMBER]);
+        World {
+            twilio,
+            daemon,
+            syslog: SyslogCapture::start(),
+            bus,
+        }
+    }
+
+    pub fn with_config(config: &str) -> World {
+        let bus = Bus::start(Policy::Shipped);
+        let twilio = FakeTwilio::start();
+        let daemon = Daemon::start(&bus, &config.replace("@TWILIO@", &twilio.url()));
+        daemon.ctl_ok(&["enroll", USER, NUMBER]);
+        World {
+            twilio,
+            daemon,
+            syslog: SyslogCapture::start(),
+            bus,
+        }
+    }
+
+    /// pam_sms for `user` on this world's bus, logging to the capture.
+    pub fn pam(&self, user: &str) -> Pam {
+        let mut p = Pam::new(&self.bus.address(), user);
+        p.syslog = Some(self.syslog.path.clone());
+        p
+    }
+
+    /// The code in SMS number `n` (1-based), waiting for it to arrive.
+    pub fn code(&self, n: usize) -> String {
+        self.twilio.wait_message(n).code()
+    }
+
+    /// The answer "whatever code SMS number n carries".
+    pub fn code_of(&self, n: usize) -> crate::pam::Answer<'_> {
+        Box::new(move || self.code(n))
+    }
+
+    /// Fails if the fake Twilio saw anything malformed, or if the daemon's
+    /// or the module's logs hold a code or the full number.
+    pub fn assert_clean(&self) {
+        assert_eq!(
+            self.twilio.violations(),
+            Vec::<String>::new(),
+            "malformed requests reached the fake Twilio"
+        );
+        let logs = format!("{}\n{}", self.daemon.log_text(), self.syslog.text());
+        for sms in self.twilio.messages() {
+            let code = sms.code();
+            assert!(
+                !logs.contains(&code),
+                "a code ({code}) reached a log:\n{logs}"
+            );
+            assert!(
+                !logs.contains(&sms.to[1..]),
+                "a full number reached a log:\n{logs}"
+            );
+        }
+        assert!(
+            !logs.contains(crate::fake_twilio::AUTH_TOKEN),
+            "the auth token reached a log"
+        );
+    }
+}
