@@ -99,7 +99,9 @@ pub struct Pam {
     pub stack: Stack,
     pub user: String,
     pub env: Vec<(String, String)>,
-    /// Extra bwrap binds (source, destination).
+    /// Empty tmpfs mounts inside the sandbox (to hide a host directory).
+    pub tmpfs: Vec<PathBuf>,
+    /// Extra bwrap binds (source, destination), after the tmpfs mounts.
     pub binds: Vec<(PathBuf, PathBuf)>,
     pub syslog: Option<PathBuf>,
 }
@@ -111,6 +113,7 @@ impl Pam {
             stack: Stack::Required,
             user: user.to_owned(),
             env: Vec::new(),
+            tmpfs: Vec::new(),
             binds: Vec::new(),
             syslog: None,
         }
@@ -154,6 +157,9 @@ impl Pam {
             .args(["--dev", "/dev"]);
         if let Some(log) = &self.syslog {
             cmd.arg("--bind").arg(log).arg("/dev/log");
+        }
+        for dir in &self.tmpfs {
+            cmd.arg("--tmpfs").arg(dir);
         }
         for (src, dst) in &self.binds {
             cmd.arg("--bind").arg(src).arg(dst);
