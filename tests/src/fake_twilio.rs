@@ -350,7 +350,7 @@ fn answer(
     if req.path == messages_path {
         let to = need(&mut st, "To");
         let body = need(&mut st, "Body");
-        if req.form.get("From").is_none() && req.form.get("MessagingServiceSid").is_none() {
+        if !req.form.contains_key("From") && !req.form.contains_key("MessagingServiceSid") {
             st.violations
                 .push("Messages.json without From or MessagingServiceSid".into());
         }
