@@ -71,12 +71,8 @@ fn wrong_code_three_times() {
             "{SENT}SMS code: Wrong code. 2 tries left.\nSMS code: Wrong code. 1 try left.\nSMS code: Too many wrong codes.\n"
         )
     );
-    assert_eq!(
-        w.daemon
-            .ctl_ok(&["show", USER, "--json"])
-            .contains("\"failures\": 3"),
-        true
-    );
+    let shown = w.daemon.ctl_ok(&["show", USER, "--json"]);
+    assert!(shown.contains("\"failures\": 3"), "{shown}");
     w.assert_clean();
 }
 
