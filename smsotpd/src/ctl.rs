@@ -159,7 +159,12 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
         .map_err(|e| fail(2, format!("bad --bus address: {e}")))?
         .build()
         .await
-        .map_err(|e| from_dbus(e, &a.bus))?;
+        .map_err(|e| {
+            fail(
+                3,
+                format!("cannot reach the D-Bus system bus at {}: {e}", a.bus),
+            )
+        })?;
     let proxy = SmsOtp1Proxy::new(&conn)
         .await
         .map_err(|e| from_dbus(e, &a.bus))?;

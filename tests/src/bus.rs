@@ -27,6 +27,12 @@ impl Bus {
     pub fn start(policy: Policy) -> Bus {
         let dbus_daemon = require("dbus-daemon", "dbus-daemon");
         let dir = crate::tools::private_tempdir();
+        // Other users must reach the socket (the caller tests run as nobody).
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let socket = dir.path().join("bus");
         let template = match policy {
             Policy::Shipped => "system.conf",

@@ -90,13 +90,16 @@ impl Daemon {
             .arg(&self.bus_address)
             .arg("--log")
             .arg("stderr")
-            .env("LD_PRELOAD", LIBFAKETIME)
-            .env("FAKETIME_TIMESTAMP_FILE", &self.faketime)
-            .env("FAKETIME_NO_CACHE", "1")
             .env_remove("CREDENTIALS_DIRECTORY")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        if self.run_as.is_none() {
+            // libfaketime's shared memory is root's here; others keep real time.
+            cmd.env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", &self.faketime)
+                .env("FAKETIME_NO_CACHE", "1");
+        }
         self.child = Some(cmd.spawn().unwrap());
         let path = self.log.clone();
         let child = self.child.as_mut().unwrap();

@@ -1,0 +1,166 @@
+//! Who may talk to smsotpd, and whom pam_sms trusts: the daemon re-checks
+//! every caller itself, and the module only believes a root-owned daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::process::Command;
+
+use smsotp_tests::bus::{Bus, Policy};
+use smsotp_tests::daemon::{Daemon, messaging_config};
+use smsotp_tests::fake_twilio::FakeTwilio;
+use smsotp_tests::pam::{Code, Pam};
+use smsotp_tests::syslog::SyslogCapture;
+use smsotp_tests::tools::require;
+use smsotp_tests::world::{NUMBER, USER};
+
+const NOBODY: u32 = 65534;
+
+/// Calls `method` with dbus-send as `uid`; returns (success, output).
+fn call_as(uid: u32, bus: &Bus, method: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(require("setpriv", "util-linux"))
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ])
+        .arg(require("dbus-send", "dbus-bin"))
+        .arg(format!("--bus={}", bus.address()))
+        .args([
+            "--print-reply",
+            "--dest=org.smsotp.SmsOtp1",
+            "/org/smsotp/SmsOtp1",
+        ])
+        .arg(format!("org.smsotp.SmsOtp1.{method}"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_daemon_refuses_non_root_callers_itself() {
+    // A bus that lets anybody call anything: only the daemon's check remains.
+    let bus = Bus::start(Policy::Permissive);
+    let twilio = FakeTwilio::start();
+    let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
+    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let calls: &[(&str, &[&str])] = &[
+        (
+            "StartLogin",
+            &["string:root", "dict:string:string:service,sshd"],
+        ),
+        (
+            "CheckCode",
+            &["string:00000000000000000000000000000000", "string:123456"],
+        ),
+        ("Resend", &["string:00000000000000000000000000000000"]),
+        ("Cancel", &["string:00000000000000000000000000000000"]),
+        ("Enroll", &["string:root", "string:+15550000666"]),
+        ("Unenroll", &["string:root"]),
+        ("ListUsers", &[]),
+        ("ShowUser", &["string:root"]),
+        ("Unlock", &["string:root"]),
+        ("TestSend", &["string:root"]),
+    ];
+    for (method, args) in calls {
+        let (ok, out) = call_as(NOBODY, &bus, method, args);
+        assert!(!ok, "{method} succeeded for nobody: {out}");
+        assert!(
+            out.contains("org.smsotp.SmsOtp1.Error.PermissionDenied"),
+            "{method}: {out}"
+        );
+    }
+    assert!(
+        twilio.requests().is_empty(),
+        "nobody made the daemon send anything"
+    );
+    assert!(
+        daemon.ctl_ok(&["show", USER]).contains("******0123"),
+        "nobody changed the enrollment"
+    );
+    // Root is served.
+    let (ok, out) = call_as(0, &bus, "ListUsers", &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("root"));
+}
+
+#[test]
+fn the_shipped_policy_refuses_non_root_callers_first() {
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let _daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
+    let (ok, out) = call_as(NOBODY, &bus, "ListUsers", &[]);
+    assert!(!ok);
+    assert!(
+        out.contains("org.freedesktop.DBus.Error.AccessDenied"),
+        "{out}"
+    );
+    let (ok, out) = call_as(0, &bus, "ListUsers", &[]);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn the_shipped_policy_lets_only_root_own_the_name() {
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let config = messaging_config(&twilio.url(), "", "");
+    let result = std::panic::catch_unwind(|| Daemon::start_with(&bus, &config, Some(NOBODY)));
+    let message = match result {
+        Ok(_) => panic!("smsotpd running as nobody owned the name under the shipped policy"),
+        Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    assert!(
+        message.contains("cannot own org.smsotp.SmsOtp1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_module_refuses_a_daemon_that_is_not_root() {
+    // On a permissive bus, an unprivileged process owns the daemon's name.
+    let bus = Bus::start(Policy::Permissive);
+    let twilio = FakeTwilio::start();
+    let impostor = Daemon::start_with(&bus, &messaging_config(&twilio.url(), "", ""), Some(NOBODY));
+    let syslog = SyslogCapture::start();
+    let mut pam = Pam::new(&bus.address(), USER).probe().arg("fail_mode=safe");
+    pam.syslog = Some(syslog.path.clone());
+    let run = pam.run(vec![]);
+    assert_eq!(
+        run.code,
+        Code::AuthinfoUnavail,
+        "never IGNORE, whatever the fail mode: {}",
+        run.output
+    );
+    assert_eq!(run.prompts, 0);
+    assert!(
+        syslog.text().contains("with uid 65534, not root"),
+        "{}",
+        syslog.text()
+    );
+    assert!(
+        !impostor.log_text().contains("StartLogin"),
+        "the impostor was never asked"
+    );
+    // An admin who runs the daemon as that user says so explicitly.
+    let mut pam = Pam::new(&bus.address(), USER)
+        .probe()
+        .arg("daemon_user=nobody");
+    pam.syslog = Some(syslog.path.clone());
+    let run = pam.run(vec![
+        smsotp_tests::pam::typed("1"),
+        smsotp_tests::pam::typed("2"),
+        smsotp_tests::pam::typed("3"),
+    ]);
+    assert!(
+        run.output
+            .contains("A login code was sent by SMS to ******"),
+        "{}",
+        run.output
+    );
+}

@@ -1,0 +1,129 @@
+//! Every kind of request smsotpd sends to Twilio, checked against Twilio's
+//! official OpenAPI files (../shared/twilio-oai, see SOURCE.md there).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use smsotp_tests::bus::{Bus, Policy};
+use smsotp_tests::daemon::{Daemon, verify_config};
+use smsotp_tests::fake_twilio::{FakeTwilio, Request};
+use smsotp_tests::pam::{Code, Pam, typed};
+use smsotp_tests::tools::workspace_root;
+use smsotp_tests::world::{NUMBER, USER, World};
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("SMSOTP_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("tests/.cache/venv/bin/python"));
+    assert!(
+        p.is_file(),
+        "{} is missing; create it with: python3 -m venv tests/.cache/venv && tests/.cache/venv/bin/pip install openapi-core (tests/run.sh does this)",
+        p.display()
+    );
+    p
+}
+
+fn spec_dir() -> PathBuf {
+    let d = std::env::var_os("SMSOTP_TWILIO_OAI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/twilio-oai"));
+    assert!(
+        d.join("twilio_api_v2010.json").is_file(),
+        "Twilio's OpenAPI files are not in {} (set SMSOTP_TWILIO_OAI)",
+        d.display()
+    );
+    d
+}
+
+fn to_json(reqs: &[Request]) -> serde_json::Value {
+    serde_json::Value::Array(
+        reqs.iter()
+            .map(|r| {
+                let headers: serde_json::Map<String, serde_json::Value> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                serde_json::json!({
+                    "api": if r.path.starts_with("/v2/") { "verify" } else { "api" },
+                    "method": r.method,
+                    "path": r.path,
+                    "headers": headers,
+                    "body": r.body,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn validate(reqs: &[Request]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("requests.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&to_json(reqs)).unwrap()).unwrap();
+    let out = Command::new(python())
+        .arg(workspace_root().join("tests/openapi/validate.py"))
+        .arg(spec_dir())
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn requests_match_twilios_openapi() {
+    // Programmable Messaging: a login and a test message.
+    let w = World::messaging("", "");
+    assert_eq!(w.pam(USER).run(vec![w.code_of(1)]).code, Code::Success);
+    w.daemon.ctl_ok(&["test-send", USER]);
+    let mut reqs = w.twilio.requests();
+    // Verify: a wrong then a right code (Verifications + VerificationCheck).
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), ""));
+    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![
+        typed("999999"),
+        Box::new(|| twilio.wait_message(1).code()),
+    ]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    reqs.extend(twilio.requests());
+    let kinds: std::collections::BTreeSet<String> = reqs
+        .iter()
+        .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["Messages.json", "VerificationCheck", "Verifications"]
+    );
+    let (ok, report) = validate(&reqs);
+    println!("{report}");
+    assert!(ok, "{report}");
+    assert!(
+        report.contains(&format!("checked {} requests of 3 kinds", reqs.len())),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_validator_rejects_a_bad_request() {
+    let w = World::messaging("", "");
+    assert_eq!(w.pam(USER).run(vec![w.code_of(1)]).code, Code::Success);
+    let mut req = w.twilio.requests().remove(0);
+    req.body = req
+        .body
+        .split('&')
+        .filter(|kv| !kv.starts_with("To="))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (ok, report) = validate(&[req.clone()]);
+    assert!(!ok, "a request without To passed: {report}");
+    req.headers.retain(|(k, _)| k != "authorization");
+    let (ok, _) = validate(&[req]);
+    assert!(!ok);
+}
