@@ -163,6 +163,10 @@ impl Daemon {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (Debian 12, as root), then
+# checks formatting and lints and runs every test. CI runs exactly this.
+#   bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libpam0g-dev pamtester bubblewrap dbus-daemon dbus-bin faketime libfaketime
+          python3-venv util-linux coreutils ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh must install ${missing[*]}: run it as root (or install them first)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the integration tests run pamtester in bwrap and switch users: run tests/run.sh as root" >&2
+  exit 1
+fi
+
+venv=tests/.cache/venv
+if ! "$venv/bin/python" -c 'import openapi_core' 2>/dev/null; then
+  echo "== creating $venv with openapi-core (validates our Twilio requests)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q openapi-core
+fi
+
+if [ ! -f ../shared/twilio-oai/twilio_api_v2010.json ] && [ -z "${SMSOTP_TWILIO_OAI:-}" ]; then
+  echo "Twilio's OpenAPI files are expected in ../shared/twilio-oai (or set SMSOTP_TWILIO_OAI)" >&2
+  exit 1
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo build"
+cargo build --workspace
+echo "== cargo test"
+cargo test --workspace -- --test-threads="${SMSOTP_TEST_THREADS:-4}"
+echo "== all tests passed"
