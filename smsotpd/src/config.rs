@@ -970,6 +970,26 @@ mod tests {
     }
 
     #[test]
+    fn credentials_directory_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_credentials(dir.path()).unwrap().auth_token.is_none());
+        std::fs::write(dir.path().join(CREDENTIAL_AUTH_TOKEN), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(dir.path().join(CREDENTIAL_API_KEY_SECRET), "").unwrap();
+        let e = read_credentials(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("twilio-api-key-secret: the credential is empty"),
+            "{e}"
+        );
+        std::fs::remove_file(dir.path().join(CREDENTIAL_API_KEY_SECRET)).unwrap();
+        let creds = read_credentials(dir.path()).unwrap();
+        assert_eq!(
+            creds.auth_token.unwrap().expose(),
+            TOKEN,
+            "trailing newline trimmed"
+        );
+    }
+
+    #[test]
     fn secrets_never_print() {
         let c = parse(&messaging("")).unwrap();
         let dbg = format!("{c:?}");

@@ -97,6 +97,7 @@ struct State {
     canned: VecDeque<Canned>,
     verifications: HashMap<String, Verification>,
     next_sid: u32,
+    connections: usize,
 }
 
 pub struct FakeTwilio {
@@ -114,6 +115,7 @@ impl FakeTwilio {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 let s = s.clone();
+                s.0.lock().unwrap().connections += 1;
                 std::thread::spawn(move || serve(conn, &s));
             }
         });
@@ -134,6 +136,11 @@ impl FakeTwilio {
 
     pub fn messages(&self) -> Vec<Sms> {
         self.state.0.lock().unwrap().messages.clone()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.0.lock().unwrap().connections
     }
 
     pub fn violations(&self) -> Vec<String> {

@@ -431,3 +431,17 @@ fn the_environment_cannot_redirect_the_module() {
         "the attacker's daemon was never asked"
     );
 }
+
+#[test]
+fn connections_to_twilio_are_reused() {
+    let w = World::messaging("", "");
+    for n in 1..=3 {
+        assert_eq!(w.pam(USER).run(vec![w.code_of(n)]).code, Code::Success);
+    }
+    assert_eq!(w.twilio.requests().len(), 3);
+    assert_eq!(
+        w.twilio.connections(),
+        1,
+        "one kept-alive connection for three SMS"
+    );
+}
