@@ -50,6 +50,8 @@ pub struct TrustRecord {
     pub machine: String,
     /// "remote" or "local": trust never crosses between the two.
     pub class: String,
+    /// The PAM service it was granted for (sshd trust never opens sudo).
+    pub service: String,
     pub created: u64,
     pub expires: u64,
 }
