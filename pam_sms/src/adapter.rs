@@ -7,7 +7,7 @@
 use std::ffi::{CStr, c_char};
 
 use pam::constants::{
-    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_SILENT, PAM_TEXT_INFO, PamFlag, PamResultCode,
+    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag, PamResultCode,
 };
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty, User};
@@ -58,32 +58,11 @@ fn read_items(pamh: &mut PamHandle) -> Result<Items, PamResultCode> {
         Ok(Some(u)) => cstr_item(&u),
         _ => pamh.get_user(None)?,
     };
-    let service = pamh
-        .get_item::<Service>()
-        .ok()
-        .flatten()
-        .map(|s| cstr_item(&s))
-        .unwrap_or_default();
-    let rhost = pamh
-        .get_item::<RHost>()
-        .ok()
-        .flatten()
-        .map(|s| cstr_item(&s))
-        .unwrap_or_default();
-    let tty = pamh
-        .get_item::<Tty>()
-        .ok()
-        .flatten()
-        .map(|s| cstr_item(&s))
-        .unwrap_or_default();
+    let service = pamh.get_item::<Service>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
+    let rhost = pamh.get_item::<RHost>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
+    let tty = pamh.get_item::<Tty>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
     let auth_info = pam_env(pamh, c"SSH_AUTH_INFO_0").unwrap_or_default();
-    Ok(Items {
-        user,
-        service,
-        rhost,
-        tty,
-        auth_info,
-    })
+    Ok(Items { user, service, rhost, tty, auth_info })
 }
 
 /// The application's conversation function as a [`Prompter`].
@@ -91,25 +70,21 @@ struct ConvPrompter<'a>(Conv<'a>);
 
 impl Prompter for ConvPrompter<'_> {
     fn info(&mut self, text: &str) -> Result<(), ConvError> {
-        self.0
-            .send(PAM_TEXT_INFO, text)
-            .map(drop)
-            .map_err(|_| ConvError)
+        self.0.send(PAM_TEXT_INFO, text).map(drop).map_err(|_| ConvError)
     }
 
     fn error(&mut self, text: &str) -> Result<(), ConvError> {
-        self.0
-            .send(PAM_ERROR_MSG, text)
-            .map(drop)
-            .map_err(|_| ConvError)
+        self.0.send(PAM_ERROR_MSG, text).map(drop).map_err(|_| ConvError)
     }
 
     fn prompt_secret(&mut self, text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConvError> {
-        let reply = self
-            .0
-            .send(PAM_PROMPT_ECHO_OFF, text)
-            .map_err(|_| ConvError)?;
+        let reply = self.0.send(PAM_PROMPT_ECHO_OFF, text).map_err(|_| ConvError)?;
         Ok(reply.map(|secret| Zeroizing::new(secret.as_bytes().to_vec())))
+    }
+
+    fn prompt_visible(&mut self, text: &str) -> Result<Option<String>, ConvError> {
+        let reply = self.0.send(PAM_PROMPT_ECHO_ON, text).map_err(|_| ConvError)?;
+        Ok(reply.map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned()))
     }
 }
 
@@ -123,12 +98,7 @@ fn failure(code: PamResultCode) -> PamResultCode {
 
 impl PamHooks for PamSms {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        let service = pamh
-            .get_item::<Service>()
-            .ok()
-            .flatten()
-            .map(|s| cstr_item(&s))
-            .unwrap_or_default();
+        let service = pamh.get_item::<Service>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
         let mut log = ModuleLog::open(&service);
         let options = match Options::parse(&args) {
             Ok(o) => o,
@@ -171,10 +141,7 @@ impl PamHooks for PamSms {
         drop(daemon);
         let code = flow::pam_code(&outcome, options.fail_mode);
         if options.debug {
-            log.info(&format!(
-                "user {:?}: {outcome:?} -> {code:?}",
-                items.user.chars().take(32).collect::<String>()
-            ));
+            log.info(&format!("user {:?}: {outcome:?} -> {code:?}", items.user.chars().take(32).collect::<String>()));
         }
         code
     }

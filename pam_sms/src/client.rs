@@ -55,10 +55,7 @@ impl DbusDaemon {
 
     /// Runs `f` to completion with the timeout. Inside an application that
     /// already runs tokio on this thread, a scoped thread keeps the two apart.
-    fn block<T: Send>(
-        &self,
-        f: impl Future<Output = Result<T, ClientError>> + Send,
-    ) -> Result<T, ClientError> {
+    fn block<T: Send>(&self, f: impl Future<Output = Result<T, ClientError>> + Send) -> Result<T, ClientError> {
         let Some(rt) = &self.runtime else {
             return Err(ClientError::Lost("the event loop is gone".into()));
         };
@@ -67,10 +64,7 @@ impl DbusDaemon {
             rt.block_on(async move {
                 match tokio::time::timeout(timeout, f).await {
                     Ok(r) => r,
-                    Err(_) => Err(ClientError::Lost(format!(
-                        "no answer within timeout={}",
-                        timeout.as_secs()
-                    ))),
+                    Err(_) => Err(ClientError::Lost(format!("no answer within timeout={}", timeout.as_secs()))),
                 }
             })
         };
@@ -92,25 +86,21 @@ impl DbusDaemon {
                     .method_timeout(timeout)
                     .build()
                     .await
-                    .map_err(|e| {
-                        ClientError::Unreachable(format!("cannot connect to {bus}: {e}"))
-                    })?;
+                    .map_err(|e| ClientError::Unreachable(format!("cannot connect to {bus}: {e}")))?;
                 let dbus = zbus::fdo::DBusProxy::builder(&conn)
                     .cache_properties(zbus::proxy::CacheProperties::No)
                     .build()
                     .await
                     .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-                let name = BusName::try_from(BUS_NAME)
-                    .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-                let owner = dbus.get_name_owner(name).await.map_err(|e| {
-                    ClientError::Unreachable(format!("{BUS_NAME} has no owner: {e}"))
-                })?;
+                let name = BusName::try_from(BUS_NAME).map_err(|e| ClientError::Unreachable(e.to_string()))?;
+                let owner = dbus
+                    .get_name_owner(name)
+                    .await
+                    .map_err(|e| ClientError::Unreachable(format!("{BUS_NAME} has no owner: {e}")))?;
                 let uid = dbus
                     .get_connection_unix_user(owner.clone().into())
                     .await
-                    .map_err(|e| {
-                        ClientError::Unreachable(format!("cannot learn who owns {BUS_NAME}: {e}"))
-                    })?;
+                    .map_err(|e| ClientError::Unreachable(format!("cannot learn who owns {BUS_NAME}: {e}")))?;
                 if !allowed.contains(&uid) {
                     return Err(ClientError::Impostor(format!(
                         "{BUS_NAME} is owned by {owner} with uid {uid}, not root"
@@ -136,14 +126,9 @@ impl DbusDaemon {
             return Err(ClientError::Lost("not connected".into()));
         };
         self.block(async move {
-            let reply = conn
-                .call_method(Some(peer), OBJECT_PATH, Some(INTERFACE), method, &body)
-                .await
-                .map_err(classify)?;
-            reply
-                .body()
-                .deserialize::<R>()
-                .map_err(|e| ClientError::Lost(format!("unexpected {method} answer: {e}")))
+            let reply =
+                conn.call_method(Some(peer), OBJECT_PATH, Some(INTERFACE), method, &body).await.map_err(classify)?;
+            reply.body().deserialize::<R>().map_err(|e| ClientError::Lost(format!("unexpected {method} answer: {e}")))
         })
     }
 }
@@ -153,15 +138,9 @@ fn classify(e: zbus::Error) -> ClientError {
         zbus::Error::MethodError(name, text, _) => {
             let text = text.clone().unwrap_or_default();
             match name.as_str().strip_prefix(ERROR_PREFIX) {
-                Some(short) => ClientError::Daemon {
-                    name: short.to_owned(),
-                    text,
-                },
+                Some(short) => ClientError::Daemon { name: short.to_owned(), text },
                 None if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" => {
-                    ClientError::Daemon {
-                        name: "PermissionDenied".into(),
-                        text,
-                    }
+                    ClientError::Daemon { name: "PermissionDenied".into(), text }
                 }
                 None => ClientError::Lost(format!("{name}: {text}")),
             }
@@ -173,42 +152,33 @@ fn classify(e: zbus::Error) -> ClientError {
 impl Daemon for DbusDaemon {
     fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError> {
         self.connect()?;
-        let ctx: std::collections::HashMap<&str, &str> = context
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .copied()
-            .collect();
+        let ctx: std::collections::HashMap<&str, &str> =
+            context.iter().filter(|(_, v)| !v.is_empty()).copied().collect();
         let (action, challenge, destination): (String, String, String) =
             self.call("StartLogin", (user, ctx)).map_err(|e| match e {
                 // The daemon went away between the owner check and the call.
                 ClientError::Lost(why) => ClientError::Unreachable(why),
                 other => other,
             })?;
-        Ok(Start {
-            action,
-            challenge,
-            destination,
-        })
+        Ok(Start { action, challenge, destination })
     }
 
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
         let (status, attempts_left): (String, u32) = self.call("CheckCode", (challenge, code))?;
-        Ok(Answer {
-            status,
-            attempts_left,
-        })
+        Ok(Answer { status, attempts_left })
     }
 
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
         let (status, attempts_left): (String, u32) = self.call("Resend", (challenge,))?;
-        Ok(Answer {
-            status,
-            attempts_left,
-        })
+        Ok(Answer { status, attempts_left })
     }
 
     fn cancel(&mut self, challenge: &str) {
         let _ = self.call::<_, ()>("Cancel", (challenge,));
+    }
+
+    fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError> {
+        self.call::<_, ()>("TrustMachine", (challenge,))
     }
 }
 

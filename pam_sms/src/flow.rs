@@ -14,6 +14,8 @@ pub trait Prompter {
     fn error(&mut self, text: &str) -> Result<(), ConvError>;
     /// Asks with echo off. `Ok(None)`: the application returned no answer.
     fn prompt_secret(&mut self, text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConvError>;
+    /// Asks with echo on (a yes/no question).
+    fn prompt_visible(&mut self, text: &str) -> Result<Option<String>, ConvError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,7 @@ pub trait Daemon {
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError>;
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError>;
     fn cancel(&mut self, challenge: &str);
+    fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,9 +123,7 @@ pub fn classify(raw: &[u8]) -> Reply {
     if trimmed.is_empty() {
         Reply::Empty
     } else if trimmed.len() <= 16 && trimmed.iter().all(u8::is_ascii_digit) {
-        Reply::Digits(Zeroizing::new(
-            trimmed.iter().map(|&b| char::from(b)).collect(),
-        ))
+        Reply::Digits(Zeroizing::new(trimmed.iter().map(|&b| char::from(b)).collect()))
     } else {
         Reply::Other
     }
@@ -140,10 +141,7 @@ pub mod text {
         format!("A new code was sent by SMS to {destination}.")
     }
     pub fn wrong(left: u32) -> String {
-        format!(
-            "Wrong code. {left} {} left.",
-            if left == 1 { "try" } else { "tries" }
-        )
+        format!("Wrong code. {left} {} left.", if left == 1 { "try" } else { "tries" })
     }
     pub fn resend_refused(left: u32) -> String {
         format!(
@@ -151,16 +149,21 @@ pub mod text {
             if left == 1 { "try" } else { "tries" }
         )
     }
+    pub fn trust_question(days: u32) -> String {
+        format!("Trust this machine for {days} days? [y/N] ")
+    }
+    pub fn trusted(days: u32) -> String {
+        format!("This machine is trusted for {days} days.")
+    }
     pub const TOO_MANY: &str = "Too many wrong codes.";
     pub const EXPIRED: &str = "The code has expired. Log in again to get a new one.";
-    pub const LOCKED: &str = "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.";
+    pub const LOCKED: &str =
+        "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.";
     pub const DENIED: &str = "SMS login is not allowed for this login.";
-    pub const RATE_LIMITED: &str =
-        "Too many codes were requested for this account. Try again later.";
+    pub const RATE_LIMITED: &str = "Too many codes were requested for this account. Try again later.";
     pub const DELIVERY: &str = "The login code could not be sent. Try again later.";
     pub const BUSY: &str = "The SMS login service is busy. Try again in a moment.";
-    pub const UNUSABLE: &str =
-        "SMS login is unavailable for this account. Contact your administrator.";
+    pub const UNUSABLE: &str = "SMS login is unavailable for this account. Contact your administrator.";
     pub const UNAVAILABLE: &str = "The SMS login service is not available.";
 }
 
@@ -181,11 +184,7 @@ pub struct Flow<'a, P: Prompter, D: Daemon, L: Log> {
 
 impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
     fn say_info(&mut self, text: &str) -> Result<(), ConvError> {
-        if self.silent {
-            Ok(())
-        } else {
-            self.prompter.info(text)
-        }
+        if self.silent { Ok(()) } else { self.prompter.info(text) }
     }
 
     fn say_error(&mut self, text: &str) {
@@ -208,9 +207,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             Err(ClientError::Unreachable(why)) => {
                 return match self.options.fail_mode {
                     FailMode::Secure => {
-                        self.log.warn(&format!(
-                            "smsotpd is unreachable ({why}); failing closed (fail_mode=secure)"
-                        ));
+                        self.log.warn(&format!("smsotpd is unreachable ({why}); failing closed (fail_mode=secure)"));
                         self.say_error(text::UNAVAILABLE);
                         Outcome::Unreachable
                     }
@@ -227,13 +224,11 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         match start.action.as_str() {
             "code" => {}
             "allow" => {
-                self.log
-                    .debug("smsotpd's policy needs no code for this login");
+                self.log.debug("smsotpd's policy needs no code for this login");
                 return Outcome::PolicyAllowed;
             }
             "ignore" => {
-                self.log
-                    .debug("user not enrolled; smsotpd allows that (PAM_IGNORE)");
+                self.log.debug("user not enrolled; smsotpd allows that (PAM_IGNORE)");
                 return Outcome::NotEnrolledAllowed;
             }
             "deny" => {
@@ -261,8 +256,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             let raw = match self.prompter.prompt_secret(PROMPT) {
                 Ok(Some(raw)) => raw,
                 Ok(None) | Err(ConvError) => {
-                    self.log
-                        .debug("the conversation returned no answer; cancelling");
+                    self.log.debug("the conversation returned no answer; cancelling");
                     self.daemon.cancel(&challenge);
                     return Outcome::ConversationFailed;
                 }
@@ -280,6 +274,10 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             };
             match answer.status.as_str() {
                 "accepted" => return Outcome::Accepted,
+                "accepted-offer-trust" => {
+                    self.offer_trust(&challenge, answer.attempts_left);
+                    return Outcome::Accepted;
+                }
                 "wrong" => self.say_error(&text::wrong(answer.attempts_left)),
                 "resend-refused" => self.say_error(&text::resend_refused(answer.attempts_left)),
                 "resent" => {
@@ -310,10 +308,26 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 }
             }
         }
-        self.log
-            .warn("smsotpd kept the login going for too many rounds; failing closed");
+        self.log.warn("smsotpd kept the login going for too many rounds; failing closed");
         self.daemon.cancel(&challenge);
         Outcome::Unavailable
+    }
+
+    /// The code was right; whatever happens here, the login succeeds.
+    fn offer_trust(&mut self, challenge: &str, days: u32) {
+        let yes = match self.prompter.prompt_visible(&text::trust_question(days)) {
+            Ok(Some(a)) => matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+            _ => false,
+        };
+        if !yes {
+            return;
+        }
+        match self.daemon.trust_machine(challenge) {
+            Ok(()) => {
+                let _ = self.say_info(&text::trusted(days));
+            }
+            Err(e) => self.log.warn(&format!("could not record trust for this machine: {e:?}")),
+        }
     }
 
     fn daemon_failed(&mut self, e: ClientError) -> Outcome {
@@ -327,23 +341,17 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     "UnknownChallenge" => (text::EXPIRED, Outcome::Expired),
                     _ => (text::UNAVAILABLE, Outcome::Unavailable),
                 };
-                self.log.warn(&format!(
-                    "smsotpd: {name}: {}",
-                    text.chars().take(200).collect::<String>()
-                ));
+                self.log.warn(&format!("smsotpd: {name}: {}", text.chars().take(200).collect::<String>()));
                 self.say_error(message);
                 outcome
             }
             ClientError::Impostor(why) => {
-                self.log
-                    .warn(&format!("refusing to trust the D-Bus peer: {why}"));
+                self.log.warn(&format!("refusing to trust the D-Bus peer: {why}"));
                 self.say_error(text::UNAVAILABLE);
                 Outcome::Unavailable
             }
             ClientError::Unreachable(why) | ClientError::Lost(why) => {
-                self.log.warn(&format!(
-                    "lost smsotpd during the login ({why}); failing closed"
-                ));
+                self.log.warn(&format!("lost smsotpd during the login ({why}); failing closed"));
                 self.say_error(text::UNAVAILABLE);
                 Outcome::Unavailable
             }

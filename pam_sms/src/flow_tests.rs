@@ -32,22 +32,20 @@ impl User {
 impl Prompter for User {
     fn info(&mut self, text: &str) -> Result<(), ConvError> {
         self.said.push(Said::Info(text.into()));
-        if self.fail_info {
-            Err(ConvError)
-        } else {
-            Ok(())
-        }
+        if self.fail_info { Err(ConvError) } else { Ok(()) }
     }
     fn error(&mut self, text: &str) -> Result<(), ConvError> {
         self.said.push(Said::Error(text.into()));
         Ok(())
     }
+    fn prompt_visible(&mut self, text: &str) -> Result<Option<String>, ConvError> {
+        self.said.push(Said::Prompt(text.into()));
+        let next = self.answers.pop_front().expect("the flow prompted more often than scripted");
+        next.map(|o| o.map(|b| String::from_utf8(b).unwrap()))
+    }
     fn prompt_secret(&mut self, text: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConvError> {
         self.said.push(Said::Prompt(text.into()));
-        let next = self
-            .answers
-            .pop_front()
-            .expect("the flow prompted more often than scripted");
+        let next = self.answers.pop_front().expect("the flow prompted more often than scripted");
         next.map(|o| o.map(Zeroizing::new))
     }
 }
@@ -55,11 +53,7 @@ impl Prompter for User {
 impl Drop for User {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            assert!(
-                self.answers.is_empty(),
-                "unused answers: {:?}",
-                self.answers
-            );
+            assert!(self.answers.is_empty(), "unused answers: {:?}", self.answers);
         }
     }
 }
@@ -70,6 +64,7 @@ enum Call {
     Check(String, String),
     Resend(String),
     Cancel(String),
+    Trust(String),
 }
 
 /// Scripted daemon: replies in order, records every call.
@@ -91,10 +86,7 @@ impl Smsotpd {
         d
     }
     fn then(mut self, status: &str, left: u32) -> Self {
-        self.answers.push_back(Ok(Answer {
-            status: status.into(),
-            attempts_left: left,
-        }));
+        self.answers.push_back(Ok(Answer { status: status.into(), attempts_left: left }));
         self
     }
     fn then_err(mut self, e: ClientError) -> Self {
@@ -103,11 +95,7 @@ impl Smsotpd {
     }
     fn starting(action: &str) -> Self {
         let mut d = Smsotpd::default();
-        d.starts.push_back(Ok(Start {
-            action: action.into(),
-            challenge: String::new(),
-            destination: String::new(),
-        }));
+        d.starts.push_back(Ok(Start { action: action.into(), challenge: String::new(), destination: String::new() }));
         d
     }
     fn failing(e: ClientError) -> Self {
@@ -119,13 +107,7 @@ impl Smsotpd {
 
 impl Daemon for Smsotpd {
     fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError> {
-        self.calls.push(Call::Start(
-            user.into(),
-            context
-                .iter()
-                .map(|(k, v)| ((*k).into(), (*v).into()))
-                .collect(),
-        ));
+        self.calls.push(Call::Start(user.into(), context.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()));
         self.starts.pop_front().expect("unscripted StartLogin")
     }
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
@@ -139,15 +121,16 @@ impl Daemon for Smsotpd {
     fn cancel(&mut self, challenge: &str) {
         self.calls.push(Call::Cancel(challenge.into()));
     }
+    fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError> {
+        self.calls.push(Call::Trust(challenge.into()));
+        Ok(())
+    }
 }
 
 impl Drop for Smsotpd {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            assert!(
-                self.starts.is_empty() && self.answers.is_empty(),
-                "unused daemon replies"
-            );
+            assert!(self.starts.is_empty() && self.answers.is_empty(), "unused daemon replies");
         }
     }
 }
@@ -183,22 +166,10 @@ struct Run {
 
 fn run_with(mut user: User, mut daemon: Smsotpd, options: Options) -> Run {
     let mut log = Lines::default();
-    let outcome = Flow {
-        prompter: &mut user,
-        daemon: &mut daemon,
-        log: &mut log,
-        options: &options,
-        silent: false,
-    }
-    .run(&items());
+    let outcome = Flow { prompter: &mut user, daemon: &mut daemon, log: &mut log, options: &options, silent: false }
+        .run(&items());
     let code = pam_code(&outcome, options.fail_mode);
-    Run {
-        outcome,
-        code,
-        said: std::mem::take(&mut user.said),
-        calls: std::mem::take(&mut daemon.calls),
-        log: log.0,
-    }
+    Run { outcome, code, said: std::mem::take(&mut user.said), calls: std::mem::take(&mut daemon.calls), log: log.0 }
 }
 
 fn run(user: User, daemon: Smsotpd) -> Run {
@@ -214,10 +185,7 @@ fn prompt() -> Said {
 
 #[test]
 fn correct_code() {
-    let r = run(
-        User::typing(&[b" 123456 "]),
-        Smsotpd::code_sent().then("accepted", 3),
-    );
+    let r = run(User::typing(&[b" 123456 "]), Smsotpd::code_sent().then("accepted", 3));
     assert_eq!(r.outcome, Outcome::Accepted);
     assert_eq!(r.code, P::PAM_SUCCESS);
     assert_eq!(r.said, vec![sent(), prompt()]);
@@ -227,23 +195,14 @@ fn correct_code() {
         ("tty".into(), "ssh".into()),
         ("auth_info".into(), String::new()),
     ];
-    assert_eq!(
-        r.calls,
-        vec![
-            Call::Start("alice".into(), ctx),
-            Call::Check("c1".into(), "123456".into())
-        ]
-    );
+    assert_eq!(r.calls, vec![Call::Start("alice".into(), ctx), Call::Check("c1".into(), "123456".into())]);
 }
 
 #[test]
 fn wrong_three_times() {
     let r = run(
         User::typing(&[b"111111", b"222222", b"333333"]),
-        Smsotpd::code_sent()
-            .then("wrong", 2)
-            .then("wrong", 1)
-            .then("too-many-tries", 0),
+        Smsotpd::code_sent().then("wrong", 2).then("wrong", 1).then("too-many-tries", 0),
     );
     assert_eq!(r.code, P::PAM_MAXTRIES);
     assert_eq!(
@@ -264,10 +223,7 @@ fn wrong_three_times() {
 fn empty_answer_asks_for_a_resend() {
     let r = run(
         User::typing(&[b"", b"  ", b"654321"]),
-        Smsotpd::code_sent()
-            .then("resent", 3)
-            .then("resend-refused", 2)
-            .then("accepted", 2),
+        Smsotpd::code_sent().then("resent", 3).then("resend-refused", 2).then("accepted", 2),
     );
     assert_eq!(r.code, P::PAM_SUCCESS);
     assert_eq!(
@@ -277,16 +233,11 @@ fn empty_answer_asks_for_a_resend() {
             prompt(),
             Said::Info("A new code was sent by SMS to ******1234.".into()),
             prompt(),
-            Said::Error(
-                "A new code cannot be sent yet; enter the code you received. 2 tries left.".into()
-            ),
+            Said::Error("A new code cannot be sent yet; enter the code you received. 2 tries left.".into()),
             prompt()
         ]
     );
-    assert_eq!(
-        r.calls[1..3],
-        [Call::Resend("c1".into()), Call::Resend("c1".into())]
-    );
+    assert_eq!(r.calls[1..3], [Call::Resend("c1".into()), Call::Resend("c1".into())]);
 }
 
 #[test]
@@ -304,23 +255,12 @@ fn anything_but_ascii_digits_stays_in_the_module() {
     let n = inputs.len();
     let mut daemon = Smsotpd::code_sent();
     for i in 0..n {
-        daemon = daemon.then(
-            if i + 1 == n {
-                "too-many-tries"
-            } else {
-                "wrong"
-            },
-            1,
-        );
+        daemon = daemon.then(if i + 1 == n { "too-many-tries" } else { "wrong" }, 1);
     }
     let r = run(User::typing(&inputs), daemon);
     assert_eq!(r.code, P::PAM_MAXTRIES);
     for call in &r.calls[1..] {
-        assert_eq!(
-            call,
-            &Call::Check("c1".into(), String::new()),
-            "the typed text is never sent"
-        );
+        assert_eq!(call, &Call::Check("c1".into(), String::new()), "the typed text is never sent");
     }
 }
 
@@ -328,10 +268,7 @@ fn anything_but_ascii_digits_stays_in_the_module() {
 fn classify_inputs() {
     assert_eq!(classify(b""), Reply::Empty);
     assert_eq!(classify(b" \t\r\n"), Reply::Empty);
-    assert_eq!(
-        classify(b" 0123 \n"),
-        Reply::Digits(Zeroizing::new("0123".into()))
-    );
+    assert_eq!(classify(b" 0123 \n"), Reply::Digits(Zeroizing::new("0123".into())));
     assert_eq!(classify("１２３".as_bytes()), Reply::Other);
     assert_eq!(classify(b"12 34"), Reply::Other);
     assert_eq!(classify(&[b'1'; 17]), Reply::Other);
@@ -339,17 +276,9 @@ fn classify_inputs() {
 
 #[test]
 fn expired_code() {
-    let r = run(
-        User::typing(&[b"123456"]),
-        Smsotpd::code_sent().then("expired", 0),
-    );
+    let r = run(User::typing(&[b"123456"]), Smsotpd::code_sent().then("expired", 0));
     assert_eq!(r.code, P::PAM_AUTH_ERR);
-    assert_eq!(
-        r.said.last(),
-        Some(&Said::Error(
-            "The code has expired. Log in again to get a new one.".into()
-        ))
-    );
+    assert_eq!(r.said.last(), Some(&Said::Error("The code has expired. Log in again to get a new one.".into())));
 }
 
 #[test]
@@ -357,66 +286,41 @@ fn locked_out_at_start_and_during() {
     let r = run(User::default(), Smsotpd::starting("locked-out"));
     assert_eq!(r.code, P::PAM_MAXTRIES);
     assert_eq!(r.said, vec![Said::Error(text::LOCKED.into())]);
-    let r = run(
-        User::typing(&[b"1"]),
-        Smsotpd::code_sent().then("locked-out", 0),
-    );
+    let r = run(User::typing(&[b"1"]), Smsotpd::code_sent().then("locked-out", 0));
     assert_eq!(r.code, P::PAM_MAXTRIES);
 }
 
 #[test]
 fn policy_answers() {
-    assert_eq!(
-        run(User::default(), Smsotpd::starting("allow")).code,
-        P::PAM_SUCCESS
-    );
+    assert_eq!(run(User::default(), Smsotpd::starting("allow")).code, P::PAM_SUCCESS);
     let r = run(User::default(), Smsotpd::starting("ignore"));
     assert_eq!((r.code, r.said.len()), (P::PAM_IGNORE, 0));
     let r = run(User::default(), Smsotpd::starting("deny"));
     assert_eq!(r.code, P::PAM_PERM_DENIED);
     let r = run(User::default(), Smsotpd::starting("let-me-in"));
-    assert_eq!(
-        r.code,
-        P::PAM_AUTHINFO_UNAVAIL,
-        "unknown actions fail closed"
-    );
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL, "unknown actions fail closed");
 }
 
 #[test]
 fn unknown_status_fails_closed() {
-    let r = run(
-        User::typing(&[b"123456"]),
-        Smsotpd::code_sent().then("accepted-ish", 1),
-    );
+    let r = run(User::typing(&[b"123456"]), Smsotpd::code_sent().then("accepted-ish", 1));
     assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
     assert_eq!(r.calls.last(), Some(&Call::Cancel("c1".into())));
 }
 
 #[test]
 fn daemon_unreachable_by_fail_mode() {
-    let secure = run(
-        User::default(),
-        Smsotpd::failing(ClientError::Unreachable("no socket".into())),
-    );
+    let secure = run(User::default(), Smsotpd::failing(ClientError::Unreachable("no socket".into())));
     assert_eq!(secure.code, P::PAM_AUTHINFO_UNAVAIL);
     assert_eq!(secure.said, vec![Said::Error(text::UNAVAILABLE.into())]);
-    let safe_opts = Options {
-        fail_mode: FailMode::Safe,
-        ..Options::default()
-    };
-    let safe = run_with(
-        User::default(),
-        Smsotpd::failing(ClientError::Unreachable("no socket".into())),
-        safe_opts.clone(),
-    );
+    let safe_opts = Options { fail_mode: FailMode::Safe, ..Options::default() };
+    let safe =
+        run_with(User::default(), Smsotpd::failing(ClientError::Unreachable("no socket".into())), safe_opts.clone());
     assert_eq!(safe.code, P::PAM_IGNORE);
     assert!(safe.log[0].contains("fail_mode=safe"), "{:?}", safe.log);
     // An impostor on the bus is never "unreachable", whatever the fail mode.
-    let impostor = run_with(
-        User::default(),
-        Smsotpd::failing(ClientError::Impostor("uid 1000".into())),
-        safe_opts.clone(),
-    );
+    let impostor =
+        run_with(User::default(), Smsotpd::failing(ClientError::Impostor("uid 1000".into())), safe_opts.clone());
     assert_eq!(impostor.code, P::PAM_AUTHINFO_UNAVAIL);
     // Losing the daemon mid-login fails closed in safe mode too.
     let lost = run_with(
@@ -429,20 +333,13 @@ fn daemon_unreachable_by_fail_mode() {
 
 #[test]
 fn daemon_errors() {
-    let err = |name: &str| ClientError::Daemon {
-        name: name.into(),
-        text: "x".into(),
-    };
+    let err = |name: &str| ClientError::Daemon { name: name.into(), text: "x".into() };
     let cases = [
         ("DeliveryFailed", P::PAM_AUTHINFO_UNAVAIL, text::DELIVERY),
         ("Busy", P::PAM_AUTHINFO_UNAVAIL, text::BUSY),
         ("StorageFailed", P::PAM_AUTHINFO_UNAVAIL, text::UNUSABLE),
         ("RateLimited", P::PAM_AUTH_ERR, text::RATE_LIMITED),
-        (
-            "PermissionDenied",
-            P::PAM_AUTHINFO_UNAVAIL,
-            text::UNAVAILABLE,
-        ),
+        ("PermissionDenied", P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
         ("Internal", P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
     ];
     for (name, code, message) in cases {
@@ -450,10 +347,7 @@ fn daemon_errors() {
         assert_eq!(r.code, code, "{name}");
         assert_eq!(r.said, vec![Said::Error(message.into())], "{name}");
     }
-    let r = run(
-        User::typing(&[b"1"]),
-        Smsotpd::code_sent().then_err(err("UnknownChallenge")),
-    );
+    let r = run(User::typing(&[b"1"]), Smsotpd::code_sent().then_err(err("UnknownChallenge")));
     assert_eq!(r.code, P::PAM_AUTH_ERR);
 }
 
@@ -480,14 +374,8 @@ fn silent_flag_suppresses_messages_not_the_prompt() {
     let mut daemon = Smsotpd::code_sent().then("wrong", 1).then("accepted", 1);
     let mut log = Lines::default();
     let options = Options::default();
-    let outcome = Flow {
-        prompter: &mut user,
-        daemon: &mut daemon,
-        log: &mut log,
-        options: &options,
-        silent: true,
-    }
-    .run(&items());
+    let outcome =
+        Flow { prompter: &mut user, daemon: &mut daemon, log: &mut log, options: &options, silent: true }.run(&items());
     assert_eq!(outcome, Outcome::Accepted);
     assert_eq!(user.said, vec![prompt(), prompt()]);
 }
@@ -520,15 +408,9 @@ fn only_two_outcomes_succeed() {
         Outcome::ConversationFailed,
     ];
     for mode in [FailMode::Secure, FailMode::Safe] {
-        let ok: Vec<&Outcome> = all
-            .iter()
-            .filter(|o| pam_code(o, mode) == P::PAM_SUCCESS)
-            .collect();
+        let ok: Vec<&Outcome> = all.iter().filter(|o| pam_code(o, mode) == P::PAM_SUCCESS).collect();
         assert_eq!(ok, vec![&Outcome::Accepted, &Outcome::PolicyAllowed]);
-        let ignored: Vec<&Outcome> = all
-            .iter()
-            .filter(|o| pam_code(o, mode) == P::PAM_IGNORE)
-            .collect();
+        let ignored: Vec<&Outcome> = all.iter().filter(|o| pam_code(o, mode) == P::PAM_IGNORE).collect();
         let want: Vec<&Outcome> = if mode == FailMode::Safe {
             vec![&Outcome::NotEnrolledAllowed, &Outcome::Unreachable]
         } else {
@@ -536,4 +418,29 @@ fn only_two_outcomes_succeed() {
         };
         assert_eq!(ignored, want);
     }
+}
+
+#[test]
+fn trust_offer_yes_and_no() {
+    let r = run(User::typing(&[b"123456", b" Yes "]), Smsotpd::code_sent().then("accepted-offer-trust", 30));
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    assert_eq!(
+        r.said,
+        vec![
+            sent(),
+            prompt(),
+            Said::Prompt("Trust this machine for 30 days? [y/N] ".into()),
+            Said::Info("This machine is trusted for 30 days.".into())
+        ]
+    );
+    assert_eq!(r.calls.last(), Some(&Call::Trust("c1".into())));
+    for no in [&b""[..], b"n", b"yes please", b"ja"] {
+        let r = run(User::typing(&[b"123456", no]), Smsotpd::code_sent().then("accepted-offer-trust", 30));
+        assert_eq!(r.code, P::PAM_SUCCESS, "the code was right");
+        assert!(!r.calls.iter().any(|c| matches!(c, Call::Trust(_))), "{no:?} is not a yes");
+    }
+    // Even a failed conversation at the question keeps the login.
+    let mut user = User::typing(&[b"123456"]);
+    user.answers.push_back(Err(ConvError));
+    assert_eq!(run(user, Smsotpd::code_sent().then("accepted-offer-trust", 30)).code, P::PAM_SUCCESS);
 }

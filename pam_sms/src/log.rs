@@ -22,16 +22,8 @@ impl ModuleLog {
         };
         // No syslog socket means no log lines, never output elsewhere.
         let syslog = syslog::unix(formatter).ok();
-        let service: String = service
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(32)
-            .collect();
-        ModuleLog {
-            syslog,
-            prefix: format!("pam_sms({service}:auth): "),
-            debug: false,
-        }
+        let service: String = service.chars().filter(|c| !c.is_control()).take(32).collect();
+        ModuleLog { syslog, prefix: format!("pam_sms({service}:auth): "), debug: false }
     }
 
     pub fn error(&mut self, text: &str) {

@@ -56,15 +56,10 @@ impl Options {
         let mut o = Options::default();
         let mut seen: Vec<&str> = Vec::new();
         if args.len() > 16 {
-            return Err(format!(
-                "{} arguments given; pam_sms takes at most 5",
-                args.len()
-            ));
+            return Err(format!("{} arguments given; pam_sms takes at most 5", args.len()));
         }
         for raw in args {
-            let arg = raw
-                .to_str()
-                .map_err(|_| "an argument is not valid UTF-8".to_owned())?;
+            let arg = raw.to_str().map_err(|_| "an argument is not valid UTF-8".to_owned())?;
             let (key, value) = match arg.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (arg, None),
@@ -76,9 +71,9 @@ impl Options {
             match (key, value) {
                 ("debug", None) => o.debug = true,
                 ("timeout", Some(v)) => {
-                    let secs: u64 = v.parse().map_err(|_| {
-                        format!("timeout={v:?} is not a whole number of seconds; e.g. timeout=30")
-                    })?;
+                    let secs: u64 = v
+                        .parse()
+                        .map_err(|_| format!("timeout={v:?} is not a whole number of seconds; e.g. timeout=30"))?;
                     if !(MIN_TIMEOUT_SECONDS..=MAX_TIMEOUT_SECONDS).contains(&secs) {
                         return Err(format!(
                             "timeout={secs} is out of range: use {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS} seconds (default 30)"
@@ -89,23 +84,17 @@ impl Options {
                 ("fail_mode", Some("secure")) => o.fail_mode = FailMode::Secure,
                 ("fail_mode", Some("safe")) => o.fail_mode = FailMode::Safe,
                 ("fail_mode", Some(v)) => {
-                    return Err(format!(
-                        "fail_mode={v:?} is not a fail mode: use fail_mode=secure or fail_mode=safe"
-                    ));
+                    return Err(format!("fail_mode={v:?} is not a fail mode: use fail_mode=secure or fail_mode=safe"));
                 }
                 ("bus", Some(v)) => {
                     let path = v.strip_prefix("unix:path=").unwrap_or_default();
                     if !path.starts_with('/') || path.contains(',') || path.contains(';') {
-                        return Err(format!(
-                            "bus={v:?} must be unix:path=/absolute/socket (for tests only)"
-                        ));
+                        return Err(format!("bus={v:?} must be unix:path=/absolute/socket (for tests only)"));
                     }
                     o.bus = v.to_owned();
                 }
                 ("daemon_user", Some(v))
-                    if !v.is_empty()
-                        && v.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
                 {
                     o.daemon_user = Some(v.to_owned())
                 }
@@ -161,14 +150,8 @@ mod tests {
 
     #[test]
     fn every_argument() {
-        let o = parse(&[
-            "debug",
-            "timeout=10",
-            "fail_mode=safe",
-            "bus=unix:path=/tmp/x/bus",
-            "daemon_user=smsotpd",
-        ])
-        .unwrap();
+        let o = parse(&["debug", "timeout=10", "fail_mode=safe", "bus=unix:path=/tmp/x/bus", "daemon_user=smsotpd"])
+            .unwrap();
         assert!(o.debug);
         assert_eq!(o.timeout, Duration::from_secs(10));
         assert_eq!(o.fail_mode, FailMode::Safe);
@@ -186,10 +169,7 @@ mod tests {
             (&["timeout=1"], "out of range"),
             (&["timeout="], "not a whole number"),
             (&["timeout"], "needs a value"),
-            (
-                &["fail_mode=secur"],
-                "use fail_mode=secure or fail_mode=safe",
-            ),
+            (&["fail_mode=secur"], "use fail_mode=secure or fail_mode=safe"),
             (&["bus=tcp:host=evil,port=1"], "unix:path="),
             (&["bus=unix:path=relative"], "unix:path="),
             (&["debug=1"], "takes no value"),
@@ -199,11 +179,7 @@ mod tests {
             let e = parse(args).unwrap_err();
             assert!(e.contains(want), "{args:?}: {e}");
         }
-        assert!(
-            parse(&vec!["debug"; 1000])
-                .unwrap_err()
-                .contains("1000 arguments")
-        );
+        assert!(parse(&vec!["debug"; 1000]).unwrap_err().contains("1000 arguments"));
         let bad = [CString::new(vec![0xffu8, 0xfe]).unwrap()];
         let refs: Vec<&CStr> = bad.iter().map(|c| c.as_c_str()).collect();
         assert!(Options::parse(&refs).unwrap_err().contains("UTF-8"));

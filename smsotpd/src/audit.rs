@@ -93,10 +93,7 @@ pub struct Line {
 }
 
 pub fn event(event: Event) -> Line {
-    Line {
-        event,
-        text: format!("event={}", event.name()),
-    }
+    Line { event, text: format!("event={}", event.name()) }
 }
 
 impl Line {
@@ -118,11 +115,7 @@ impl Line {
     }
 
     pub fn log(self) {
-        let level = if self.event.is_warning() {
-            log::Level::Warn
-        } else {
-            log::Level::Info
-        };
+        let level = if self.event.is_warning() { log::Level::Warn } else { log::Level::Info };
         log::log!(target: "audit", level, "{}", self.text);
     }
 }
@@ -133,13 +126,7 @@ mod tests {
 
     #[test]
     fn fields_are_escaped() {
-        let l = event(Event::Wrong)
-            .field("user", "bob\nevent=accepted")
-            .field("rhost", "")
-            .field("svc", "a b");
-        assert_eq!(
-            l.text(),
-            "event=code-wrong user=\"bob\\x0aevent=accepted\" rhost=- svc=\"a b\""
-        );
+        let l = event(Event::Wrong).field("user", "bob\nevent=accepted").field("rhost", "").field("svc", "a b");
+        assert_eq!(l.text(), "event=code-wrong user=\"bob\\x0aevent=accepted\" rhost=- svc=\"a b\"");
     }
 }

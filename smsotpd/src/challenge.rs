@@ -14,9 +14,7 @@ use crate::clock::Tick;
 
 /// Fills `buf` from the operating system's CSPRNG (getrandom(2)).
 pub fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
-    rand::rngs::SysRng
-        .try_fill_bytes(buf)
-        .map_err(|e| std::io::Error::other(format!("getrandom failed: {e}")))
+    rand::rngs::SysRng.try_fill_bytes(buf).map_err(|e| std::io::Error::other(format!("getrandom failed: {e}")))
 }
 
 /// A code of `len` decimal digits, uniformly distributed: bytes >= 250 are
@@ -66,8 +64,7 @@ impl ChallengeId {
     }
 
     pub fn from_wire(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| ChallengeId(s.to_owned()))
+        (s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then(|| ChallengeId(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -128,6 +125,8 @@ pub struct Challenge {
     last_sent: Tick,
     /// A provider check is under way (Verify); a second must not overlap.
     pub in_flight: bool,
+    /// Trust to record (or offer) once the right code is given.
+    pub on_success: Option<crate::trust::TrustPlan>,
     limits: Limits,
 }
 
@@ -169,6 +168,7 @@ impl Challenge {
             resends_left: limits.resends,
             last_sent: now,
             in_flight: false,
+            on_success: None,
             limits,
         }
     }
@@ -196,9 +196,7 @@ impl Challenge {
         if self.attempts_left == 0 {
             AfterWrong::NoTriesLeft
         } else {
-            AfterWrong::TryAgain {
-                attempts_left: self.attempts_left,
-            }
+            AfterWrong::TryAgain { attempts_left: self.attempts_left }
         }
     }
 
@@ -236,10 +234,7 @@ pub struct Full;
 
 impl Challenges {
     pub fn new(max: usize) -> Self {
-        Challenges {
-            map: HashMap::new(),
-            max,
-        }
+        Challenges { map: HashMap::new(), max }
     }
 
     pub fn len(&self) -> usize {
@@ -252,15 +247,9 @@ impl Challenges {
 
     /// Drops expired challenges; returns them for the audit log.
     pub fn sweep(&mut self, now: Tick) -> Vec<Challenge> {
-        let dead: Vec<ChallengeId> = self
-            .map
-            .iter()
-            .filter(|(_, c)| c.is_expired(now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        dead.into_iter()
-            .filter_map(|k| self.map.remove(&k))
-            .collect()
+        let dead: Vec<ChallengeId> =
+            self.map.iter().filter(|(_, c)| c.is_expired(now)).map(|(k, _)| k.clone()).collect();
+        dead.into_iter().filter_map(|k| self.map.remove(&k)).collect()
     }
 
     pub fn insert(&mut self, id: ChallengeId, c: Challenge) -> Result<(), Full> {
@@ -278,11 +267,7 @@ impl Challenges {
     }
 
     pub fn remove(&mut self, id: &ChallengeId, owner: &str) -> Option<Challenge> {
-        if self.map.get(id).is_some_and(|c| c.owner == owner) {
-            self.map.remove(id)
-        } else {
-            None
-        }
+        if self.map.get(id).is_some_and(|c| c.owner == owner) { self.map.remove(id) } else { None }
     }
 
     /// Drops everything a vanished connection left behind.
@@ -305,12 +290,7 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits {
-            expiry: Duration::from_secs(300),
-            attempts: 3,
-            resend_interval: Duration::from_secs(30),
-            resends: 3,
-        }
+        Limits { expiry: Duration::from_secs(300), attempts: 3, resend_interval: Duration::from_secs(30), resends: 3 }
     }
 
     fn t(secs: u64) -> Tick {
@@ -352,10 +332,7 @@ mod tests {
         }
         // 20,000 digits: each expected 2,000; 6 sigma is about 255.
         for (digit, n) in counts.iter().enumerate() {
-            assert!(
-                (1_700..=2_300).contains(n),
-                "digit {digit} seen {n} times: {counts:?}"
-            );
+            assert!((1_700..=2_300).contains(n), "digit {digit} seen {n} times: {counts:?}");
         }
     }
 
@@ -371,16 +348,7 @@ mod tests {
     #[test]
     fn code_shape() {
         assert!(is_code_shaped("123456", 6..=6));
-        for bad in [
-            "",
-            "12345",
-            "1234567",
-            "１２３４５６",
-            "١٢٣٤٥٦",
-            "12345a",
-            " 12345",
-            "12 456",
-        ] {
+        for bad in ["", "12345", "1234567", "１２３４５６", "١٢٣٤٥٦", "12345a", " 12345", "12 456"] {
             assert!(!is_code_shaped(bad, 6..=6), "{bad:?}");
         }
     }
@@ -414,20 +382,13 @@ mod tests {
     #[test]
     fn resend_rules() {
         let mut c = local("111111", t(0));
-        assert_eq!(
-            c.resend_allowed(t(10)),
-            Err(ResendRefused::TooSoon(Duration::from_secs(20)))
-        );
+        assert_eq!(c.resend_allowed(t(10)), Err(ResendRefused::TooSoon(Duration::from_secs(20))));
         assert_eq!(c.resend_allowed(t(30)), Ok(()));
         c.wrong();
         c.resent(Secret::Local(Zeroizing::new("222222".into())), t(30));
         assert!(!c.matches_local("111111"), "the old code dies at once");
         assert!(c.matches_local("222222"));
-        assert_eq!(
-            c.attempts_left(),
-            2,
-            "a resend never resets the failure count"
-        );
+        assert_eq!(c.attempts_left(), 2, "a resend never resets the failure count");
         assert!(!c.is_expired(t(329)), "the new code has its own lifetime");
         c.resent(Secret::Local(Zeroizing::new("3".into())), t(60));
         c.resent(Secret::Local(Zeroizing::new("4".into())), t(90));
@@ -449,14 +410,8 @@ mod tests {
         let b = ChallengeId::new().unwrap();
         table.insert(a.clone(), local("1", t(0))).unwrap();
         table.insert(b.clone(), local("2", t(100))).unwrap();
-        assert_eq!(
-            table.insert(ChallengeId::new().unwrap(), local("3", t(0))),
-            Err(Full)
-        );
-        assert!(
-            table.get_mut(&a, ":1.8").is_none(),
-            "another connection cannot see it"
-        );
+        assert_eq!(table.insert(ChallengeId::new().unwrap(), local("3", t(0))), Err(Full));
+        assert!(table.get_mut(&a, ":1.8").is_none(), "another connection cannot see it");
         assert!(table.remove(&a, ":1.8").is_none());
         assert!(table.get_mut(&a, ":1.7").is_some());
         let swept = table.sweep(t(300));

@@ -55,18 +55,15 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)] // the one edge that reads the wall clock
     fn unix_now(&self) -> UnixSeconds {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
     fn tick(&self) -> Tick {
         use nix::time::{ClockId, clock_gettime};
         // CLOCK_BOOTTIME cannot fail on Linux >= 2.6.39. Were it to, a
         // far-future reading makes every pending deadline already past.
-        let ts = clock_gettime(ClockId::CLOCK_BOOTTIME)
-            .unwrap_or_else(|_| nix::sys::time::TimeSpec::new(i64::MAX / 4, 0));
+        let ts =
+            clock_gettime(ClockId::CLOCK_BOOTTIME).unwrap_or_else(|_| nix::sys::time::TimeSpec::new(i64::MAX / 4, 0));
         let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
         let nanos = u32::try_from(ts.tv_nsec()).unwrap_or(0);
         Tick(Duration::new(secs, nanos))
@@ -94,11 +91,7 @@ struct ManualState {
 impl ManualClock {
     pub fn new(unix: UnixSeconds) -> Self {
         ManualClock {
-            inner: Arc::new(Mutex::new(ManualState {
-                unix,
-                tick: Duration::from_secs(1_000),
-                slept: Vec::new(),
-            })),
+            inner: Arc::new(Mutex::new(ManualState { unix, tick: Duration::from_secs(1_000), slept: Vec::new() })),
         }
     }
 
@@ -159,11 +152,7 @@ mod tests {
         assert_eq!(t0.until(c.tick()), Duration::from_secs(90));
         c.set_unix(10);
         assert_eq!(c.unix_now(), 10, "wall clock can step back");
-        assert_eq!(
-            t0.until(c.tick()),
-            Duration::from_secs(90),
-            "ticks never do"
-        );
+        assert_eq!(t0.until(c.tick()), Duration::from_secs(90), "ticks never do");
     }
 
     #[tokio::test]
@@ -199,12 +188,7 @@ pub fn format_utc(unix: UnixSeconds) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::names::PhoneNumber;
+use crate::policy::{Action, Cidr, Policy, Rule};
 use crate::template::Template;
 
 pub const DEFAULT_PATH: &str = "/etc/smsotpd/smsotpd.toml";
@@ -79,6 +80,41 @@ struct RawConfig {
     message: RawMessage,
     twilio: Option<RawTwilio>,
     outbox: Option<RawOutbox>,
+    #[serde(default)]
+    policy: RawPolicy,
+    /// Read as plain tables so that an error can name the rule.
+    #[serde(default)]
+    rule: Vec<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPolicy {
+    mode: String,
+    trust_days: u32,
+    ask_user: bool,
+    max_trusted_machines: usize,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy { mode: "always".into(), trust_days: 30, ask_user: false, max_trusted_machines: 20 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    /// Read from the table directly, for the rule's label.
+    #[allow(dead_code)]
+    name: Option<String>,
+    from: Option<Vec<String>>,
+    service: Option<Vec<String>>,
+    user: Option<Vec<String>>,
+    group: Option<Vec<String>>,
+    local: Option<bool>,
+    action: String,
+    trust_days: Option<u32>,
 }
 
 fn default_unenrolled() -> Unenrolled {
@@ -125,10 +161,7 @@ struct RawLockout {
 
 impl Default for RawLockout {
     fn default() -> Self {
-        RawLockout {
-            failures: 10,
-            minutes: 15,
-        }
+        RawLockout { failures: 10, minutes: 15 }
     }
 }
 
@@ -139,14 +172,12 @@ struct RawMessage {
     hostname: Option<String>,
 }
 
-pub const DEFAULT_TEMPLATE: &str = "{code} is your login code for {host} ({service}). It expires in {minutes} minutes. Do not share it.";
+pub const DEFAULT_TEMPLATE: &str =
+    "{code} is your login code for {host} ({service}). It expires in {minutes} minutes. Do not share it.";
 
 impl Default for RawMessage {
     fn default() -> Self {
-        RawMessage {
-            template: DEFAULT_TEMPLATE.to_owned(),
-            hostname: None,
-        }
+        RawMessage { template: DEFAULT_TEMPLATE.to_owned(), hostname: None }
     }
 }
 
@@ -198,6 +229,7 @@ pub struct Config {
     pub template: Template,
     /// `{host}` in messages; None means the machine's hostname.
     pub hostname: Option<String>,
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,26 +317,15 @@ pub const CREDENTIAL_API_KEY_SECRET: &str = "twilio-api-key-secret";
 
 impl Config {
     /// Parses and validates `text`; `origin` names the file in errors.
-    pub fn parse(
-        text: &str,
-        origin: &str,
-        creds: &ExternalCredentials,
-    ) -> Result<Config, ConfigError> {
-        let err = |message: String| ConfigError {
-            origin: origin.to_owned(),
-            message,
-        };
+    pub fn parse(text: &str, origin: &str, creds: &ExternalCredentials) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { origin: origin.to_owned(), message };
         let raw: RawConfig = toml::from_str(text).map_err(|e| err(describe_toml_error(&e)))?;
         if raw.version != 1 {
-            return Err(err(format!(
-                "version = {} is not supported by this smsotpd; write version = 1",
-                raw.version
-            )));
+            return Err(err(format!("version = {} is not supported by this smsotpd; write version = 1", raw.version)));
         }
         let codes = validate_codes(&raw.codes).map_err(err)?;
         let lockout = validate_lockout(&raw.lockout).map_err(err)?;
-        let template = Template::parse(&raw.message.template)
-            .map_err(|e| err(format!("message.template: {e}")))?;
+        let template = Template::parse(&raw.message.template).map_err(|e| err(format!("message.template: {e}")))?;
         if let Some(h) = &raw.message.hostname
             && (h.is_empty() || h.len() > 64 || h.chars().any(char::is_control))
         {
@@ -325,7 +346,8 @@ impl Config {
                     // Allowed: switching to the outbox for a test keeps the Twilio keys.
                 }
                 let outbox = raw.outbox.ok_or_else(|| {
-                    err("provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\"".to_owned())
+                    err("provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\""
+                        .to_owned())
                 })?;
                 if !outbox.path.is_absolute() {
                     return Err(err("outbox.path must be an absolute path".to_owned()));
@@ -359,8 +381,10 @@ impl Config {
                 }
             }
         };
+        let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
         Ok(Config {
             provider,
+            policy,
             unenrolled: raw.unenrolled,
             state_directory: raw.state_directory,
             codes,
@@ -392,30 +416,18 @@ impl Config {
     /// Reads `path`, checks its owner and mode, and parses it.
     pub fn load(path: &Path, credentials_directory: Option<&Path>) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
-        let err = |message: String| ConfigError {
-            origin: origin.clone(),
-            message,
-        };
+        let err = |message: String| ConfigError { origin: origin.clone(), message };
         let file = std::fs::File::open(path).map_err(|e| {
             err(format!(
                 "cannot read the configuration ({e}); create it from /usr/share/doc/smsotpd/smsotpd.toml.example or pass --config PATH"
             ))
         })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| err(format!("cannot stat the configuration: {e}")))?;
+        let meta = file.metadata().map_err(|e| err(format!("cannot stat the configuration: {e}")))?;
         if !meta.is_file() {
             return Err(err("is not a regular file".to_owned()));
         }
-        let text = Zeroizing::new(
-            read_limited(file, 1 << 20).map_err(|e| err(format!("cannot read: {e}")))?,
-        );
-        check_owner_and_mode(
-            &meta,
-            Config::file_holds_secrets(&text),
-            "the configuration",
-        )
-        .map_err(err)?;
+        let text = Zeroizing::new(read_limited(file, 1 << 20).map_err(|e| err(format!("cannot read: {e}")))?);
+        check_owner_and_mode(&meta, Config::file_holds_secrets(&text), "the configuration").map_err(err)?;
         let creds = match credentials_directory {
             Some(dir) => read_credentials(dir)?,
             None => ExternalCredentials::default(),
@@ -451,23 +463,14 @@ fn read_limited(file: std::fs::File, limit: u64) -> std::io::Result<String> {
 
 /// A file that holds secrets or decides who logs in must be root's and must
 /// not be writable by others; a secret-holding one must not be readable either.
-pub fn check_owner_and_mode(
-    meta: &std::fs::Metadata,
-    holds_secrets: bool,
-    what: &str,
-) -> Result<(), String> {
+pub fn check_owner_and_mode(meta: &std::fs::Metadata, holds_secrets: bool, what: &str) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
-        return Err(format!(
-            "{what} is owned by uid {}, not root; fix with: chown root:root FILE",
-            meta.uid()
-        ));
+        return Err(format!("{what} is owned by uid {}, not root; fix with: chown root:root FILE", meta.uid()));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "{what} is writable by group or others (mode {mode:04o}); fix with: chmod 600 FILE"
-        ));
+        return Err(format!("{what} is writable by group or others (mode {mode:04o}); fix with: chmod 600 FILE"));
     }
     if holds_secrets && mode & 0o077 != 0 {
         return Err(format!(
@@ -484,24 +487,18 @@ pub fn read_credentials(dir: &Path) -> Result<ExternalCredentials, ConfigError> 
         let origin = path.display().to_string();
         match std::fs::File::open(&path) {
             Ok(f) => {
-                let text = Zeroizing::new(read_limited(f, 4096).map_err(|e| ConfigError {
-                    origin: origin.clone(),
-                    message: format!("cannot read: {e}"),
-                })?);
+                let text = Zeroizing::new(
+                    read_limited(f, 4096)
+                        .map_err(|e| ConfigError { origin: origin.clone(), message: format!("cannot read: {e}") })?,
+                );
                 let value = text.trim();
                 if value.is_empty() {
-                    return Err(ConfigError {
-                        origin,
-                        message: "the credential is empty".to_owned(),
-                    });
+                    return Err(ConfigError { origin, message: "the credential is empty".to_owned() });
                 }
                 Ok(Some(Secret::new(value.to_owned())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ConfigError {
-                origin,
-                message: format!("cannot read: {e}"),
-            }),
+            Err(e) => Err(ConfigError { origin, message: format!("cannot read: {e}") }),
         }
     };
     Ok(ExternalCredentials {
@@ -514,12 +511,7 @@ fn describe_toml_error(e: &toml::de::Error) -> String {
     // toml's message already names the line, the key and the expected keys;
     // keep it on one line for logs.
     let msg = e.to_string();
-    let mut lines = msg
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" | ");
+    let mut lines = msg.lines().filter(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" | ");
     if lines.contains("missing field `provider`") {
         lines.push_str(
             " | choose a provider explicitly: provider = \"twilio-messaging\", \"twilio-verify\" or \"outbox\"",
@@ -528,53 +520,21 @@ fn describe_toml_error(e: &toml::de::Error) -> String {
     lines
 }
 
-fn range<T: PartialOrd + fmt::Display + Copy>(
-    key: &str,
-    v: T,
-    lo: T,
-    hi: T,
-    why: &str,
-) -> Result<T, String> {
+fn range<T: PartialOrd + fmt::Display + Copy>(key: &str, v: T, lo: T, hi: T, why: &str) -> Result<T, String> {
     if v < lo || v > hi {
-        return Err(format!(
-            "{key} = {v} is out of range: use {lo} to {hi}{why}"
-        ));
+        return Err(format!("{key} = {v} is out of range: use {lo} to {hi}{why}"));
     }
     Ok(v)
 }
 
 fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
-    let length = range(
-        "codes.length",
-        c.length,
-        6,
-        10,
-        " (NIST SP 800-63B asks for at least 6 digits)",
-    )?;
-    let expiry = range(
-        "codes.expiry_seconds",
-        c.expiry_seconds,
-        60,
-        600,
-        " (NIST SP 800-63B: at most 10 minutes)",
-    )?;
+    let length = range("codes.length", c.length, 6, 10, " (NIST SP 800-63B asks for at least 6 digits)")?;
+    let expiry = range("codes.expiry_seconds", c.expiry_seconds, 60, 600, " (NIST SP 800-63B: at most 10 minutes)")?;
     let attempts = range("codes.attempts", c.attempts, 1, 10, "")?;
-    let resend_interval = range(
-        "codes.resend_interval_seconds",
-        c.resend_interval_seconds,
-        10,
-        600,
-        "",
-    )?;
+    let resend_interval = range("codes.resend_interval_seconds", c.resend_interval_seconds, 10, 600, "")?;
     let resends = range("codes.resends", c.resends, 0, 10, "")?;
     let max_pending = range("codes.max_pending", c.max_pending, 1, 1_000_000, "")?;
-    let sms = range(
-        "codes.sms_per_user_per_hour",
-        c.sms_per_user_per_hour,
-        1,
-        100,
-        "",
-    )?;
+    let sms = range("codes.sms_per_user_per_hour", c.sms_per_user_per_hour, 1, 100, "")?;
     let deadline = range(
         "codes.deadline_seconds",
         c.deadline_seconds,
@@ -595,17 +555,75 @@ fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
 }
 
 fn validate_lockout(l: &RawLockout) -> Result<Lockout, String> {
-    let failures = range(
-        "lockout.failures",
-        l.failures,
-        1,
-        100,
-        " (NIST SP 800-63B allows at most 100 consecutive failures)",
-    )?;
+    let failures =
+        range("lockout.failures", l.failures, 1, 100, " (NIST SP 800-63B allows at most 100 consecutive failures)")?;
     let minutes = range("lockout.minutes", l.minutes, 1, 7 * 24 * 60, "")?;
-    Ok(Lockout {
-        failures,
-        duration: Duration::from_secs(minutes * 60),
+    Ok(Lockout { failures, duration: Duration::from_secs(minutes * 60) })
+}
+
+fn trust_days(key: &str, days: u32) -> Result<u32, String> {
+    range(key, days, 1, 365, "")
+}
+
+fn validate_policy(p: &RawPolicy, rules: &[toml::Table]) -> Result<Policy, String> {
+    let days = trust_days("policy.trust_days", p.trust_days)?;
+    let default = match p.mode.as_str() {
+        "always" => Action::Always,
+        "trust" => Action::Trust { days },
+        other => {
+            return Err(format!(
+                "policy.mode = {other:?}: use \"always\" (a code at every login) or \"trust\" (trust the machine for trust_days after a correct code)"
+            ));
+        }
+    };
+    let max_trusted = range("policy.max_trusted_machines", p.max_trusted_machines, 1, 1000, "")?;
+    let mut parsed = Vec::new();
+    for (i, table) in rules.iter().enumerate() {
+        let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+        let label = match &name {
+            Some(n) => format!("rule {} ({n})", i + 1),
+            None => format!("rule {}", i + 1),
+        };
+        let rule = parse_rule(table, &label, days).map_err(|e| {
+            format!("[[rule]] number {} {}: {e}", i + 1, name.map(|n| format!("({n})")).unwrap_or_default())
+        })?;
+        parsed.push(rule);
+    }
+    Ok(Policy { default, rules: parsed, ask_user: p.ask_user, max_trusted })
+}
+
+fn parse_rule(table: &toml::Table, label: &str, default_days: u32) -> Result<Rule, String> {
+    let raw = RawRule::deserialize(toml::Value::Table(table.clone())).map_err(|e| e.message().to_owned())?;
+    let list = |key: &str, v: &Option<Vec<String>>| -> Result<Vec<String>, String> {
+        match v {
+            Some(items) if items.is_empty() => Err(format!("{key} = [] matches nothing; remove the key to match any")),
+            Some(items) => Ok(items.clone()),
+            None => Ok(Vec::new()),
+        }
+    };
+    let from = list("from", &raw.from)?
+        .iter()
+        .map(|c| Cidr::parse(c).map_err(|e| format!("from: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !from.is_empty() && raw.local == Some(true) {
+        return Err("from and local = true can never both hold (local logins have no address)".to_owned());
+    }
+    let action = match (raw.action.as_str(), raw.trust_days) {
+        ("always", None) => Action::Always,
+        ("skip", None) => Action::Skip,
+        ("deny", None) => Action::Deny,
+        ("trust", days) => Action::Trust { days: trust_days("trust_days", days.unwrap_or(default_days))? },
+        ("always" | "skip" | "deny", Some(_)) => return Err("trust_days only goes with action = \"trust\"".to_owned()),
+        (other, _) => return Err(format!("action = {other:?}: use \"always\", \"trust\", \"skip\" or \"deny\"")),
+    };
+    Ok(Rule {
+        label: label.to_owned(),
+        from,
+        services: list("service", &raw.service)?,
+        users: list("user", &raw.user)?,
+        groups: list("group", &raw.group)?,
+        local: raw.local,
+        action,
     })
 }
 
@@ -613,20 +631,14 @@ fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn validate_twilio(
-    t: RawTwilio,
-    kind: ProviderKind,
-    creds: &ExternalCredentials,
-) -> Result<Twilio, String> {
+fn validate_twilio(t: RawTwilio, kind: ProviderKind, creds: &ExternalCredentials) -> Result<Twilio, String> {
     if !is_sid(&t.account_sid, "AC") {
-        return Err("twilio.account_sid must be your Account SID: \"AC\" and 32 hex digits (Twilio console, Account Info)".to_owned());
+        return Err(
+            "twilio.account_sid must be your Account SID: \"AC\" and 32 hex digits (Twilio console, Account Info)"
+                .to_owned(),
+        );
     }
-    let auth_token = pick_secret(
-        "twilio.auth_token",
-        t.auth_token,
-        creds.auth_token.clone(),
-        CREDENTIAL_AUTH_TOKEN,
-    )?;
+    let auth_token = pick_secret("twilio.auth_token", t.auth_token, creds.auth_token.clone(), CREDENTIAL_AUTH_TOKEN)?;
     let api_key_secret = pick_secret(
         "twilio.api_key_secret",
         t.api_key_secret,
@@ -636,21 +648,22 @@ fn validate_twilio(
     if let Some(tok) = &auth_token
         && !(tok.expose().len() == 32 && tok.expose().bytes().all(|b| b.is_ascii_hexdigit()))
     {
-        return Err("twilio.auth_token must be the 32-hex-digit Auth Token from the Twilio console (Account Info)".to_owned());
+        return Err(
+            "twilio.auth_token must be the 32-hex-digit Auth Token from the Twilio console (Account Info)".to_owned()
+        );
     }
     if let Some(sec) = &api_key_secret
         && !(sec.expose().len() == 32 && sec.expose().bytes().all(|b| b.is_ascii_alphanumeric()))
     {
-        return Err("twilio.api_key_secret must be the 32-character secret shown when the API key was created".to_owned());
+        return Err(
+            "twilio.api_key_secret must be the 32-character secret shown when the API key was created".to_owned()
+        );
     }
     let auth = match (auth_token, t.api_key_sid, api_key_secret) {
         (Some(token), None, None) => TwilioAuth::AuthToken(token),
         (None, Some(sid), Some(secret)) => {
             if !is_sid(&sid, "SK") {
-                return Err(
-                    "twilio.api_key_sid must be an API key SID: \"SK\" and 32 hex digits"
-                        .to_owned(),
-                );
+                return Err("twilio.api_key_sid must be an API key SID: \"SK\" and 32 hex digits".to_owned());
             }
             TwilioAuth::ApiKey { sid, secret }
         }
@@ -660,9 +673,7 @@ fn validate_twilio(
             ));
         }
         (None, None, Some(_)) => {
-            return Err(
-                "twilio.api_key_secret is set but twilio.api_key_sid is missing".to_owned(),
-            );
+            return Err("twilio.api_key_secret is set but twilio.api_key_sid is missing".to_owned());
         }
         (None, None, None) => {
             return Err(format!(
@@ -670,14 +681,14 @@ fn validate_twilio(
             ));
         }
         (Some(_), _, _) => {
-            return Err("set either twilio.auth_token or the API key pair (api_key_sid, api_key_secret), not both".to_owned());
+            return Err(
+                "set either twilio.auth_token or the API key pair (api_key_sid, api_key_secret), not both".to_owned()
+            );
         }
     };
     let sender = match (t.from, t.messaging_service_sid) {
         (Some(_), Some(_)) => {
-            return Err(
-                "set either twilio.from or twilio.messaging_service_sid, not both".to_owned(),
-            );
+            return Err("set either twilio.from or twilio.messaging_service_sid, not both".to_owned());
         }
         (Some(from), None) => {
             validate_sender(&from)?;
@@ -685,9 +696,7 @@ fn validate_twilio(
         }
         (None, Some(mg)) => {
             if !is_sid(&mg, "MG") {
-                return Err(
-                    "twilio.messaging_service_sid must be \"MG\" and 32 hex digits".to_owned(),
-                );
+                return Err("twilio.messaging_service_sid must be \"MG\" and 32 hex digits".to_owned());
             }
             Some(Sender::MessagingService(mg))
         }
@@ -707,7 +716,8 @@ fn validate_twilio(
             }
             None => {
                 return Err(
-                    "provider = \"twilio-verify\" needs twilio.verify_service_sid (Twilio console, Verify, Services)".to_owned(),
+                    "provider = \"twilio-verify\" needs twilio.verify_service_sid (Twilio console, Verify, Services)"
+                        .to_owned(),
                 );
             }
         },
@@ -715,21 +725,12 @@ fn validate_twilio(
     }
     let api_base = validate_base("twilio.api_base", &t.api_base)?;
     let verify_api_base = validate_base("twilio.verify_api_base", &t.verify_api_base)?;
-    let request_timeout = range(
-        "twilio.request_timeout_seconds",
-        t.request_timeout_seconds,
-        1,
-        20,
-        "",
-    )?;
+    let request_timeout = range("twilio.request_timeout_seconds", t.request_timeout_seconds, 1, 20, "")?;
     if let Some(p) = &t.proxy {
-        let url = reqwest::Url::parse(p).map_err(|e| {
-            format!("twilio.proxy = {p:?} is not a URL ({e}); e.g. \"http://proxy.example:3128\"")
-        })?;
+        let url = reqwest::Url::parse(p)
+            .map_err(|e| format!("twilio.proxy = {p:?} is not a URL ({e}); e.g. \"http://proxy.example:3128\""))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "twilio.proxy = {p:?} must be an http:// or https:// URL"
-            ));
+            return Err(format!("twilio.proxy = {p:?} must be an http:// or https:// URL"));
         }
     }
     Ok(Twilio {
@@ -785,18 +786,10 @@ fn validate_sender(from: &str) -> Result<(), String> {
 /// Twilio is only ever spoken to over TLS; plain http is allowed for a
 /// loopback address so tests and local relays can stand in for it.
 fn validate_base(key: &str, base: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(base).map_err(|e| {
-        format!("{key} = {base:?} is not a URL ({e}); e.g. \"https://api.twilio.com\"")
-    })?;
-    let host = url
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|a| a.is_loopback());
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| format!("{key} = {base:?} is not a URL ({e}); e.g. \"https://api.twilio.com\""))?;
+    let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -807,9 +800,7 @@ fn validate_base(key: &str, base: &str) -> Result<String, String> {
         }
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!(
-            "{key} = {base:?} must be a bare base URL such as \"https://api.twilio.com\""
-        ));
+        return Err(format!("{key} = {base:?} must be a bare base URL such as \"https://api.twilio.com\""));
     }
     Ok(base.trim_end_matches('/').to_owned())
 }
@@ -828,11 +819,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(
-            text,
-            "/etc/smsotpd/smsotpd.toml",
-            &ExternalCredentials::default(),
-        )
+        Config::parse(text, "/etc/smsotpd/smsotpd.toml", &ExternalCredentials::default())
     }
 
     fn parse_err(text: &str) -> String {
@@ -866,10 +853,7 @@ mod tests {
     #[test]
     fn out_of_range_values_say_the_range() {
         let e = parse_err(&messaging("[codes]\nlength = 4"));
-        assert!(
-            e.contains("codes.length = 4 is out of range: use 6 to 10"),
-            "{e}"
-        );
+        assert!(e.contains("codes.length = 4 is out of range: use 6 to 10"), "{e}");
         let e = parse_err(&messaging("[codes]\nexpiry_seconds = 900"));
         assert!(e.contains("codes.expiry_seconds = 900"), "{e}");
         let e = parse_err(&messaging("[lockout]\nfailures = 1000"));
@@ -889,10 +873,7 @@ mod tests {
         let e = parse_err("version = 1\n");
         assert!(e.contains("choose a provider explicitly"), "{e}");
         let e = parse_err("version = 1\nprovider = \"carrier-pigeon\"\n");
-        assert!(
-            e.contains("carrier-pigeon") && e.contains("twilio-messaging"),
-            "{e}"
-        );
+        assert!(e.contains("carrier-pigeon") && e.contains("twilio-messaging"), "{e}");
     }
 
     #[test]
@@ -912,13 +893,9 @@ mod tests {
             "from = \"+14155550100\"\nmessaging_service_sid = \"MG0123456789abcdef0123456789abcdef\"",
         );
         assert!(parse_err(&both).contains("not both"));
-        let plain_http =
-            messaging("").replace("[twilio]", "[twilio]\napi_base = \"http://api.twilio.com\"");
+        let plain_http = messaging("").replace("[twilio]", "[twilio]\napi_base = \"http://api.twilio.com\"");
         assert!(parse_err(&plain_http).contains("must use https://"));
-        let loopback = messaging("").replace(
-            "[twilio]",
-            "[twilio]\napi_base = \"http://127.0.0.1:8080/\"",
-        );
+        let loopback = messaging("").replace("[twilio]", "[twilio]\napi_base = \"http://127.0.0.1:8080/\"");
         match parse(&loopback).unwrap().provider {
             Provider::TwilioMessaging(t) => assert_eq!(t.api_base, "http://127.0.0.1:8080"),
             other => panic!("{other:?}"),
@@ -933,14 +910,8 @@ mod tests {
     fn verify_needs_a_service() {
         let v = messaging("").replace("twilio-messaging", "twilio-verify");
         assert!(parse_err(&v).contains("verify_service_sid"));
-        let ok = v.replace(
-            "[twilio]",
-            "[twilio]\nverify_service_sid = \"VA0123456789abcdef0123456789abcdef\"",
-        );
-        assert!(matches!(
-            parse(&ok).unwrap().provider,
-            Provider::TwilioVerify(_)
-        ));
+        let ok = v.replace("[twilio]", "[twilio]\nverify_service_sid = \"VA0123456789abcdef0123456789abcdef\"");
+        assert!(matches!(parse(&ok).unwrap().provider, Provider::TwilioVerify(_)));
     }
 
     #[test]
@@ -952,21 +923,13 @@ mod tests {
         };
         let c = Config::parse(&text, "x", &creds).unwrap();
         match c.provider {
-            Provider::TwilioMessaging(Twilio {
-                auth: TwilioAuth::AuthToken(t),
-                ..
-            }) => {
+            Provider::TwilioMessaging(Twilio { auth: TwilioAuth::AuthToken(t), .. }) => {
                 assert_eq!(t.expose(), "fedcba9876543210fedcba9876543210")
             }
             other => panic!("{other:?}"),
         }
-        let e = Config::parse(&messaging(""), "x", &creds)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("both in the file and as the twilio-auth-token credential"),
-            "{e}"
-        );
+        let e = Config::parse(&messaging(""), "x", &creds).unwrap_err().to_string();
+        assert!(e.contains("both in the file and as the twilio-auth-token credential"), "{e}");
     }
 
     #[test]
@@ -976,17 +939,49 @@ mod tests {
         std::fs::write(dir.path().join(CREDENTIAL_AUTH_TOKEN), format!("{TOKEN}\n")).unwrap();
         std::fs::write(dir.path().join(CREDENTIAL_API_KEY_SECRET), "").unwrap();
         let e = read_credentials(dir.path()).unwrap_err().to_string();
-        assert!(
-            e.contains("twilio-api-key-secret: the credential is empty"),
-            "{e}"
-        );
+        assert!(e.contains("twilio-api-key-secret: the credential is empty"), "{e}");
         std::fs::remove_file(dir.path().join(CREDENTIAL_API_KEY_SECRET)).unwrap();
         let creds = read_credentials(dir.path()).unwrap();
-        assert_eq!(
-            creds.auth_token.unwrap().expose(),
-            TOKEN,
-            "trailing newline trimmed"
-        );
+        assert_eq!(creds.auth_token.unwrap().expose(), TOKEN, "trailing newline trimmed");
+    }
+
+    #[test]
+    fn policy_and_rules() {
+        let c = parse(&messaging(
+            "[policy]\nmode = \"trust\"\ntrust_days = 14\n\n[[rule]]\nname = \"office\"\nfrom = [\"10.0.0.0/8\", \"2001:db8::/32\"]\naction = \"trust\"\n\n[[rule]]\nservice = [\"sudo\"]\naction = \"always\"\n\n[[rule]]\ngroup = [\"svc\"]\naction = \"skip\"",
+        ))
+        .unwrap();
+        assert_eq!(c.policy.default, Action::Trust { days: 14 });
+        assert_eq!(c.policy.rules.len(), 3);
+        assert_eq!(c.policy.rules[0].label, "rule 1 (office)");
+        assert_eq!(c.policy.rules[0].action, Action::Trust { days: 14 }, "a trust rule defaults to policy.trust_days");
+        assert_eq!(c.policy.rules[1].label, "rule 2");
+        assert_eq!(parse(&messaging("")).unwrap().policy.default, Action::Always);
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        let cases = [
+            (
+                "[[rule]]\nname = \"office\"\nfrom = [\"10.0.0.0/33\"]\naction = \"trust\"",
+                "[[rule]] number 1 (office): from: \"10.0.0.0/33\"",
+            ),
+            ("[[rule]]\nfrom = [\"vpn.example.com\"]\naction = \"skip\"", "never resolved"),
+            ("[[rule]]\naction = \"allow\"", "[[rule]] number 1 : action = \"allow\""),
+            ("[[rule]]\nfrom = []\naction = \"skip\"", "matches nothing"),
+            ("[[rule]]\nservce = [\"sshd\"]\naction = \"skip\"", "unknown field `servce`"),
+            ("[[rule]]\naction = \"skip\"\ntrust_days = 3", "trust_days only goes with action = \"trust\""),
+            ("[[rule]]\naction = \"trust\"\ntrust_days = 0", "trust_days = 0 is out of range"),
+            ("[[rule]]\nservice = [\"sshd\"]", "missing field `action`"),
+            ("[[rule]]\nfrom = [\"10.0.0.0/8\"]\nlocal = true\naction = \"skip\"", "can never both hold"),
+            ("[policy]\nmode = \"sometimes\"", "policy.mode = \"sometimes\""),
+        ];
+        for (text, want) in cases {
+            let e = parse_err(&messaging(text));
+            assert!(e.contains(want), "{text}\n=> {e}");
+        }
+        let e = parse_err(&messaging("[[rule]]\naction = \"skip\"\n[[rule]]\nname = \"second\"\naction = \"nope\""));
+        assert!(e.contains("number 2 (second)"), "{e}");
     }
 
     #[test]
@@ -1022,33 +1017,25 @@ mod tests {
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).unwrap();
                 // As shipped, the placeholders must be refused with a clear message...
-                let e = Config::parse(&text, "x", &ExternalCredentials::default())
-                    .unwrap_err()
-                    .to_string();
-                assert!(
-                    e.contains("twilio.account_sid must be your Account SID"),
-                    "{e}"
-                );
+                let e = Config::parse(&text, "x", &ExternalCredentials::default()).unwrap_err().to_string();
+                assert!(e.contains("twilio.account_sid must be your Account SID"), "{e}");
                 // ...and once filled in, the rest of the file must be valid.
                 let text = text
                     .replace("ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", SID)
                     .replace("your-32-hex-digit-auth-token-here", TOKEN)
                     .replace("+1XXXXXXXXXX", "+14155550100");
-                Config::parse(
-                    &text,
-                    &path.display().to_string(),
-                    &ExternalCredentials::default(),
-                )
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                Config::parse(&text, &path.display().to_string(), &ExternalCredentials::default())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 // Every commented-out key is a real key with a valid value.
                 let uncommented: String = text
                     .lines()
                     .map(|l| match l.strip_prefix("# ") {
                         Some(table) if table.starts_with('[') => table,
                         Some(rest)
-                            if rest.split_once(" = ").is_some_and(|(k, _)| {
-                                k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-                            }) && !rest.starts_with("api_key")
+                            if rest
+                                .split_once(" = ")
+                                .is_some_and(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+                                && !rest.starts_with("api_key")
                                 && !rest.starts_with("messaging_service") =>
                         {
                             rest
@@ -1057,18 +1044,12 @@ mod tests {
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                let uncommented = uncommented.replace(
-                    "\nprovider = \"twilio-messaging\"",
-                    "\nprovider = \"twilio-verify\"",
-                );
-                let uncommented = uncommented.replace(
-                    "VAxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-                    "VA0123456789abcdef0123456789abcdef",
-                );
+                let uncommented =
+                    uncommented.replace("\nprovider = \"twilio-messaging\"", "\nprovider = \"twilio-verify\"");
+                let uncommented =
+                    uncommented.replace("VAxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "VA0123456789abcdef0123456789abcdef");
                 Config::parse(&uncommented, "uncommented", &ExternalCredentials::default())
-                    .unwrap_or_else(|e| {
-                        panic!("{} with every option uncommented: {e}", path.display())
-                    });
+                    .unwrap_or_else(|e| panic!("{} with every option uncommented: {e}", path.display()));
                 seen += 1;
             }
         }
@@ -1083,30 +1064,16 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Config::load(&p, None).unwrap_err().to_string();
-        assert!(
-            e.contains("readable by group or others (mode 0644)") && e.contains("chmod 600"),
-            "{e}"
-        );
+        assert!(e.contains("readable by group or others (mode 0644)") && e.contains("chmod 600"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         Config::load(&p, None).unwrap();
         // Without secrets, a world-readable file is fine, a world-writable one is not.
-        std::fs::write(
-            &p,
-            "version = 1\nprovider = \"outbox\"\n[outbox]\npath = \"/tmp/o\"\n",
-        )
-        .unwrap();
+        std::fs::write(&p, "version = 1\nprovider = \"outbox\"\n[outbox]\npath = \"/tmp/o\"\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         Config::load(&p, None).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(
-            Config::load(&p, None)
-                .unwrap_err()
-                .to_string()
-                .contains("writable")
-        );
-        let e = Config::load(&dir.path().join("missing.toml"), None)
-            .unwrap_err()
-            .to_string();
+        assert!(Config::load(&p, None).unwrap_err().to_string().contains("writable"));
+        let e = Config::load(&dir.path().join("missing.toml"), None).unwrap_err().to_string();
         assert!(e.contains("--config"), "{e}");
     }
 }

@@ -22,17 +22,18 @@ commands:
   show USER [--json]        one user
   unlock USER               lift USER's lockout and clear the failure count
   test-send USER|+NUMBER    send a test SMS (no code) through the provider
+  trust list USER [--json]  machines USER is trusted on
+  trust revoke USER --machine ID | --all
+                            revoke trust for one machine or all of them
+  explain --user USER [--rhost ADDR] [--service NAME] [--auth-info TEXT] [--tty TTY]
+                            what a login would meet (policy rule, trust), sending nothing
   check-config [--config PATH]
                             validate the configuration without the daemon
 
 exit codes: 0 done, 1 refused or failed, 2 usage, 3 daemon unreachable,
 4 not enrolled, 5 invalid configuration";
 
-#[proxy(
-    interface = "org.smsotp.SmsOtp1",
-    default_service = "org.smsotp.SmsOtp1",
-    default_path = "/org/smsotp/SmsOtp1"
-)]
+#[proxy(interface = "org.smsotp.SmsOtp1", default_service = "org.smsotp.SmsOtp1", default_path = "/org/smsotp/SmsOtp1")]
 pub trait SmsOtp1 {
     fn enroll(&self, user: &str, number: &str) -> zbus::Result<String>;
     fn unenroll(&self, user: &str) -> zbus::Result<()>;
@@ -40,6 +41,13 @@ pub trait SmsOtp1 {
     fn show_user(&self, user: &str) -> zbus::Result<(String, String, u32, u64, String, u32)>;
     fn unlock(&self, user: &str) -> zbus::Result<()>;
     fn test_send(&self, target: &str) -> zbus::Result<String>;
+    fn list_trust(&self, user: &str) -> zbus::Result<Vec<(String, String, String, u64, u64)>>;
+    fn revoke_trust(&self, user: &str, machine: &str) -> zbus::Result<u32>;
+    fn explain(
+        &self,
+        user: &str,
+        context: std::collections::HashMap<&str, &str>,
+    ) -> zbus::Result<Vec<(String, String)>>;
 }
 
 #[derive(Debug, Serialize)]
@@ -70,10 +78,7 @@ pub struct Failure {
 }
 
 fn fail(code: u8, message: impl Into<String>) -> Failure {
-    Failure {
-        code,
-        message: message.into(),
-    }
+    Failure { code, message: message.into() }
 }
 
 fn from_dbus(e: zbus::Error, bus: &str) -> Failure {
@@ -86,24 +91,16 @@ fn from_dbus(e: zbus::Error, bus: &str) -> Failure {
             } else if name == "org.freedesktop.DBus.Error.ServiceUnknown"
                 || name == "org.freedesktop.DBus.Error.NameHasNoOwner"
             {
-                fail(
-                    3,
-                    format!(
-                        "smsotpd is not running on {bus}; start it with: systemctl start smsotpd"
-                    ),
-                )
-            } else if name == "org.freedesktop.DBus.Error.AccessDenied"
-                || name.ends_with(".PermissionDenied")
-            {
+                fail(3, format!("smsotpd is not running on {bus}; start it with: systemctl start smsotpd"))
+            } else if name == "org.freedesktop.DBus.Error.AccessDenied" || name.ends_with(".PermissionDenied") {
                 fail(1, format!("{text} (run smsotpctl as root)"))
             } else {
                 fail(1, text)
             }
         }
-        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => fail(
-            3,
-            format!("cannot reach the D-Bus system bus at {bus}: {e}"),
-        ),
+        zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => {
+            fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}"))
+        }
         _ => fail(1, e.to_string()),
     }
 }
@@ -111,12 +108,17 @@ fn from_dbus(e: zbus::Error, bus: &str) -> Failure {
 struct Args {
     bus: String,
     json: bool,
+    all: bool,
     config: PathBuf,
+    /// `--user`, `--rhost`, `--service`, `--auth-info`, `--tty`, `--machine`.
+    values: std::collections::HashMap<String, String>,
     words: Vec<String>,
 }
 
 fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
     let mut a = Args {
+        all: false,
+        values: std::collections::HashMap::new(),
         bus: SYSTEM_BUS_ADDRESS.into(),
         json: false,
         config: PathBuf::from(config::DEFAULT_PATH),
@@ -126,13 +128,13 @@ fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--bus" => a.bus = it.next().ok_or_else(|| fail(2, "--bus needs an address"))?,
-            "--config" => {
-                a.config = it
-                    .next()
-                    .ok_or_else(|| fail(2, "--config needs a path"))?
-                    .into()
-            }
+            "--config" => a.config = it.next().ok_or_else(|| fail(2, "--config needs a path"))?.into(),
             "--json" => a.json = true,
+            "--all" => a.all = true,
+            "--user" | "--rhost" | "--service" | "--auth-info" | "--tty" | "--machine" => {
+                let v = it.next().ok_or_else(|| fail(2, format!("{arg} needs a value")))?;
+                a.values.insert(arg.trim_start_matches("--").to_owned(), v);
+            }
             "--help" | "-h" => a.words = vec!["help".into()],
             s if s.starts_with("--") => {
                 return Err(fail(2, format!("unknown option {s}\n{USAGE}")));
@@ -147,8 +149,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
 pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> {
     let a = parse_args(argv)?;
     let words: Vec<&str> = a.words.iter().map(String::as_str).collect();
-    let say =
-        |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| fail(1, e.to_string()));
+    let say = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| fail(1, e.to_string()));
     match words.as_slice() {
         ["help"] => return say(out, USAGE.to_owned()),
         ["check-config"] => return check_config(&a.config, out),
@@ -159,22 +160,12 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
         .map_err(|e| fail(2, format!("bad --bus address: {e}")))?
         .build()
         .await
-        .map_err(|e| {
-            fail(
-                3,
-                format!("cannot reach the D-Bus system bus at {}: {e}", a.bus),
-            )
-        })?;
-    let proxy = SmsOtp1Proxy::new(&conn)
-        .await
-        .map_err(|e| from_dbus(e, &a.bus))?;
+        .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {}: {e}", a.bus)))?;
+    let proxy = SmsOtp1Proxy::new(&conn).await.map_err(|e| from_dbus(e, &a.bus))?;
     let bus = a.bus.as_str();
     match words.as_slice() {
         ["enroll", user, number] => {
-            let masked = proxy
-                .enroll(user, number)
-                .await
-                .map_err(|e| from_dbus(e, bus))?;
+            let masked = proxy.enroll(user, number).await.map_err(|e| from_dbus(e, bus))?;
             say(out, format!("{user} enrolled: codes go to {masked}"))
         }
         ["unenroll", user] => {
@@ -182,36 +173,16 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
             say(out, format!("{user} unenrolled"))
         }
         ["list"] => {
-            let users: Vec<UserJson> = proxy
-                .list_users()
-                .await
-                .map_err(|e| from_dbus(e, bus))?
-                .into_iter()
-                .map(user_json)
-                .collect();
+            let users: Vec<UserJson> =
+                proxy.list_users().await.map_err(|e| from_dbus(e, bus))?.into_iter().map(user_json).collect();
             if a.json {
-                say(
-                    out,
-                    serde_json::to_string_pretty(&users).map_err(|e| fail(1, e.to_string()))?,
-                )
+                say(out, serde_json::to_string_pretty(&users).map_err(|e| fail(1, e.to_string()))?)
             } else if users.is_empty() {
                 say(out, "no users are enrolled".into())
             } else {
-                say(
-                    out,
-                    format!(
-                        "{:<20} {:<12} {:<9} {}",
-                        "USER", "NUMBER", "STATE", "FAILURES"
-                    ),
-                )?;
+                say(out, format!("{:<20} {:<12} {:<9} {}", "USER", "NUMBER", "STATE", "FAILURES"))?;
                 for u in users {
-                    say(
-                        out,
-                        format!(
-                            "{:<20} {:<12} {:<9} {}",
-                            u.user, u.number, u.state, u.failures
-                        ),
-                    )?;
+                    say(out, format!("{:<20} {:<12} {:<9} {}", u.user, u.number, u.state, u.failures))?;
                 }
                 Ok(())
             }
@@ -219,10 +190,7 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
         ["show", user] => {
             let u = user_json(proxy.show_user(user).await.map_err(|e| from_dbus(e, bus))?);
             if a.json {
-                say(
-                    out,
-                    serde_json::to_string_pretty(&u).map_err(|e| fail(1, e.to_string()))?,
-                )
+                say(out, serde_json::to_string_pretty(&u).map_err(|e| fail(1, e.to_string()))?)
             } else {
                 say(
                     out,
@@ -231,9 +199,7 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
                         u.user,
                         u.number,
                         u.state,
-                        u.locked_until
-                            .map(|t| format!(" until {t}"))
-                            .unwrap_or_default(),
+                        u.locked_until.map(|t| format!(" until {t}")).unwrap_or_default(),
                         u.failures,
                         u.trusted_machines
                     ),
@@ -244,20 +210,58 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
             proxy.unlock(user).await.map_err(|e| from_dbus(e, bus))?;
             say(out, format!("{user} unlocked"))
         }
+        ["trust", "list", user] => {
+            let records = proxy.list_trust(user).await.map_err(|e| from_dbus(e, bus))?;
+            if a.json {
+                let rows: Vec<serde_json::Value> = records
+                    .iter()
+                    .map(|(m, c, s, created, expires)| {
+                        serde_json::json!({"machine": m, "class": c, "service": s,
+                            "created": crate::clock::format_utc(*created), "expires": crate::clock::format_utc(*expires)})
+                    })
+                    .collect();
+                say(out, serde_json::to_string_pretty(&rows).map_err(|e| fail(1, e.to_string()))?)
+            } else if records.is_empty() {
+                say(out, format!("{user} has no trusted machines"))
+            } else {
+                for (m, c, s, _, expires) in records {
+                    say(out, format!("{m}  {c} {s}  until {}", crate::clock::format_utc(expires)))?;
+                }
+                Ok(())
+            }
+        }
+        ["trust", "revoke", user] => {
+            let machine = match (a.values.get("machine"), a.all) {
+                (Some(m), false) => m.as_str(),
+                (None, true) => "",
+                _ => return Err(fail(2, "trust revoke needs --machine ID (from smsotpctl trust list) or --all")),
+            };
+            let n = proxy.revoke_trust(user, machine).await.map_err(|e| from_dbus(e, bus))?;
+            say(out, format!("revoked {n} trust record(s) of {user}"))
+        }
+        ["explain"] => {
+            let user = a.values.get("user").ok_or_else(|| fail(2, "explain needs --user USER"))?;
+            let mut ctx = std::collections::HashMap::new();
+            for (key, wire) in [("rhost", "rhost"), ("service", "service"), ("auth-info", "auth_info"), ("tty", "tty")]
+            {
+                if let Some(v) = a.values.get(key) {
+                    ctx.insert(wire, v.as_str());
+                }
+            }
+            if !ctx.contains_key("service") {
+                ctx.insert("service", "sshd");
+            }
+            let lines = proxy.explain(user, ctx).await.map_err(|e| from_dbus(e, bus))?;
+            for (k, v) in lines {
+                say(out, format!("{:<9} {v}", format!("{k}:")))?;
+            }
+            Ok(())
+        }
         ["test-send", target] => {
-            let masked = proxy
-                .test_send(target)
-                .await
-                .map_err(|e| from_dbus(e, bus))?;
+            let masked = proxy.test_send(target).await.map_err(|e| from_dbus(e, bus))?;
             say(out, format!("test message sent to {masked}"))
         }
-        _ => Err(fail(
-            2,
-            format!(
-                "unknown command or wrong number of arguments: {}\n{USAGE}",
-                words.join(" ")
-            ),
-        )),
+        _ => Err(fail(2, format!("unknown command or wrong number of arguments: {}\n{USAGE}", words.join(" ")))),
     }
 }
 
@@ -290,10 +294,7 @@ fn check_config(path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failu
 /// Entry point of the smsotpctl binary.
 pub fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "smsotpctl: {e}");

@@ -46,20 +46,12 @@ pub async fn identify(header: &Header<'_>, conn: &Connection) -> Result<Caller, 
                 .get_connection_unix_user(sender.clone().into())
                 .await
                 .map_err(|e| denied(format!("{sender}: {e}")))?;
-            Ok(Caller {
-                uid,
-                connection: sender.to_string(),
-            })
+            Ok(Caller { uid, connection: sender.to_string() })
         }
         None => {
             let creds = conn.peer_creds().await.map_err(|e| denied(e.to_string()))?;
-            let uid = creds
-                .unix_user_id()
-                .ok_or_else(|| denied("peer without credentials".into()))?;
-            Ok(Caller {
-                uid,
-                connection: format!("p2p:{}", conn.server_guid()),
-            })
+            let uid = creds.unix_user_id().ok_or_else(|| denied("peer without credentials".into()))?;
+            Ok(Caller { uid, connection: format!("p2p:{}", conn.server_guid()) })
         }
     }
 }
@@ -67,14 +59,7 @@ pub async fn identify(header: &Header<'_>, conn: &Connection) -> Result<Caller, 
 type UserRow = (String, String, u32, u64, String, u32);
 
 fn row(u: UserInfo) -> UserRow {
-    (
-        u.user,
-        u.destination,
-        u.failures,
-        u.locked_until,
-        u.state,
-        u.trusted_machines,
-    )
+    (u.user, u.destination, u.failures, u.locked_until, u.state, u.trusted_machines)
 }
 
 #[interface(name = "org.smsotp.SmsOtp1")]
@@ -100,7 +85,7 @@ impl SmsOtp {
         Ok((s.action.wire().to_owned(), s.challenge, s.destination))
     }
 
-    #[zbus(out_args("status", "attempts_left"))]
+    #[zbus(out_args("status", "detail"))]
     async fn check_code(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -114,7 +99,7 @@ impl SmsOtp {
         Ok((a.status.wire().to_owned(), a.attempts_left))
     }
 
-    #[zbus(out_args("status", "attempts_left"))]
+    #[zbus(out_args("status", "detail"))]
     async fn resend(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -187,6 +172,57 @@ impl SmsOtp {
     ) -> Result<(), SmsOtpError> {
         let caller = identify(&header, conn).await?;
         Ok(self.daemon.unlock(&caller, &user)?)
+    }
+
+    async fn trust_machine(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        challenge: String,
+    ) -> Result<(), SmsOtpError> {
+        let caller = identify(&header, conn).await?;
+        Ok(self.daemon.trust_machine(&caller, &challenge)?)
+    }
+
+    #[zbus(out_args("records"))]
+    async fn list_trust(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<Vec<(String, String, String, u64, u64)>, SmsOtpError> {
+        let caller = identify(&header, conn).await?;
+        Ok(self
+            .daemon
+            .list_trust(&caller, &user)?
+            .into_iter()
+            .map(|t| (t.machine, t.class, t.service, t.created, t.expires))
+            .collect())
+    }
+
+    #[zbus(out_args("revoked"))]
+    async fn revoke_trust(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        machine: String,
+    ) -> Result<u32, SmsOtpError> {
+        let caller = identify(&header, conn).await?;
+        Ok(self.daemon.revoke_trust(&caller, &user, &machine)?)
+    }
+
+    #[zbus(out_args("explanation"))]
+    async fn explain(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        context: HashMap<String, String>,
+    ) -> Result<Vec<(String, String)>, SmsOtpError> {
+        let caller = identify(&header, conn).await?;
+        let ctx = LoginContext::from_wire(&context)?;
+        Ok(self.daemon.explain(&caller, &user, &ctx)?)
     }
 
     #[zbus(out_args("destination"))]

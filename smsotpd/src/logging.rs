@@ -88,17 +88,11 @@ pub fn init(target: Target, debug: bool) -> Result<(), String> {
             process: "smsotpd".into(),
             pid: std::process::id(),
         };
-        Some(Mutex::new(
-            syslog::unix(formatter).map_err(|e| format!("cannot connect to syslog: {e}"))?,
-        ))
+        Some(Mutex::new(syslog::unix(formatter).map_err(|e| format!("cannot connect to syslog: {e}"))?))
     } else {
         None
     };
-    let level = if debug {
-        log::LevelFilter::Debug
-    } else {
-        log::LevelFilter::Info
-    };
+    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info };
     log::set_boxed_logger(Box::new(Logger { syslog, level })).map_err(|e| e.to_string())?;
     log::set_max_level(level);
     Ok(())

@@ -71,32 +71,13 @@ pub fn key_fingerprint(auth_info: &str) -> Option<String> {
 /// for sshd, the one service that sets it.
 pub fn identify(service: &str, rhost: &str, auth_info: &str) -> Machine {
     let origin = parse_rhost(rhost);
-    let key = if service == "sshd" {
-        key_fingerprint(auth_info)
-    } else {
-        None
-    };
+    let key = if service == "sshd" { key_fingerprint(auth_info) } else { None };
     match (origin, key) {
-        (Origin::Local, _) => Machine {
-            id: "local".into(),
-            class: Class::Local,
-        },
-        (Origin::Address(ip), Some(fp)) => Machine {
-            id: format!("key:{fp}@{}", network(ip)),
-            class: Class::Remote,
-        },
-        (Origin::Address(ip), None) => Machine {
-            id: format!("addr:{ip}"),
-            class: Class::Remote,
-        },
-        (Origin::Name(name), Some(fp)) => Machine {
-            id: format!("key:{fp}@host:{name}"),
-            class: Class::Remote,
-        },
-        (Origin::Name(name), None) => Machine {
-            id: format!("host:{name}"),
-            class: Class::Remote,
-        },
+        (Origin::Local, _) => Machine { id: "local".into(), class: Class::Local },
+        (Origin::Address(ip), Some(fp)) => Machine { id: format!("key:{fp}@{}", network(ip)), class: Class::Remote },
+        (Origin::Address(ip), None) => Machine { id: format!("addr:{ip}"), class: Class::Remote },
+        (Origin::Name(name), Some(fp)) => Machine { id: format!("key:{fp}@host:{name}"), class: Class::Remote },
+        (Origin::Name(name), None) => Machine { id: format!("host:{name}"), class: Class::Remote },
     }
 }
 
@@ -145,14 +126,8 @@ mod tests {
 
     #[test]
     fn fingerprints_match_ssh_keygen() {
-        assert_eq!(
-            key_fingerprint(&format!("publickey ssh-ed25519 {KEY}\n")).as_deref(),
-            Some(FP)
-        );
-        assert_eq!(
-            key_fingerprint(&format!("password\npublickey ssh-ed25519 {KEY}")).as_deref(),
-            Some(FP)
-        );
+        assert_eq!(key_fingerprint(&format!("publickey ssh-ed25519 {KEY}\n")).as_deref(), Some(FP));
+        assert_eq!(key_fingerprint(&format!("password\npublickey ssh-ed25519 {KEY}")).as_deref(), Some(FP));
         assert_eq!(key_fingerprint("keyboard-interactive"), None);
         assert_eq!(key_fingerprint("publickey ssh-ed25519 !!!"), None);
         assert_eq!(key_fingerprint(""), None);
@@ -162,46 +137,14 @@ mod tests {
     fn machines() {
         let auth = format!("publickey ssh-ed25519 {KEY}");
         let m = identify("sshd", "192.0.2.77", &auth);
-        assert_eq!(
-            m,
-            Machine {
-                id: format!("key:{FP}@192.0.2.0/24"),
-                class: Class::Remote
-            }
-        );
-        assert_eq!(
-            identify("sshd", "::ffff:192.0.2.9", &auth).id,
-            m.id,
-            "same key, same network"
-        );
-        assert_eq!(
-            identify("sshd", "2001:db8:1:2:3::9", &auth).id,
-            format!("key:{FP}@2001:db8:1:2::/64")
-        );
+        assert_eq!(m, Machine { id: format!("key:{FP}@192.0.2.0/24"), class: Class::Remote });
+        assert_eq!(identify("sshd", "::ffff:192.0.2.9", &auth).id, m.id, "same key, same network");
+        assert_eq!(identify("sshd", "2001:db8:1:2:3::9", &auth).id, format!("key:{FP}@2001:db8:1:2::/64"));
         assert_eq!(identify("sshd", "192.0.2.77", "").id, "addr:192.0.2.77");
-        assert_eq!(
-            identify("sudo", "192.0.2.77", &auth).id,
-            "addr:192.0.2.77",
-            "only sshd's auth info counts"
-        );
-        assert_eq!(
-            identify("sshd", "", &auth),
-            Machine {
-                id: "local".into(),
-                class: Class::Local
-            }
-        );
-        assert_eq!(
-            identify("login", "", ""),
-            Machine {
-                id: "local".into(),
-                class: Class::Local
-            }
-        );
-        assert_eq!(
-            identify("sshd", "Laptop.example", "").id,
-            "host:laptop.example"
-        );
+        assert_eq!(identify("sudo", "192.0.2.77", &auth).id, "addr:192.0.2.77", "only sshd's auth info counts");
+        assert_eq!(identify("sshd", "", &auth), Machine { id: "local".into(), class: Class::Local });
+        assert_eq!(identify("login", "", ""), Machine { id: "local".into(), class: Class::Local });
+        assert_eq!(identify("sshd", "Laptop.example", "").id, "host:laptop.example");
     }
 
     #[test]

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use smsotpd::{config, dbus, harden, logging, server};
 
-const USAGE: &str =
-    "usage: smsotpd [--config PATH] [--bus ADDRESS] [--log auto|syslog|stderr] [--debug]
+const USAGE: &str = "usage: smsotpd [--config PATH] [--bus ADDRESS] [--log auto|syslog|stderr] [--debug]
 
   --config PATH   configuration file (default /etc/smsotpd/smsotpd.toml)
   --bus ADDRESS   D-Bus address (default unix:path=/run/dbus/system_bus_socket)
@@ -14,23 +13,17 @@ const USAGE: &str =
   --debug         log more, including library messages";
 
 fn main() -> ExitCode {
-    let mut opts = server::Options {
-        config: PathBuf::from(config::DEFAULT_PATH),
-        bus: dbus::SYSTEM_BUS_ADDRESS.into(),
-    };
+    let mut opts =
+        server::Options { config: PathBuf::from(config::DEFAULT_PATH), bus: dbus::SYSTEM_BUS_ADDRESS.into() };
     let (mut target, mut debug) = (logging::Target::Auto, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let value = |args: &mut dyn Iterator<Item = String>| {
-            args.next().ok_or(format!("{arg} needs a value"))
-        };
+        let value = |args: &mut dyn Iterator<Item = String>| args.next().ok_or(format!("{arg} needs a value"));
         let parsed = match arg.as_str() {
             "--config" => value(&mut args).map(|v| opts.config = v.into()),
             "--bus" => value(&mut args).map(|v| opts.bus = v),
             "--log" => value(&mut args).and_then(|v| {
-                logging::Target::parse(&v)
-                    .map(|t| target = t)
-                    .ok_or(format!("unknown --log target {v:?}"))
+                logging::Target::parse(&v).map(|t| target = t).ok_or(format!("unknown --log target {v:?}"))
             }),
             "--debug" => {
                 debug = true;
@@ -49,11 +42,7 @@ fn main() -> ExitCode {
         eprintln!("smsotpd: {e}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             log::error!("cannot start the runtime: {e}");

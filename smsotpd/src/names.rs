@@ -109,14 +109,7 @@ impl PhoneNumber {
 /// Masks all but the last four characters of `number` with six stars, so the
 /// mask does not reveal the number's length either.
 pub fn mask_last_digits(number: &str) -> String {
-    let tail: String = number
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = number.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("******{tail}")
 }
 
@@ -184,15 +177,7 @@ mod tests {
 
     #[test]
     fn user_names() {
-        for ok in [
-            "alice",
-            "a",
-            "bob.smith",
-            "svc_backup-2",
-            "HOST$",
-            "_apt",
-            "x".repeat(32).as_str(),
-        ] {
+        for ok in ["alice", "a", "bob.smith", "svc_backup-2", "HOST$", "_apt", "x".repeat(32).as_str()] {
             assert!(UserName::parse(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -217,27 +202,15 @@ mod tests {
 
     #[test]
     fn phone_numbers() {
-        assert_eq!(
-            PhoneNumber::parse("+14155550123").unwrap().e164(),
-            "+14155550123"
-        );
+        assert_eq!(PhoneNumber::parse("+14155550123").unwrap().e164(), "+14155550123");
         assert!(PhoneNumber::parse("+12345678").is_ok());
         assert!(PhoneNumber::parse("+123456789012345").is_ok());
         assert_eq!(PhoneNumber::parse("14155550123"), Err(PhoneError::NoPlus));
         assert_eq!(PhoneNumber::parse("+1 415 555"), Err(PhoneError::NotDigits));
         assert_eq!(PhoneNumber::parse("+1234567"), Err(PhoneError::Length(7)));
-        assert_eq!(
-            PhoneNumber::parse("+1234567890123456"),
-            Err(PhoneError::Length(16))
-        );
-        assert_eq!(
-            PhoneNumber::parse("+04155550123"),
-            Err(PhoneError::LeadingZero)
-        );
-        assert_eq!(
-            PhoneNumber::parse("+１２３４５６７８９"),
-            Err(PhoneError::NotDigits)
-        );
+        assert_eq!(PhoneNumber::parse("+1234567890123456"), Err(PhoneError::Length(16)));
+        assert_eq!(PhoneNumber::parse("+04155550123"), Err(PhoneError::LeadingZero));
+        assert_eq!(PhoneNumber::parse("+１２３４５６７８９"), Err(PhoneError::NotDigits));
     }
 
     #[test]
@@ -250,10 +223,7 @@ mod tests {
 
     #[test]
     fn log_sanitizing() {
-        assert_eq!(
-            sanitize_for_log("bob\x1b[31m\x07\n"),
-            "bob\\x1b[31m\\x07\\x0a"
-        );
+        assert_eq!(sanitize_for_log("bob\x1b[31m\x07\n"), "bob\\x1b[31m\\x07\\x0a");
         assert_eq!(sanitize_for_log(&"a".repeat(100)).chars().count(), 65);
     }
 }

@@ -55,13 +55,10 @@ impl Cidr {
         let prefix = match prefix {
             None => max,
             Some(p) => {
-                let p: u8 = p
-                    .parse()
-                    .map_err(|_| format!("{s:?}: the prefix length {p:?} is not a number"))?;
+                let p: u8 = p.parse().map_err(|_| format!("{s:?}: the prefix length {p:?} is not a number"))?;
                 // "::ffff:10.0.0.0/104" is the IPv4 network 10.0.0.0/8.
                 let p = if s.contains(':') && addr.is_ipv4() {
-                    p.checked_sub(96)
-                        .ok_or(format!("{s:?}: an IPv4-mapped prefix must be at least 96"))?
+                    p.checked_sub(96).ok_or(format!("{s:?}: an IPv4-mapped prefix must be at least 96"))?
                 } else {
                     p
                 };
@@ -78,19 +75,11 @@ impl Cidr {
         let ip = ip.to_canonical();
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
                 u32::from(net) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
                 u128::from(net) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -195,12 +184,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy {
-            default: Action::Always,
-            rules: Vec::new(),
-            ask_user: false,
-            max_trusted: 20,
-        }
+        Policy { default: Action::Always, rules: Vec::new(), ask_user: false, max_trusted: 20 }
     }
 }
 
@@ -221,16 +205,10 @@ impl Policy {
     pub fn decide(&self, f: &Facts<'_>) -> Decision {
         for r in &self.rules {
             if r.matches(f) {
-                return Decision {
-                    action: r.action,
-                    rule: Some(r.label.clone()),
-                };
+                return Decision { action: r.action, rule: Some(r.label.clone()) };
             }
         }
-        Decision {
-            action: self.default,
-            rule: None,
-        }
+        Decision { action: self.default, rule: None }
     }
 }
 
@@ -239,15 +217,7 @@ mod tests {
     use super::*;
 
     fn rule(label: &str, action: Action) -> Rule {
-        Rule {
-            label: label.into(),
-            from: vec![],
-            services: vec![],
-            users: vec![],
-            groups: vec![],
-            local: None,
-            action,
-        }
+        Rule { label: label.into(), from: vec![], services: vec![], users: vec![], groups: vec![], local: None, action }
     }
 
     #[test]
@@ -256,10 +226,7 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert!(c("10.0.0.0/8").contains(ip("10.255.1.2")));
         assert!(!c("10.0.0.0/8").contains(ip("11.0.0.1")));
-        assert!(
-            c("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")),
-            "IPv4-mapped is the IPv4 address"
-        );
+        assert!(c("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")), "IPv4-mapped is the IPv4 address");
         assert!(c("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
         assert!(c("2001:db8::/32").contains(ip("2001:db8:1::5")));
         assert!(!c("2001:db8::/32").contains(ip("2001:db9::5")));
@@ -269,56 +236,28 @@ mod tests {
         assert!(c("::/0").contains(ip("2001:db8::1")));
         assert!(c("192.0.2.7").contains(ip("192.0.2.7")));
         assert!(!c("192.0.2.7").contains(ip("192.0.2.8")));
-        for bad in [
-            "10.0.0.0/33",
-            "2001:db8::/129",
-            "office.example.com",
-            "10.0.0/8",
-            "10.0.0.0/x",
-            "::ffff:10.0.0.0/8",
-            "",
-        ] {
+        for bad in
+            ["10.0.0.0/33", "2001:db8::/129", "office.example.com", "10.0.0/8", "10.0.0.0/x", "::ffff:10.0.0.0/8", ""]
+        {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
-        assert!(
-            Cidr::parse("office.example.com")
-                .unwrap_err()
-                .contains("never resolved")
-        );
+        assert!(Cidr::parse("office.example.com").unwrap_err().contains("never resolved"));
     }
 
     #[test]
     fn rhosts() {
         assert_eq!(parse_rhost(""), Origin::Local);
-        assert_eq!(
-            parse_rhost("192.0.2.1"),
-            Origin::Address("192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            parse_rhost("::ffff:192.0.2.1"),
-            Origin::Address("192.0.2.1".parse().unwrap())
-        );
-        assert_eq!(
-            parse_rhost("fe80::1%eth0"),
-            Origin::Address("fe80::1".parse().unwrap())
-        );
-        assert_eq!(
-            parse_rhost("[2001:db8::1]"),
-            Origin::Address("2001:db8::1".parse().unwrap())
-        );
-        assert_eq!(
-            parse_rhost("Laptop.Example.COM"),
-            Origin::Name("laptop.example.com".into())
-        );
+        assert_eq!(parse_rhost("192.0.2.1"), Origin::Address("192.0.2.1".parse().unwrap()));
+        assert_eq!(parse_rhost("::ffff:192.0.2.1"), Origin::Address("192.0.2.1".parse().unwrap()));
+        assert_eq!(parse_rhost("fe80::1%eth0"), Origin::Address("fe80::1".parse().unwrap()));
+        assert_eq!(parse_rhost("[2001:db8::1]"), Origin::Address("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_rhost("Laptop.Example.COM"), Origin::Name("laptop.example.com".into()));
     }
 
     #[test]
     fn table() {
         let mut office = rule("rule 1 (office)", Action::Trust { days: 30 });
-        office.from = vec![
-            Cidr::parse("10.0.0.0/8").unwrap(),
-            Cidr::parse("2001:db8::/32").unwrap(),
-        ];
+        office.from = vec![Cidr::parse("10.0.0.0/8").unwrap(), Cidr::parse("2001:db8::/32").unwrap()];
         let mut sudo = rule("rule 2 (sudo)", Action::Always);
         sudo.services = vec!["sudo".into()];
         let mut robots = rule("rule 3 (robots)", Action::Skip);
@@ -327,109 +266,28 @@ mod tests {
         banned.users = vec!["mallory".into()];
         let mut console = rule("rule 5 (console)", Action::Trust { days: 7 });
         console.local = Some(true);
-        let policy = Policy {
-            default: Action::Always,
-            rules: vec![office, sudo, robots, banned, console],
-            ..Policy::default()
-        };
+        let policy =
+            Policy { default: Action::Always, rules: vec![office, sudo, robots, banned, console], ..Policy::default() };
         let addr = |s: &str| Origin::Address(s.parse().unwrap());
         let none: Vec<String> = vec![];
         let backup = vec!["users".to_string(), "svc-backup".to_string()];
-        let cases: Vec<(&str, &str, Origin, &[String], Action, Option<&str>)> = vec![
-            (
-                "alice",
-                "sshd",
-                addr("10.1.2.3"),
-                &none,
-                Action::Trust { days: 30 },
-                Some("rule 1 (office)"),
-            ),
-            (
-                "alice",
-                "sshd",
-                addr("::ffff:10.1.2.3"),
-                &none,
-                Action::Trust { days: 30 },
-                Some("rule 1 (office)"),
-            ),
-            (
-                "alice",
-                "sshd",
-                addr("2001:db8::7"),
-                &none,
-                Action::Trust { days: 30 },
-                Some("rule 1 (office)"),
-            ),
-            (
-                "alice",
-                "sshd",
-                addr("203.0.113.5"),
-                &none,
-                Action::Always,
-                None,
-            ),
-            (
-                "alice",
-                "sshd",
-                Origin::Name("host.office.example".into()),
-                &none,
-                Action::Always,
-                None,
-            ),
+        type Case<'a> = (&'a str, &'a str, Origin, &'a [String], Action, Option<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            ("alice", "sshd", addr("10.1.2.3"), &none, Action::Trust { days: 30 }, Some("rule 1 (office)")),
+            ("alice", "sshd", addr("::ffff:10.1.2.3"), &none, Action::Trust { days: 30 }, Some("rule 1 (office)")),
+            ("alice", "sshd", addr("2001:db8::7"), &none, Action::Trust { days: 30 }, Some("rule 1 (office)")),
+            ("alice", "sshd", addr("203.0.113.5"), &none, Action::Always, None),
+            ("alice", "sshd", Origin::Name("host.office.example".into()), &none, Action::Always, None),
             // Order: the office rule comes before the sudo rule.
-            (
-                "alice",
-                "sudo",
-                addr("10.1.2.3"),
-                &none,
-                Action::Trust { days: 30 },
-                Some("rule 1 (office)"),
-            ),
-            (
-                "alice",
-                "sudo",
-                Origin::Local,
-                &none,
-                Action::Always,
-                Some("rule 2 (sudo)"),
-            ),
-            (
-                "backup",
-                "sshd",
-                addr("203.0.113.5"),
-                &backup,
-                Action::Skip,
-                Some("rule 3 (robots)"),
-            ),
-            (
-                "mallory",
-                "sshd",
-                addr("203.0.113.5"),
-                &none,
-                Action::Deny,
-                Some("rule 4"),
-            ),
-            (
-                "alice",
-                "login",
-                Origin::Local,
-                &none,
-                Action::Trust { days: 7 },
-                Some("rule 5 (console)"),
-            ),
+            ("alice", "sudo", addr("10.1.2.3"), &none, Action::Trust { days: 30 }, Some("rule 1 (office)")),
+            ("alice", "sudo", Origin::Local, &none, Action::Always, Some("rule 2 (sudo)")),
+            ("backup", "sshd", addr("203.0.113.5"), &backup, Action::Skip, Some("rule 3 (robots)")),
+            ("mallory", "sshd", addr("203.0.113.5"), &none, Action::Deny, Some("rule 4")),
+            ("alice", "login", Origin::Local, &none, Action::Trust { days: 7 }, Some("rule 5 (console)")),
         ];
         for (user, service, origin, groups, action, rule) in cases {
-            let d = policy.decide(&Facts {
-                user,
-                service,
-                origin: &origin,
-                groups,
-            });
-            assert_eq!(
-                (d.action, d.rule.as_deref()),
-                (action, rule),
-                "{user} {service} {origin:?}"
-            );
+            let d = policy.decide(&Facts { user, service, origin: &origin, groups });
+            assert_eq!((d.action, d.rule.as_deref()), (action, rule), "{user} {service} {origin:?}");
         }
     }
 
@@ -437,34 +295,13 @@ mod tests {
     fn remote_only_and_empty_rules() {
         let mut remote = rule("r", Action::Skip);
         remote.local = Some(false);
-        let p = Policy {
-            rules: vec![remote],
-            ..Policy::default()
-        };
-        let f = |o: &Origin| {
-            p.decide(&Facts {
-                user: "a",
-                service: "s",
-                origin: o,
-                groups: &[],
-            })
-            .action
-        };
+        let p = Policy { rules: vec![remote], ..Policy::default() };
+        let f = |o: &Origin| p.decide(&Facts { user: "a", service: "s", origin: o, groups: &[] }).action;
         assert_eq!(f(&Origin::Local), Action::Always);
         assert_eq!(f(&Origin::Name("x".into())), Action::Skip);
-        let catch_all = Policy {
-            rules: vec![rule("all", Action::Deny)],
-            ..Policy::default()
-        };
+        let catch_all = Policy { rules: vec![rule("all", Action::Deny)], ..Policy::default() };
         assert_eq!(
-            catch_all
-                .decide(&Facts {
-                    user: "a",
-                    service: "s",
-                    origin: &Origin::Local,
-                    groups: &[]
-                })
-                .action,
+            catch_all.decide(&Facts { user: "a", service: "s", origin: &Origin::Local, groups: &[] }).action,
             Action::Deny
         );
     }

@@ -14,22 +14,19 @@ use crate::store::Store;
 /// Builds the provider the config names.
 pub fn provider(cfg: &Config, clock: SharedClock) -> Result<AnyProvider, String> {
     Ok(match &cfg.provider {
-        ProviderConfig::TwilioMessaging(t) => AnyProvider::Twilio(Box::new(
-            Twilio::new(Api::Messaging, t.clone(), clock).map_err(|e| e.to_string())?,
-        )),
-        ProviderConfig::TwilioVerify(t) => AnyProvider::Twilio(Box::new(
-            Twilio::new(Api::Verify, t.clone(), clock).map_err(|e| e.to_string())?,
-        )),
+        ProviderConfig::TwilioMessaging(t) => {
+            AnyProvider::Twilio(Box::new(Twilio::new(Api::Messaging, t.clone(), clock).map_err(|e| e.to_string())?))
+        }
+        ProviderConfig::TwilioVerify(t) => {
+            AnyProvider::Twilio(Box::new(Twilio::new(Api::Verify, t.clone(), clock).map_err(|e| e.to_string())?))
+        }
         ProviderConfig::Outbox { path } => AnyProvider::Outbox(Outbox::new(path.clone(), clock)),
     })
 }
 
 pub fn hostname(cfg: &Config) -> String {
     cfg.hostname.clone().unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "this machine".into())
+        nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "this machine".into())
     })
 }
 
@@ -77,10 +74,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
         crate::provider::Provider::name(daemon.provider())
     );
     wait_for_signal().await?;
-    log::info!(
-        "smsotpd stopping; {} pending login(s) abandoned",
-        daemon.pending()
-    );
+    log::info!("smsotpd stopping; {} pending login(s) abandoned", daemon.pending());
     Ok(())
 }
 

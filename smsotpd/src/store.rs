@@ -33,12 +33,7 @@ pub struct UserRecord {
 
 impl UserRecord {
     pub fn new(phone: PhoneNumber) -> Self {
-        UserRecord {
-            phone,
-            failures: 0,
-            locked_until: 0,
-            trust: Vec::new(),
-        }
+        UserRecord { phone, failures: 0, locked_until: 0, trust: Vec::new() }
     }
 }
 
@@ -72,7 +67,10 @@ struct OnDisk {
 #[derive(Debug)]
 pub enum StoreError {
     /// The record exists but cannot be used: the user must not log in.
-    Corrupt { user: String, reason: String },
+    Corrupt {
+        user: String,
+        reason: String,
+    },
     Io {
         what: String,
         source: std::io::Error,
@@ -94,10 +92,7 @@ impl std::error::Error for StoreError {}
 
 fn io(what: impl Into<String>) -> impl FnOnce(nix::Error) -> StoreError {
     let what = what.into();
-    move |e| StoreError::Io {
-        what,
-        source: std::io::Error::from(e),
-    }
+    move |e| StoreError::Io { what, source: std::io::Error::from(e) }
 }
 
 const MAX_RECORD: u64 = 64 * 1024;
@@ -137,10 +132,7 @@ fn check_private_dir(fd: &OwnedFd, name: &str) -> Result<(), StoreError> {
     let me = nix::unistd::geteuid().as_raw();
     if st.st_uid != 0 && st.st_uid != me {
         return Err(StoreError::Io {
-            what: format!(
-                "{name} is owned by uid {}; fix with: chown root: {name}",
-                st.st_uid
-            ),
+            what: format!("{name} is owned by uid {}; fix with: chown root: {name}", st.st_uid),
             source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         });
     }
@@ -165,16 +157,10 @@ impl Store {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(io(format!(
-            "cannot open the state directory {}",
-            root.display()
-        )))?;
+        .map_err(io(format!("cannot open the state directory {}", root.display())))?;
         check_private_dir(&root_fd, &root.display().to_string())?;
         let users = open_dir_at(&root_fd, USERS, true)?;
-        Ok(Store {
-            root: root.to_owned(),
-            users,
-        })
+        Ok(Store { root: root.to_owned(), users })
     }
 
     pub fn root(&self) -> &Path {
@@ -195,9 +181,7 @@ impl Store {
             Err(e) => return Err(corrupt(user, &format!("cannot open: {e}"))),
         };
         let file = std::fs::File::from(fd);
-        let meta = file
-            .metadata()
-            .map_err(|e| corrupt(user, &format!("cannot stat: {e}")))?;
+        let meta = file.metadata().map_err(|e| corrupt(user, &format!("cannot stat: {e}")))?;
         if !meta.is_file() {
             return Err(corrupt(user, "the record is not a regular file"));
         }
@@ -207,23 +191,15 @@ impl Store {
         if crate::config::check_owner_and_mode(&meta, true, "the record").is_err() {
             return Err(corrupt(
                 user,
-                &format!(
-                    "owner uid {} / mode {:04o} are not root's 0600",
-                    meta.uid(),
-                    meta.mode() & 0o7777
-                ),
+                &format!("owner uid {} / mode {:04o} are not root's 0600", meta.uid(), meta.mode() & 0o7777),
             ));
         }
         let mut text = String::new();
-        file.take(MAX_RECORD + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| corrupt(user, &format!("cannot read: {e}")))?;
+        file.take(MAX_RECORD + 1).read_to_string(&mut text).map_err(|e| corrupt(user, &format!("cannot read: {e}")))?;
         if text.len() as u64 > MAX_RECORD {
             return Err(corrupt(user, "the record is larger than 64 KiB"));
         }
-        parse_record(&text)
-            .map(Some)
-            .map_err(|reason| corrupt(user, &reason))
+        parse_record(&text).map(Some).map_err(|reason| corrupt(user, &reason))
     }
 
     /// Writes atomically and durably: temp, fsync, rename, fsync directory.
@@ -240,10 +216,7 @@ impl Store {
         let result = (|| {
             let mut file = std::fs::File::from(fd);
             file.write_all(text.as_bytes())
-                .map_err(|e| StoreError::Io {
-                    what: format!("cannot write the record of {user}"),
-                    source: e,
-                })?;
+                .map_err(|e| StoreError::Io { what: format!("cannot write the record of {user}"), source: e })?;
             // A failed fsync is never retried: the data may already be gone.
             fsync(&file).map_err(io(format!("cannot fsync the record of {user}")))?;
             drop(file);
@@ -305,17 +278,12 @@ impl Store {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(StoreError::Io {
-                    what: format!("cannot read {}", path.display()),
-                    source: e,
-                });
+                return Err(StoreError::Io { what: format!("cannot read {}", path.display()), source: e });
             }
         }
         let mut key = [0u8; 32];
-        crate::challenge::fill_random(&mut key).map_err(|e| StoreError::Io {
-            what: "no randomness".into(),
-            source: e,
-        })?;
+        crate::challenge::fill_random(&mut key)
+            .map_err(|e| StoreError::Io { what: "no randomness".into(), source: e })?;
         let tmp = path.with_extension("tmp");
         let _ = std::fs::remove_file(&tmp);
         let write = || -> std::io::Result<()> {
@@ -331,10 +299,7 @@ impl Store {
             std::fs::rename(&tmp, &path)?;
             std::fs::File::open(&self.root)?.sync_all()
         };
-        write().map_err(|e| StoreError::Io {
-            what: format!("cannot write {}", path.display()),
-            source: e,
-        })?;
+        write().map_err(|e| StoreError::Io { what: format!("cannot write {}", path.display()), source: e })?;
         Ok(key)
     }
 }
@@ -344,18 +309,12 @@ fn libc_nofollow() -> i32 {
 }
 
 fn corrupt(user: &UserName, reason: &str) -> StoreError {
-    StoreError::Corrupt {
-        user: user.to_string(),
-        reason: reason.to_owned(),
-    }
+    StoreError::Corrupt { user: user.to_string(), reason: reason.to_owned() }
 }
 
 fn random_suffix() -> Result<String, StoreError> {
     let mut b = [0u8; 8];
-    crate::challenge::fill_random(&mut b).map_err(|e| StoreError::Io {
-        what: "no randomness".into(),
-        source: e,
-    })?;
+    crate::challenge::fill_random(&mut b).map_err(|e| StoreError::Io { what: "no randomness".into(), source: e })?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
@@ -370,12 +329,7 @@ pub fn parse_record(text: &str) -> Result<UserRecord, String> {
             return Err(format!("bad trust class {:?}", t.class));
         }
     }
-    Ok(UserRecord {
-        phone,
-        failures: d.failures,
-        locked_until: d.locked_until,
-        trust: d.trust,
-    })
+    Ok(UserRecord { phone, failures: d.failures, locked_until: d.locked_until, trust: d.trust })
 }
 
 fn render_record(r: &UserRecord) -> Result<String, StoreError> {
@@ -423,13 +377,8 @@ mod tests {
         assert_eq!(s.load(&alice()).unwrap(), Some(r));
         let path = dir.path().join("users/alice");
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
-        assert_eq!(
-            std::fs::metadata(dir.path().join("users")).unwrap().mode() & 0o7777,
-            0o700
-        );
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("users"))
-            .unwrap()
-            .collect();
+        assert_eq!(std::fs::metadata(dir.path().join("users")).unwrap().mode() & 0o7777, 0o700);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("users")).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
         assert_eq!(s.users().unwrap(), vec![alice()]);
         assert!(s.remove(&alice()).unwrap());
@@ -445,23 +394,14 @@ mod tests {
             ("empty", b"".to_vec()),
             ("garbage", vec![0xff, 0x00, 0x13]),
             ("truncated", b"version = 1\nphone = \"+1415".to_vec()),
-            (
-                "future version",
-                b"version = 9\nphone = \"+14155550123\"\n".to_vec(),
-            ),
+            ("future version", b"version = 9\nphone = \"+14155550123\"\n".to_vec()),
             ("bad number", b"version = 1\nphone = \"12345\"\n".to_vec()),
-            (
-                "unknown key",
-                b"version = 1\nphone = \"+14155550123\"\nadmin = true\n".to_vec(),
-            ),
+            ("unknown key", b"version = 1\nphone = \"+14155550123\"\nadmin = true\n".to_vec()),
         ];
         for (what, bytes) in cases {
             std::fs::write(&path, &bytes).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            assert!(
-                matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
-                "{what}"
-            );
+            assert!(matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })), "{what}");
         }
         // Another user's good record is unaffected.
         let bob = UserName::parse("bob").unwrap();
@@ -477,43 +417,23 @@ mod tests {
         std::fs::write(&target, "version = 1\nphone = \"+14155550123\"\n").unwrap();
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        assert!(
-            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
-            "symlink"
-        );
+        assert!(matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })), "symlink");
         std::fs::remove_file(&path).unwrap();
         std::fs::hard_link(&target, &path).unwrap();
-        assert!(
-            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
-            "hard link"
-        );
+        assert!(matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })), "hard link");
         std::fs::remove_file(&path).unwrap();
         nix::unistd::mkfifo(&path, Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(
-            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
-            "fifo must not block"
-        );
+        assert!(matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })), "fifo must not block");
         std::fs::remove_file(&path).unwrap();
         std::fs::copy(&target, &path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(
-            matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })),
-            "world-readable"
-        );
+        assert!(matches!(s.load(&alice()), Err(StoreError::Corrupt { .. })), "world-readable");
         // Saving replaces the planted file rather than writing through it.
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink(&target, &path).unwrap();
         s.save(&alice(), &record()).unwrap();
-        assert!(
-            !std::fs::symlink_metadata(&path)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        assert_eq!(
-            std::fs::read_to_string(&target).unwrap(),
-            "version = 1\nphone = \"+14155550123\"\n"
-        );
+        assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "version = 1\nphone = \"+14155550123\"\n");
     }
 
     #[test]

@@ -108,21 +108,13 @@ mod tests {
     use super::*;
 
     fn fields() -> Fields<'static> {
-        Fields {
-            code: "123456",
-            host: "web1",
-            service: "sshd",
-            minutes: 5,
-        }
+        Fields { code: "123456", host: "web1", service: "sshd", minutes: 5 }
     }
 
     #[test]
     fn renders_every_placeholder() {
         let t = Template::parse("{code} for {host} ({service}), {minutes} min").unwrap();
-        assert_eq!(
-            t.render(&fields()).as_str(),
-            "123456 for web1 (sshd), 5 min"
-        );
+        assert_eq!(t.render(&fields()).as_str(), "123456 for web1 (sshd), 5 min");
         let t = Template::parse("{code}").unwrap();
         assert_eq!(t.render(&fields()).as_str(), "123456");
     }
@@ -130,22 +122,12 @@ mod tests {
     #[test]
     fn rejects_mistakes() {
         assert_eq!(Template::parse("no code"), Err(TemplateError::NoCode));
-        assert_eq!(
-            Template::parse("{cod}"),
-            Err(TemplateError::Unknown("cod".into()))
-        );
+        assert_eq!(Template::parse("{cod}"), Err(TemplateError::Unknown("cod".into())));
         assert_eq!(Template::parse("{code"), Err(TemplateError::Unclosed));
         assert_eq!(Template::parse("{code} }"), Err(TemplateError::Unclosed));
         assert_eq!(Template::parse("{{code}}"), Err(TemplateError::Unclosed));
-        assert!(matches!(
-            Template::parse(&format!("{{code}}{}", "x".repeat(400))),
-            Err(TemplateError::TooLong(_))
-        ));
-        assert!(
-            TemplateError::Unknown("x".into())
-                .to_string()
-                .contains("{code}, {host}")
-        );
+        assert!(matches!(Template::parse(&format!("{{code}}{}", "x".repeat(400))), Err(TemplateError::TooLong(_))));
+        assert!(TemplateError::Unknown("x".into()).to_string().contains("{code}, {host}"));
     }
 
     #[test]

@@ -11,6 +11,14 @@ use crate::store::TrustRecord;
 
 pub const DAY: u64 = 86_400;
 
+/// Trust that a login will earn with the right code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustPlan {
+    pub machine: Machine,
+    pub service: String,
+    pub days: u32,
+}
+
 pub fn applies(r: &TrustRecord, now: UnixSeconds) -> bool {
     r.created <= now && now < r.expires
 }
@@ -22,27 +30,16 @@ pub fn find<'a>(
     service: &str,
     now: UnixSeconds,
 ) -> Option<&'a TrustRecord> {
-    records.iter().find(|r| {
-        r.machine == machine.id
-            && r.class == machine.class.name()
-            && r.service == service
-            && applies(r, now)
-    })
+    records
+        .iter()
+        .find(|r| r.machine == machine.id && r.class == machine.class.name() && r.service == service && applies(r, now))
 }
 
 /// Adds (or renews) trust for `machine`; drops records that no longer
 /// apply and, beyond `max`, the oldest.
-pub fn add(
-    records: &mut Vec<TrustRecord>,
-    machine: &Machine,
-    service: &str,
-    days: u32,
-    now: UnixSeconds,
-    max: usize,
-) {
+pub fn add(records: &mut Vec<TrustRecord>, machine: &Machine, service: &str, days: u32, now: UnixSeconds, max: usize) {
     records.retain(|r| {
-        applies(r, now)
-            && !(r.machine == machine.id && r.class == machine.class.name() && r.service == service)
+        applies(r, now) && !(r.machine == machine.id && r.class == machine.class.name() && r.service == service)
     });
     records.push(TrustRecord {
         machine: machine.id.clone(),
@@ -65,10 +62,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn m(id: &str) -> Machine {
-        Machine {
-            id: id.into(),
-            class: Class::Remote,
-        }
+        Machine { id: id.into(), class: Class::Remote }
     }
 
     #[test]
@@ -77,10 +71,7 @@ mod tests {
         add(&mut rs, &m("addr:192.0.2.1"), "sshd", 30, NOW, 20);
         let at = |secs: u64| find(&rs, &m("addr:192.0.2.1"), "sshd", NOW + secs).is_some();
         assert!(at(0));
-        assert!(
-            at(29 * DAY + 23 * 3600 + 59 * 60),
-            "29 d 23 h 59 m: still trusted"
-        );
+        assert!(at(29 * DAY + 23 * 3600 + 59 * 60), "29 d 23 h 59 m: still trusted");
         assert!(!at(30 * DAY), "exactly 30 d: the code is asked again");
         assert!(!at(30 * DAY + 1));
     }
@@ -89,20 +80,10 @@ mod tests {
     fn clock_stepped_back_and_far_future() {
         let mut rs = Vec::new();
         add(&mut rs, &m("addr:192.0.2.1"), "sshd", 30, NOW, 20);
-        assert!(
-            find(&rs, &m("addr:192.0.2.1"), "sshd", NOW - 1).is_none(),
-            "created in the future: invalid"
-        );
+        assert!(find(&rs, &m("addr:192.0.2.1"), "sshd", NOW - 1).is_none(), "created in the future: invalid");
         assert!(find(&rs, &m("addr:192.0.2.1"), "sshd", u64::MAX).is_none());
         let mut far = Vec::new();
-        add(
-            &mut far,
-            &m("addr:192.0.2.1"),
-            "sshd",
-            365,
-            u64::MAX - 10,
-            20,
-        );
+        add(&mut far, &m("addr:192.0.2.1"), "sshd", 365, u64::MAX - 10, 20);
         assert_eq!(far[0].expires, u64::MAX, "saturates instead of wrapping");
     }
 
@@ -112,47 +93,24 @@ mod tests {
         let remote = identify("sshd", "192.0.2.1", "");
         add(&mut rs, &remote, "sshd", 30, NOW, 20);
         assert!(find(&rs, &remote, "sshd", NOW).is_some());
-        assert!(
-            find(&rs, &identify("sshd", "192.0.2.2", ""), "sshd", NOW).is_none(),
-            "another address"
-        );
+        assert!(find(&rs, &identify("sshd", "192.0.2.2", ""), "sshd", NOW).is_none(), "another address");
         assert!(find(&rs, &remote, "sudo", NOW).is_none(), "another service");
-        assert!(
-            find(&rs, &identify("login", "", ""), "sshd", NOW).is_none(),
-            "a local login"
-        );
+        assert!(find(&rs, &identify("login", "", ""), "sshd", NOW).is_none(), "a local login");
         let mut local = Vec::new();
         add(&mut local, &identify("login", "", ""), "login", 30, NOW, 20);
-        assert!(
-            find(&local, &remote, "login", NOW).is_none(),
-            "local trust never opens remote logins"
-        );
+        assert!(find(&local, &remote, "login", NOW).is_none(), "local trust never opens remote logins");
     }
 
     #[test]
     fn capped_oldest_first_and_renewed_in_place() {
         let mut rs = Vec::new();
         for i in 0..25u64 {
-            add(
-                &mut rs,
-                &m(&format!("addr:192.0.2.{i}")),
-                "sshd",
-                30,
-                NOW + i,
-                20,
-            );
+            add(&mut rs, &m(&format!("addr:192.0.2.{i}")), "sshd", 30, NOW + i, 20);
         }
         assert_eq!(rs.len(), 20);
-        assert!(
-            find(&rs, &m("addr:192.0.2.0"), "sshd", NOW + 30).is_none(),
-            "the oldest went first"
-        );
+        assert!(find(&rs, &m("addr:192.0.2.0"), "sshd", NOW + 30).is_none(), "the oldest went first");
         assert!(find(&rs, &m("addr:192.0.2.24"), "sshd", NOW + 30).is_some());
         add(&mut rs, &m("addr:192.0.2.24"), "sshd", 30, NOW + 100, 20);
-        assert_eq!(
-            rs.iter().filter(|r| r.machine == "addr:192.0.2.24").count(),
-            1,
-            "no duplicate rows"
-        );
+        assert_eq!(rs.iter().filter(|r| r.machine == "addr:192.0.2.24").count(), 1, "no duplicate rows");
     }
 }

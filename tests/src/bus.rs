@@ -28,11 +28,7 @@ impl Bus {
         let dbus_daemon = require("dbus-daemon", "dbus-daemon");
         let dir = crate::tools::private_tempdir();
         // Other users must reach the socket (the caller tests run as nobody).
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let socket = dir.path().join("bus");
         let template = match policy {
             Policy::Shipped => "system.conf",
@@ -41,13 +37,7 @@ impl Bus {
         let text = std::fs::read_to_string(workspace_root().join("tests/dbus").join(template))
             .unwrap()
             .replace("@SOCKET@", &socket.display().to_string())
-            .replace(
-                "@POLICY@",
-                &workspace_root()
-                    .join("etc/dbus-1/org.smsotp.SmsOtp1.conf")
-                    .display()
-                    .to_string(),
-            );
+            .replace("@POLICY@", &workspace_root().join("etc/dbus-1/org.smsotp.SmsOtp1.conf").display().to_string());
         let conf = dir.path().join("bus.conf");
         std::fs::write(&conf, text).unwrap();
         let child = Command::new(dbus_daemon)
@@ -58,15 +48,9 @@ impl Bus {
             .stderr(std::fs::File::create(dir.path().join("bus.log")).unwrap())
             .spawn()
             .unwrap();
-        let bus = Bus {
-            child,
-            socket,
-            _dir: dir,
-        };
+        let bus = Bus { child, socket, _dir: dir };
         let s = bus.socket.clone();
-        wait_for("dbus-daemon's socket", Duration::from_secs(10), || {
-            s.exists()
-        });
+        wait_for("dbus-daemon's socket", Duration::from_secs(10), || s.exists());
         bus
     }
 

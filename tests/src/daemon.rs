@@ -58,28 +58,14 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        assert!(
-            Path::new(LIBFAKETIME).exists(),
-            "libfaketime is missing; install it with: apt-get install faketime"
-        );
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let before = std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .matches("ready on")
-            .count();
+        assert!(Path::new(LIBFAKETIME).exists(), "libfaketime is missing; install it with: apt-get install faketime");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let before = std::fs::read_to_string(&self.log).unwrap_or_default().matches("ready on").count();
         let mut cmd = match self.run_as {
             Some(uid) => {
                 let mut c = Command::new(require("setpriv", "util-linux"));
-                c.args([
-                    format!("--reuid={uid}"),
-                    format!("--regid={uid}"),
-                    "--clear-groups".into(),
-                ])
-                .arg(&built().smsotpd);
+                c.args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+                    .arg(&built().smsotpd);
                 c
             }
             None => Command::new(&built().smsotpd),
@@ -105,16 +91,9 @@ impl Daemon {
         let child = self.child.as_mut().unwrap();
         wait_for("smsotpd to be ready", Duration::from_secs(20), || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "smsotpd exited with {status}:\n{}",
-                    std::fs::read_to_string(&path).unwrap_or_default()
-                );
+                panic!("smsotpd exited with {status}:\n{}", std::fs::read_to_string(&path).unwrap_or_default());
             }
-            std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .matches("ready on")
-                .count()
-                > before
+            std::fs::read_to_string(&path).unwrap_or_default().matches("ready on").count() > before
         });
     }
 
@@ -129,10 +108,8 @@ impl Daemon {
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
             let _ = c.wait();
         }
     }
@@ -144,22 +121,13 @@ impl Daemon {
 
     /// Runs smsotpctl against this daemon's bus.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(&built().smsotpctl)
-            .arg("--bus")
-            .arg(&self.bus_address)
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(&built().smsotpctl).arg("--bus").arg(&self.bus_address).args(args).output().unwrap()
     }
 
     /// Runs smsotpctl and insists it succeeds.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "smsotpctl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "smsotpctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 

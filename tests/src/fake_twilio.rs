@@ -33,14 +33,8 @@ pub struct Sms {
 impl Sms {
     /// The first run of digits in the text: the code.
     pub fn code(&self) -> String {
-        let start = self
-            .body
-            .find(|c: char| c.is_ascii_digit())
-            .expect("a code in the SMS");
-        self.body[start..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect()
+        let start = self.body.find(|c: char| c.is_ascii_digit()).expect("a code in the SMS");
+        self.body[start..].chars().take_while(char::is_ascii_digit).collect()
     }
 }
 
@@ -73,13 +67,7 @@ impl Canned {
         self
     }
     pub fn slow(delay: Duration) -> Canned {
-        Canned {
-            status: 0,
-            body: String::new(),
-            headers: Vec::new(),
-            delay,
-            forever: false,
-        }
+        Canned { status: 0, body: String::new(), headers: Vec::new(), delay, forever: false }
     }
 }
 
@@ -159,10 +147,7 @@ impl FakeTwilio {
             let (g, timeout) = cv.wait_timeout(st, deadline).unwrap();
             st = g;
             if timeout.timed_out() && st.messages.len() < n {
-                panic!(
-                    "no SMS number {n} arrived within {deadline:?}; got {}",
-                    st.messages.len()
-                );
+                panic!("no SMS number {n} arrived within {deadline:?}; got {}", st.messages.len());
             }
         }
     }
@@ -194,22 +179,12 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Request> {
         let (k, v) = h.split_once(':')?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).ok()?;
     let body = String::from_utf8(body).ok()?;
     let form = parse_form(&body);
-    Some(Request {
-        method,
-        path,
-        headers,
-        body,
-        form,
-    })
+    Some(Request { method, path, headers, body, form })
 }
 
 fn parse_form(body: &str) -> HashMap<String, String> {
@@ -243,11 +218,7 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -303,11 +274,7 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        if writer
-            .write_all(head.as_bytes())
-            .and_then(|()| writer.write_all(body.as_bytes()))
-            .is_err()
-        {
+        if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(body.as_bytes())).is_err() {
             return;
         }
         state.1.notify_all();
@@ -315,25 +282,11 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
 }
 
 /// What Twilio would answer to a well-formed request.
-fn answer(
-    req: &Request,
-    state: &Arc<(Mutex<State>, Condvar)>,
-) -> (u16, String, Vec<(String, String)>) {
+fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, Vec<(String, String)>) {
     let mut st = state.0.lock().unwrap();
-    let auth = req
-        .headers
-        .iter()
-        .find(|(k, _)| k == "authorization")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    if auth
-        != format!(
-            "Basic {}",
-            base64(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes())
-        )
-    {
-        st.violations
-            .push(format!("bad or missing Basic auth on {}", req.path));
+    let auth = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).unwrap_or_default();
+    if auth != format!("Basic {}", base64(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes())) {
+        st.violations.push(format!("bad or missing Basic auth on {}", req.path));
         return (401, r#"{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#.into(), vec![]);
     }
     let need = |st: &mut State, key: &str| -> String {
@@ -358,50 +311,25 @@ fn answer(
         let to = need(&mut st, "To");
         let body = need(&mut st, "Body");
         if !req.form.contains_key("From") && !req.form.contains_key("MessagingServiceSid") {
-            st.violations
-                .push("Messages.json without From or MessagingServiceSid".into());
+            st.violations.push("Messages.json without From or MessagingServiceSid".into());
         }
         match req.form.get("ValidityPeriod").map(|v| v.parse::<u32>()) {
             Some(Ok(1..=36000)) => {}
             other => st.violations.push(format!("ValidityPeriod {other:?}")),
         }
-        st.messages.push(Sms {
-            to: to.clone(),
-            body,
-        });
+        st.messages.push(Sms { to: to.clone(), body });
         let sid = format!("SM{n:032x}");
-        (
-            201,
-            format!(r#"{{"sid":"{sid}","status":"queued","to":"{to}","num_segments":"1"}}"#),
-            vec![],
-        )
+        (201, format!(r#"{{"sid":"{sid}","status":"queued","to":"{to}","num_segments":"1"}}"#), vec![])
     } else if req.path == verifications {
         let to = need(&mut st, "To");
         if req.form.get("Channel").map(String::as_str) != Some("sms") {
-            st.violations
-                .push("Verifications without Channel=sms".into());
+            st.violations.push("Verifications without Channel=sms".into());
         }
         let sid = format!("VE{n:032x}");
         let code = format!("{:06}", (u64::from(n) * 7_919_123 + 424_242) % 1_000_000);
-        st.messages.push(Sms {
-            to: to.clone(),
-            body: format!("Your verification code is: {code}"),
-        });
-        st.verifications.insert(
-            sid.clone(),
-            Verification {
-                to: to.clone(),
-                code,
-                open: true,
-            },
-        );
-        (
-            201,
-            format!(
-                r#"{{"sid":"{sid}","status":"pending","to":"{to}","channel":"sms","valid":false}}"#
-            ),
-            vec![],
-        )
+        st.messages.push(Sms { to: to.clone(), body: format!("Your verification code is: {code}") });
+        st.verifications.insert(sid.clone(), Verification { to: to.clone(), code, open: true });
+        (201, format!(r#"{{"sid":"{sid}","status":"pending","to":"{to}","channel":"sms","valid":false}}"#), vec![])
     } else if req.path == check {
         let sid = need(&mut st, "VerificationSid");
         let code = need(&mut st, "Code");
@@ -418,11 +346,7 @@ fn answer(
         }
     } else {
         st.violations.push(format!("unexpected path {}", req.path));
-        (
-            404,
-            r#"{"code":20404,"message":"not found","status":404}"#.into(),
-            vec![],
-        )
+        (404, r#"{"code":20404,"message":"not found","status":404}"#.into(), vec![])
     }
 }
 

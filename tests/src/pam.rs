@@ -28,20 +28,14 @@ pub enum Code {
 impl Code {
     fn from_line(line: &str) -> Code {
         match line.trim() {
-            "pamtester: successfully authenticated" | "pamtester: sucessfully authenticated" => {
-                Code::Success
-            }
+            "pamtester: successfully authenticated" | "pamtester: sucessfully authenticated" => Code::Success,
             "pamtester: Authentication failure" => Code::AuthErr,
-            "pamtester: Authentication service cannot retrieve authentication info" => {
-                Code::AuthinfoUnavail
-            }
+            "pamtester: Authentication service cannot retrieve authentication info" => Code::AuthinfoUnavail,
             "pamtester: Have exhausted maximum number of retries for service" => Code::MaxTries,
             "pamtester: Permission denied" => Code::PermDenied,
             "pamtester: Error in service module" => Code::ServiceErr,
             "pamtester: Conversation error" => Code::ConvErr,
-            "pamtester: User not known to the underlying authentication module" => {
-                Code::UserUnknown
-            }
+            "pamtester: User not known to the underlying authentication module" => Code::UserUnknown,
             // The probe stack's second line: reached only when pam_sms ignored.
             "pamtester: User credentials expired" => Code::Ignore,
             other => Code::Other(other.to_owned()),
@@ -150,11 +144,7 @@ impl Pam {
         std::fs::create_dir(&pamd).unwrap();
         std::fs::write(pamd.join("smsotp-test"), self.service_file()).unwrap();
         let mut cmd = Command::new(bwrap);
-        cmd.args(["--bind", "/", "/"])
-            .arg("--bind")
-            .arg(&pamd)
-            .arg("/etc/pam.d")
-            .args(["--dev", "/dev"]);
+        cmd.args(["--bind", "/", "/"]).arg("--bind").arg(&pamd).arg("/etc/pam.d").args(["--dev", "/dev"]);
         if let Some(log) = &self.syslog {
             cmd.arg("--bind").arg(log).arg("/dev/log");
         }
@@ -166,19 +156,13 @@ impl Pam {
         }
         // Unbuffered, so messages and prompts interleave as the user sees them.
         cmd.arg(require("stdbuf", "coreutils")).args(["-o0", "-e0"]);
-        cmd.arg(pamtester)
-            .args(["smsotp-test", &self.user, "authenticate"]);
+        cmd.arg(pamtester).args(["smsotp-test", &self.user, "authenticate"]);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
         let (reader, writer) = std::io::pipe().unwrap();
         let writer2 = writer.try_clone().unwrap();
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(writer)
-            .stderr(writer2)
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdin(Stdio::piped()).stdout(writer).stderr(writer2).spawn().unwrap();
         drop(cmd);
         let out: Arc<(Mutex<(String, bool)>, Condvar)> = Arc::default();
         let o = out.clone();
@@ -204,53 +188,33 @@ impl Pam {
             let (lock, cv) = &*out;
             let g = lock.lock().unwrap();
             let (g, t) = cv
-                .wait_timeout_while(g, limit, |(text, closed)| {
-                    !*closed && text.matches(crate::PROMPT).count() <= i
-                })
+                .wait_timeout_while(g, limit, |(text, closed)| !*closed && text.matches(crate::PROMPT).count() <= i)
                 .unwrap();
             if t.timed_out() {
                 let _ = child.kill();
-                panic!(
-                    "no prompt number {} within {limit:?}; output so far:\n{}",
-                    i + 1,
-                    g.0
-                );
+                panic!("no prompt number {} within {limit:?}; output so far:\n{}", i + 1, g.0);
             }
             if g.1 {
                 break; // pamtester finished before asking again
             }
             drop(g);
             let text = answer();
-            let _ = stdin
-                .write_all(text.as_bytes())
-                .and_then(|()| stdin.write_all(b"\n"));
+            let _ = stdin.write_all(text.as_bytes()).and_then(|()| stdin.write_all(b"\n"));
         }
         drop(stdin);
         let (lock, cv) = &*out;
         let g = lock.lock().unwrap();
-        let (g, t) = cv
-            .wait_timeout_while(g, limit, |(_, closed)| !*closed)
-            .unwrap();
+        let (g, t) = cv.wait_timeout_while(g, limit, |(_, closed)| !*closed).unwrap();
         if t.timed_out() {
             let _ = child.kill();
-            panic!(
-                "pamtester did not finish within {limit:?}; output so far:\n{}",
-                g.0
-            );
+            panic!("pamtester did not finish within {limit:?}; output so far:\n{}", g.0);
         }
         let output = g.0.clone();
         drop(g);
         let _ = child.wait();
         let _ = pump.join();
-        let last = output
-            .rfind("pamtester: ")
-            .map(|i| output[i..].lines().next().unwrap_or(""))
-            .unwrap_or("")
-            .to_owned();
-        Run {
-            code: Code::from_line(&last),
-            prompts: output.matches(crate::PROMPT).count(),
-            output,
-        }
+        let last =
+            output.rfind("pamtester: ").map(|i| output[i..].lines().next().unwrap_or("")).unwrap_or("").to_owned();
+        Run { code: Code::from_line(&last), prompts: output.matches(crate::PROMPT).count(), output }
     }
 }

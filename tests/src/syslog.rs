@@ -20,16 +20,10 @@ impl SyslogCapture {
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
             while let Ok(n) = sock.recv(&mut buf) {
-                l.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                l.lock().unwrap().push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         });
-        SyslogCapture {
-            path,
-            lines,
-            _dir: dir,
-        }
+        SyslogCapture { path, lines, _dir: dir }
     }
 
     pub fn lines(&self) -> Vec<String> {

@@ -8,11 +8,7 @@ use std::time::Duration;
 /// Fails the test (never skips it) when a tool is missing, saying how to
 /// install it.
 pub fn require(program: &str, debian_package: &str) -> PathBuf {
-    for dir in std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .chain(["/usr/sbin", "/sbin"])
-    {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/sbin", "/sbin"]) {
         let p = Path::new(dir).join(program);
         if p.is_file() {
             return p;
@@ -24,10 +20,7 @@ pub fn require(program: &str, debian_package: &str) -> PathBuf {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
 pub struct Built {
@@ -49,9 +42,7 @@ pub fn built() -> &'static Built {
             .status()
             .expect("cannot run cargo");
         assert!(status.success(), "cargo build -p smsotpd -p pam_sms failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
         let dir = target.join("debug");
         let b = Built {
             smsotpd: dir.join("smsotpd"),
@@ -71,10 +62,7 @@ pub fn built() -> &'static Built {
 pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -82,10 +70,7 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 /// A private temporary directory (mode 0700, as smsotpd insists).
 pub fn private_tempdir() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::Builder::new()
-        .prefix("smsotp-test.")
-        .tempdir()
-        .unwrap();
+    let d = tempfile::Builder::new().prefix("smsotp-test.").tempdir().unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     d
 }

@@ -26,12 +26,7 @@ impl World {
         let twilio = FakeTwilio::start();
         let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), extra, tables));
         daemon.ctl_ok(&["enroll", USER, NUMBER]);
-        World {
-            twilio,
-            daemon,
-            syslog: SyslogCapture::start(),
-            bus,
-        }
+        World { twilio, daemon, syslog: SyslogCapture::start(), bus }
     }
 
     pub fn with_config(config: &str) -> World {
@@ -39,12 +34,7 @@ impl World {
         let twilio = FakeTwilio::start();
         let daemon = Daemon::start(&bus, &config.replace("@TWILIO@", &twilio.url()));
         daemon.ctl_ok(&["enroll", USER, NUMBER]);
-        World {
-            twilio,
-            daemon,
-            syslog: SyslogCapture::start(),
-            bus,
-        }
+        World { twilio, daemon, syslog: SyslogCapture::start(), bus }
     }
 
     /// pam_sms for `user` on this world's bus, logging to the capture.
@@ -67,26 +57,13 @@ impl World {
     /// Fails if the fake Twilio saw anything malformed, or if the daemon's
     /// or the module's logs hold a code or the full number.
     pub fn assert_clean(&self) {
-        assert_eq!(
-            self.twilio.violations(),
-            Vec::<String>::new(),
-            "malformed requests reached the fake Twilio"
-        );
+        assert_eq!(self.twilio.violations(), Vec::<String>::new(), "malformed requests reached the fake Twilio");
         let logs = format!("{}\n{}", self.daemon.log_text(), self.syslog.text());
         for sms in self.twilio.messages() {
             let code = sms.code();
-            assert!(
-                !logs.contains(&code),
-                "a code ({code}) reached a log:\n{logs}"
-            );
-            assert!(
-                !logs.contains(&sms.to[1..]),
-                "a full number reached a log:\n{logs}"
-            );
+            assert!(!logs.contains(&code), "a code ({code}) reached a log:\n{logs}");
+            assert!(!logs.contains(&sms.to[1..]), "a full number reached a log:\n{logs}");
         }
-        assert!(
-            !logs.contains(crate::fake_twilio::AUTH_TOKEN),
-            "the auth token reached a log"
-        );
+        assert!(!logs.contains(crate::fake_twilio::AUTH_TOKEN), "the auth token reached a log");
     }
 }

@@ -20,31 +20,20 @@ fn stderr(out: &std::process::Output) -> String {
 #[test]
 fn enroll_list_show_unlock_unenroll() {
     let w = World::messaging("", "");
-    assert_eq!(
-        w.daemon.ctl_ok(&["enroll", "daemon", "+4915112345678"]),
-        "daemon enrolled: codes go to ******5678\n"
-    );
+    assert_eq!(w.daemon.ctl_ok(&["enroll", "daemon", "+4915112345678"]), "daemon enrolled: codes go to ******5678\n");
     let list = w.daemon.ctl_ok(&["list"]);
     assert!(list.starts_with("USER"), "{list}");
-    assert!(
-        list.contains("daemon               ******5678   ok        0"),
-        "{list}"
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&w.daemon.ctl_ok(&["list", "--json"])).unwrap();
+    assert!(list.contains("daemon               ******5678   ok        0"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&w.daemon.ctl_ok(&["list", "--json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert_eq!(json[1]["user"], "root");
     assert_eq!(json[1]["number"], "******0123");
     assert_eq!(json[1]["state"], "ok");
-    let show: serde_json::Value =
-        serde_json::from_str(&w.daemon.ctl_ok(&["show", USER, "--json"])).unwrap();
+    let show: serde_json::Value = serde_json::from_str(&w.daemon.ctl_ok(&["show", USER, "--json"])).unwrap();
     assert_eq!(show["failures"], 0);
     assert_eq!(show["locked_until"], serde_json::Value::Null);
     assert_eq!(w.daemon.ctl_ok(&["unlock", USER]), "root unlocked\n");
-    assert_eq!(
-        w.daemon.ctl_ok(&["unenroll", "daemon"]),
-        "daemon unenrolled\n"
-    );
+    assert_eq!(w.daemon.ctl_ok(&["unenroll", "daemon"]), "daemon unenrolled\n");
     // Nothing shows a full number.
     assert!(!w.daemon.ctl_ok(&["list"]).contains(&NUMBER[1..]));
 }
@@ -57,98 +46,52 @@ fn errors_name_the_problem_and_exit_codes_differ() {
     assert!(stderr(&out).contains("E.164 form"), "{}", stderr(&out));
     let out = w.daemon.ctl(&["enroll", "no-such-user-xyz", NUMBER]);
     assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("there is no user no-such-user-xyz"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("there is no user no-such-user-xyz"), "{}", stderr(&out));
     let out = w.daemon.ctl(&["show", "daemon"]);
     assert_eq!(code(&out), 4, "not enrolled: {}", stderr(&out));
     let out = w.daemon.ctl(&["frobnicate"]);
     assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("usage: smsotpctl"),
-        "{}",
-        stderr(&out)
-    );
-    let out = Command::new(&built().smsotpctl)
-        .args(["--bus", "unix:path=/nonexistent/socket", "list"])
-        .output()
-        .unwrap();
+    assert!(stderr(&out).contains("usage: smsotpctl"), "{}", stderr(&out));
+    let out =
+        Command::new(&built().smsotpctl).args(["--bus", "unix:path=/nonexistent/socket", "list"]).output().unwrap();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("cannot reach the D-Bus system bus"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("cannot reach the D-Bus system bus"), "{}", stderr(&out));
     let bus = Bus::start(Policy::Shipped);
-    let out = Command::new(&built().smsotpctl)
-        .args(["--bus", &bus.address(), "list"])
-        .output()
-        .unwrap();
+    let out = Command::new(&built().smsotpctl).args(["--bus", &bus.address(), "list"]).output().unwrap();
     assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("smsotpd is not running"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("smsotpd is not running"), "{}", stderr(&out));
 }
 
 #[test]
 fn test_send_goes_through_the_provider() {
     let w = World::messaging("", "");
-    assert_eq!(
-        w.daemon.ctl_ok(&["test-send", USER]),
-        "test message sent to ******0123\n"
-    );
+    assert_eq!(w.daemon.ctl_ok(&["test-send", USER]), "test message sent to ******0123\n");
     let sms = w.twilio.wait_message(1);
-    assert!(
-        sms.body.starts_with("smsotp test message from"),
-        "{}",
-        sms.body
-    );
-    w.twilio
-        .push(smsotp_tests::fake_twilio::Canned::error(401, 20003));
+    assert!(sms.body.starts_with("smsotp test message from"), "{}", sms.body);
+    w.twilio.push(smsotp_tests::fake_twilio::Canned::error(401, 20003));
     let out = w.daemon.ctl(&["test-send", USER]);
     assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("rejected our credentials"),
-        "the admin sees why: {}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("rejected our credentials"), "the admin sees why: {}", stderr(&out));
 }
 
 #[test]
 fn check_config() {
     let dir = private_tempdir();
     let path = dir.path().join("smsotpd.toml");
-    let good =
-        messaging_config("https://api.twilio.com", "", "").replace("@STATE@", "/var/lib/smsotpd");
+    let good = messaging_config("https://api.twilio.com", "", "").replace("@STATE@", "/var/lib/smsotpd");
     std::fs::write(&path, &good).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let ctl = |p: &std::path::Path| {
-        Command::new(&built().smsotpctl)
-            .arg("check-config")
-            .arg("--config")
-            .arg(p)
-            .output()
-            .unwrap()
+        Command::new(&built().smsotpctl).arg("check-config").arg("--config").arg(p).output().unwrap()
     };
     let out = ctl(&path);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("provider:   twilio-messaging"));
-    std::fs::write(
-        &path,
-        good.replace("[twilio]", "[codes]\nlenght = 8\n[twilio]"),
-    )
-    .unwrap();
+    std::fs::write(&path, good.replace("[twilio]", "[codes]\nlenght = 8\n[twilio]")).unwrap();
     let out = ctl(&path);
     assert_eq!(code(&out), 5);
     let e = stderr(&out);
-    assert!(
-        e.contains(&path.display().to_string()) && e.contains("lenght") && e.contains("`length`"),
-        "{e}"
-    );
+    assert!(e.contains(&path.display().to_string()) && e.contains("lenght") && e.contains("`length`"), "{e}");
     std::fs::write(&path, &good).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = ctl(&path);
@@ -168,22 +111,13 @@ fn the_daemon_refuses_to_start_with_readable_secrets() {
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     let out = Command::new(&built().smsotpd)
-        .args([
-            "--log",
-            "stderr",
-            "--bus",
-            "unix:path=/nonexistent",
-            "--config",
-        ])
+        .args(["--log", "stderr", "--bus", "unix:path=/nonexistent", "--config"])
         .arg(&path)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(
-        e.contains("holds Twilio credentials but is readable by group or others (mode 0640)"),
-        "{e}"
-    );
+    assert!(e.contains("holds Twilio credentials but is readable by group or others (mode 0640)"), "{e}");
     assert!(!e.contains(smsotp_tests::fake_twilio::AUTH_TOKEN));
 }
 
@@ -195,14 +129,7 @@ fn the_outbox_warns_at_every_start() {
         "version = 1\nprovider = \"outbox\"\nstate_directory = \"@STATE@\"\n[outbox]\npath = \"@DIR@/outbox\"\n",
     );
     d.restart();
-    assert_eq!(
-        d.log_text()
-            .matches("provider \"outbox\": codes are written to")
-            .count(),
-        2,
-        "{}",
-        d.log_text()
-    );
+    assert_eq!(d.log_text().matches("provider \"outbox\": codes are written to").count(), 2, "{}", d.log_text());
 }
 
 #[test]
@@ -212,27 +139,10 @@ fn the_daemon_runs_hardened() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(status.lines().any(|l| l == "Umask:\t0077"), "{status}");
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let core = limits
-        .lines()
-        .find(|l| l.starts_with("Max core file size"))
-        .unwrap();
-    assert_eq!(
-        core.split_whitespace().collect::<Vec<_>>()[4..6],
-        ["0", "0"],
-        "{core}"
-    );
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().collect::<Vec<_>>()[4..6], ["0", "0"], "{core}");
     // State files are private.
     let users = w.daemon.state_dir().join("users");
-    assert_eq!(
-        std::fs::metadata(&users).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    assert_eq!(
-        std::fs::metadata(users.join(USER))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&users).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(users.join(USER)).unwrap().permissions().mode() & 0o777, 0o600);
 }

@@ -17,30 +17,15 @@ const NOBODY: u32 = 65534;
 /// Calls `method` with dbus-send as `uid`; returns (success, output).
 fn call_as(uid: u32, bus: &Bus, method: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(require("setpriv", "util-linux"))
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={uid}"),
-            "--clear-groups".into(),
-        ])
+        .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
         .arg(require("dbus-send", "dbus-bin"))
         .arg(format!("--bus={}", bus.address()))
-        .args([
-            "--print-reply",
-            "--dest=org.smsotp.SmsOtp1",
-            "/org/smsotp/SmsOtp1",
-        ])
+        .args(["--print-reply", "--dest=org.smsotp.SmsOtp1", "/org/smsotp/SmsOtp1"])
         .arg(format!("org.smsotp.SmsOtp1.{method}"))
         .args(args)
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 #[test]
@@ -51,14 +36,8 @@ fn the_daemon_refuses_non_root_callers_itself() {
     let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
     daemon.ctl_ok(&["enroll", USER, NUMBER]);
     let calls: &[(&str, &[&str])] = &[
-        (
-            "StartLogin",
-            &["string:root", "dict:string:string:service,sshd"],
-        ),
-        (
-            "CheckCode",
-            &["string:00000000000000000000000000000000", "string:123456"],
-        ),
+        ("StartLogin", &["string:root", "dict:string:string:service,sshd"]),
+        ("CheckCode", &["string:00000000000000000000000000000000", "string:123456"]),
         ("Resend", &["string:00000000000000000000000000000000"]),
         ("Cancel", &["string:00000000000000000000000000000000"]),
         ("Enroll", &["string:root", "string:+15550000666"]),
@@ -71,19 +50,10 @@ fn the_daemon_refuses_non_root_callers_itself() {
     for (method, args) in calls {
         let (ok, out) = call_as(NOBODY, &bus, method, args);
         assert!(!ok, "{method} succeeded for nobody: {out}");
-        assert!(
-            out.contains("org.smsotp.SmsOtp1.Error.PermissionDenied"),
-            "{method}: {out}"
-        );
+        assert!(out.contains("org.smsotp.SmsOtp1.Error.PermissionDenied"), "{method}: {out}");
     }
-    assert!(
-        twilio.requests().is_empty(),
-        "nobody made the daemon send anything"
-    );
-    assert!(
-        daemon.ctl_ok(&["show", USER]).contains("******0123"),
-        "nobody changed the enrollment"
-    );
+    assert!(twilio.requests().is_empty(), "nobody made the daemon send anything");
+    assert!(daemon.ctl_ok(&["show", USER]).contains("******0123"), "nobody changed the enrollment");
     // Root is served.
     let (ok, out) = call_as(0, &bus, "ListUsers", &[]);
     assert!(ok, "{out}");
@@ -97,10 +67,7 @@ fn the_shipped_policy_refuses_non_root_callers_first() {
     let _daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
     let (ok, out) = call_as(NOBODY, &bus, "ListUsers", &[]);
     assert!(!ok);
-    assert!(
-        out.contains("org.freedesktop.DBus.Error.AccessDenied"),
-        "{out}"
-    );
+    assert!(out.contains("org.freedesktop.DBus.Error.AccessDenied"), "{out}");
     let (ok, out) = call_as(0, &bus, "ListUsers", &[]);
     assert!(ok, "{out}");
 }
@@ -115,10 +82,7 @@ fn the_shipped_policy_lets_only_root_own_the_name() {
         Ok(_) => panic!("smsotpd running as nobody owned the name under the shipped policy"),
         Err(e) => e.downcast_ref::<String>().cloned().unwrap_or_default(),
     };
-    assert!(
-        message.contains("cannot own org.smsotp.SmsOtp1"),
-        "{message}"
-    );
+    assert!(message.contains("cannot own org.smsotp.SmsOtp1"), "{message}");
 }
 
 #[test]
@@ -131,36 +95,14 @@ fn the_module_refuses_a_daemon_that_is_not_root() {
     let mut pam = Pam::new(&bus.address(), USER).probe().arg("fail_mode=safe");
     pam.syslog = Some(syslog.path.clone());
     let run = pam.run(vec![]);
-    assert_eq!(
-        run.code,
-        Code::AuthinfoUnavail,
-        "never IGNORE, whatever the fail mode: {}",
-        run.output
-    );
+    assert_eq!(run.code, Code::AuthinfoUnavail, "never IGNORE, whatever the fail mode: {}", run.output);
     assert_eq!(run.prompts, 0);
-    assert!(
-        syslog.text().contains("with uid 65534, not root"),
-        "{}",
-        syslog.text()
-    );
-    assert!(
-        !impostor.log_text().contains("StartLogin"),
-        "the impostor was never asked"
-    );
+    assert!(syslog.text().contains("with uid 65534, not root"), "{}", syslog.text());
+    assert!(!impostor.log_text().contains("StartLogin"), "the impostor was never asked");
     // An admin who runs the daemon as that user says so explicitly.
-    let mut pam = Pam::new(&bus.address(), USER)
-        .probe()
-        .arg("daemon_user=nobody");
+    let mut pam = Pam::new(&bus.address(), USER).probe().arg("daemon_user=nobody");
     pam.syslog = Some(syslog.path.clone());
-    let run = pam.run(vec![
-        smsotp_tests::pam::typed("1"),
-        smsotp_tests::pam::typed("2"),
-        smsotp_tests::pam::typed("3"),
-    ]);
-    assert!(
-        run.output
-            .contains("A login code was sent by SMS to ******"),
-        "{}",
-        run.output
-    );
+    let run =
+        pam.run(vec![smsotp_tests::pam::typed("1"), smsotp_tests::pam::typed("2"), smsotp_tests::pam::typed("3")]);
+    assert!(run.output.contains("A login code was sent by SMS to ******"), "{}", run.output);
 }

@@ -40,11 +40,8 @@ fn to_json(reqs: &[Request]) -> serde_json::Value {
     serde_json::Value::Array(
         reqs.iter()
             .map(|r| {
-                let headers: serde_json::Map<String, serde_json::Value> = r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                    .collect();
+                let headers: serde_json::Map<String, serde_json::Value> =
+                    r.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
                 serde_json::json!({
                     "api": if r.path.starts_with("/v2/") { "verify" } else { "api" },
                     "method": r.method,
@@ -67,11 +64,7 @@ fn validate(reqs: &[Request]) -> (bool, String) {
         .arg(&file)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
@@ -87,27 +80,16 @@ fn requests_match_twilios_openapi() {
     let twilio = FakeTwilio::start();
     let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), ""));
     daemon.ctl_ok(&["enroll", USER, NUMBER]);
-    let run = Pam::new(&bus.address(), USER).run(vec![
-        typed("999999"),
-        Box::new(|| twilio.wait_message(1).code()),
-    ]);
+    let run = Pam::new(&bus.address(), USER).run(vec![typed("999999"), Box::new(|| twilio.wait_message(1).code())]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
     reqs.extend(twilio.requests());
-    let kinds: std::collections::BTreeSet<String> = reqs
-        .iter()
-        .map(|r| r.path.rsplit('/').next().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        kinds.into_iter().collect::<Vec<_>>(),
-        ["Messages.json", "VerificationCheck", "Verifications"]
-    );
+    let kinds: std::collections::BTreeSet<String> =
+        reqs.iter().map(|r| r.path.rsplit('/').next().unwrap().to_owned()).collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["Messages.json", "VerificationCheck", "Verifications"]);
     let (ok, report) = validate(&reqs);
     println!("{report}");
     assert!(ok, "{report}");
-    assert!(
-        report.contains(&format!("checked {} requests of 3 kinds", reqs.len())),
-        "{report}"
-    );
+    assert!(report.contains(&format!("checked {} requests of 3 kinds", reqs.len())), "{report}");
 }
 
 #[test]
@@ -115,12 +97,7 @@ fn the_validator_rejects_a_bad_request() {
     let w = World::messaging("", "");
     assert_eq!(w.pam(USER).run(vec![w.code_of(1)]).code, Code::Success);
     let mut req = w.twilio.requests().remove(0);
-    req.body = req
-        .body
-        .split('&')
-        .filter(|kv| !kv.starts_with("To="))
-        .collect::<Vec<_>>()
-        .join("&");
+    req.body = req.body.split('&').filter(|kv| !kv.starts_with("To=")).collect::<Vec<_>>().join("&");
     let (ok, report) = validate(&[req.clone()]);
     assert!(!ok, "a request without To passed: {report}");
     req.headers.retain(|(k, _)| k != "authorization");

@@ -21,18 +21,10 @@ fn correct_code_logs_in() {
     let sms = w.twilio.messages();
     assert_eq!(sms.len(), 1);
     assert_eq!(sms[0].to, NUMBER);
-    assert!(
-        sms[0]
-            .body
-            .ends_with("(smsotp-test). It expires in 5 minutes. Do not share it."),
-        "{}",
-        sms[0].body
-    );
+    assert!(sms[0].body.ends_with("(smsotp-test). It expires in 5 minutes. Do not share it."), "{}", sms[0].body);
     assert_eq!(sms[0].code().len(), 6);
     assert!(
-        w.daemon
-            .log_text()
-            .contains("event=code-accepted user=root service=smsotp-test"),
+        w.daemon.log_text().contains("event=code-accepted user=root service=smsotp-test"),
         "{}",
         w.daemon.log_text()
     );
@@ -47,23 +39,14 @@ fn a_code_works_once() {
     let run = w.pam(USER).run(vec![typed(&old), typed(&old), typed(&old)]);
     let fresh = w.code(2);
     if fresh != old {
-        assert_eq!(
-            run.code,
-            Code::MaxTries,
-            "the first login's code does not open the second: {}",
-            run.output
-        );
+        assert_eq!(run.code, Code::MaxTries, "the first login's code does not open the second: {}", run.output);
     }
 }
 
 #[test]
 fn wrong_code_three_times() {
     let w = World::messaging("", "");
-    let run = w.pam(USER).run(vec![
-        typed("000000x"),
-        typed("١٢٣٤٥٦"),
-        typed(&"7".repeat(4096)),
-    ]);
+    let run = w.pam(USER).run(vec![typed("000000x"), typed("١٢٣٤٥٦"), typed(&"7".repeat(4096))]);
     assert_eq!(run.code, Code::MaxTries, "{}", run.output);
     assert_eq!(
         run.shown(),
@@ -127,10 +110,7 @@ fn expired_code() {
         code
     })]);
     assert_eq!(run.code, Code::AuthErr, "{}", run.output);
-    assert_eq!(
-        run.shown(),
-        format!("{SENT}SMS code: The code has expired. Log in again to get a new one.\n")
-    );
+    assert_eq!(run.shown(), format!("{SENT}SMS code: The code has expired. Log in again to get a new one.\n"));
     assert!(w.daemon.log_text().contains("event=code-expired user=root"));
 }
 
@@ -153,21 +133,9 @@ fn unenrolled_user_with_deny_sees_the_same_prompts_and_never_passes() {
         assert_eq!(blank_digits(run.shown()), expected, "{user}");
         assert!(run.shown()[38..42].bytes().all(|b| b.is_ascii_digit()));
     }
-    assert_eq!(
-        w.twilio.messages().len(),
-        1,
-        "only the enrolled user got an SMS"
-    );
-    assert!(
-        w.daemon
-            .log_text()
-            .contains("event=not-enrolled user=daemon")
-    );
-    assert!(
-        w.daemon
-            .log_text()
-            .contains("event=unknown-user user=no-such-user-xyz")
-    );
+    assert_eq!(w.twilio.messages().len(), 1, "only the enrolled user got an SMS");
+    assert!(w.daemon.log_text().contains("event=not-enrolled user=daemon"));
+    assert!(w.daemon.log_text().contains("event=unknown-user user=no-such-user-xyz"));
 }
 
 #[test]
@@ -177,16 +145,9 @@ fn unenrolled_user_with_allow_is_ignored() {
     assert_eq!(run.code, Code::Ignore, "{}", run.output);
     assert_eq!(run.prompts, 0);
     // An enrolled user still needs the code.
-    let run = w
-        .pam(USER)
-        .probe()
-        .run(vec![typed("000000"), typed("000000"), typed("000000")]);
+    let run = w.pam(USER).probe().run(vec![typed("000000"), typed("000000"), typed("000000")]);
     assert_eq!(run.code, Code::MaxTries);
-    assert!(
-        w.daemon
-            .log_text()
-            .contains("event=unenrolled-allowed user=daemon")
-    );
+    assert!(w.daemon.log_text().contains("event=unenrolled-allowed user=daemon"));
 }
 
 #[test]
@@ -194,7 +155,13 @@ fn locked_out_user() {
     let w = World::messaging("", "[lockout]\nfailures = 3\nminutes = 15");
     let run = w.pam(USER).run(vec![typed("1"), typed("2"), typed("3")]);
     assert_eq!(run.code, Code::MaxTries);
-    assert!(run.shown().ends_with("Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.\n"), "{}", run.output);
+    assert!(
+        run.shown().ends_with(
+            "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.\n"
+        ),
+        "{}",
+        run.output
+    );
     let sent = w.twilio.messages().len();
     let run = w.pam(USER).run(vec![]);
     assert_eq!(run.code, Code::MaxTries, "{}", run.output);
@@ -203,11 +170,7 @@ fn locked_out_user() {
         "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.\n"
     );
     assert_eq!(w.twilio.messages().len(), sent, "no SMS while locked out");
-    assert!(
-        w.daemon
-            .ctl_ok(&["show", USER])
-            .contains("state:      locked until")
-    );
+    assert!(w.daemon.ctl_ok(&["show", USER]).contains("state:      locked until"));
     // The lock survives a restart, and `smsotpctl unlock` lifts it.
     let mut w = w;
     w.daemon.restart();
@@ -227,11 +190,7 @@ fn daemon_not_running_fail_mode_secure() {
     let run = pam.run(vec![]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
     assert_eq!(run.shown(), "The SMS login service is not available.\n");
-    assert!(
-        syslog.text().contains("smsotpd is unreachable"),
-        "{}",
-        syslog.text()
-    );
+    assert!(syslog.text().contains("smsotpd is unreachable"), "{}", syslog.text());
     // No bus at all: the same.
     let mut pam = Pam::new("unix:path=/nonexistent/bus", USER).probe();
     pam.syslog = Some(syslog.path.clone());
@@ -248,29 +207,19 @@ fn daemon_not_running_fail_mode_safe() {
     assert_eq!(run.code, Code::Ignore, "{}", run.output);
     assert_eq!(run.prompts, 0);
     let log = syslog.text();
-    assert!(
-        log.contains("returning PAM_IGNORE because fail_mode=safe"),
-        "the bypass is logged every time: {log}"
-    );
+    assert!(log.contains("returning PAM_IGNORE because fail_mode=safe"), "the bypass is logged every time: {log}");
 }
 
 #[test]
 fn the_daemon_dying_mid_login_fails_closed_even_in_safe_mode() {
     let mut w = World::messaging("", "");
-    let run = w
-        .pam(USER)
-        .probe()
-        .arg("fail_mode=safe")
-        .run(vec![Box::new(|| {
-            let code = w.code(1);
-            w.daemon.stop();
-            code
-        })]);
+    let run = w.pam(USER).probe().arg("fail_mode=safe").run(vec![Box::new(|| {
+        let code = w.code(1);
+        w.daemon.stop();
+        code
+    })]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
-    assert_eq!(
-        run.shown(),
-        format!("{SENT}SMS code: The SMS login service is not available.\n")
-    );
+    assert_eq!(run.shown(), format!("{SENT}SMS code: The SMS login service is not available.\n"));
 }
 
 #[test]
@@ -279,16 +228,10 @@ fn twilio_rejects_our_credentials() {
     w.twilio.push(Canned::error(401, 20003));
     let run = w.pam(USER).run(vec![]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
-    assert_eq!(
-        run.shown(),
-        "The login code could not be sent. Try again later.\n"
-    );
+    assert_eq!(run.shown(), "The login code could not be sent. Try again later.\n");
     assert_eq!(w.twilio.requests().len(), 1, "no retry");
     let log = w.daemon.log_text();
-    assert!(
-        log.contains("rejected our credentials (HTTP 401, error 20003)"),
-        "{log}"
-    );
+    assert!(log.contains("rejected our credentials (HTTP 401, error 20003)"), "{log}");
     assert!(log.contains("event=provider-failure user=root"), "{log}");
     w.assert_clean();
 }
@@ -301,14 +244,8 @@ fn twilio_invalid_number_is_permanent() {
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
     assert_eq!(w.twilio.requests().len(), 1, "no retry");
     let log = w.daemon.log_text();
-    assert!(
-        log.contains("error 21211: invalid 'To' phone number"),
-        "{log}"
-    );
-    assert!(
-        !log.contains("4155550123"),
-        "Twilio's message echoes the number; it is never logged"
-    );
+    assert!(log.contains("error 21211: invalid 'To' phone number"), "{log}");
+    assert!(!log.contains("4155550123"), "Twilio's message echoes the number; it is never logged");
 }
 
 #[test]
@@ -339,16 +276,8 @@ fn twilio_slower_than_the_deadline() {
     w.twilio.push(Canned::slow(Duration::from_secs(3)));
     let run = w.pam(USER).run(vec![]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
-    assert_eq!(
-        w.twilio.requests().len(),
-        1,
-        "a request that may have been delivered is never repeated"
-    );
-    assert!(
-        w.daemon.log_text().contains("did not answer in time"),
-        "{}",
-        w.daemon.log_text()
-    );
+    assert_eq!(w.twilio.requests().len(), 1, "a request that may have been delivered is never repeated");
+    assert!(w.daemon.log_text().contains("did not answer in time"), "{}", w.daemon.log_text());
 }
 
 #[test]
@@ -363,10 +292,7 @@ fn bad_module_arguments() {
         assert_eq!(run.code, Code::ServiceErr, "{arg}: {}", run.output);
         assert_eq!(run.prompts, 0);
         let log = w.syslog.text();
-        assert!(
-            log.contains("bad module arguments") && log.contains(named),
-            "{arg}: {log}"
-        );
+        assert!(log.contains("bad module arguments") && log.contains(named), "{arg}: {log}");
     }
     assert!(w.twilio.requests().is_empty());
 }
@@ -382,15 +308,9 @@ fn verify_provider() {
     let run = pam().run(vec![Box::new(|| twilio.wait_message(1).code())]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
     // pending (wrong), then approved
-    let run = pam().run(vec![
-        typed("000001"),
-        Box::new(|| twilio.wait_message(2).code()),
-    ]);
+    let run = pam().run(vec![typed("000001"), Box::new(|| twilio.wait_message(2).code())]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
-    assert_eq!(
-        run.shown(),
-        format!("{SENT}SMS code: Wrong code. 2 tries left.\nSMS code: ")
-    );
+    assert_eq!(run.shown(), format!("{SENT}SMS code: Wrong code. 2 tries left.\nSMS code: "));
     // 404: the verification is gone on Twilio's side
     let run = pam().run(vec![Box::new(|| {
         let code = twilio.wait_message(3).code();
@@ -398,10 +318,7 @@ fn verify_provider() {
         code
     })]);
     assert_eq!(run.code, Code::AuthErr, "{}", run.output);
-    assert!(
-        run.shown()
-            .ends_with("The code has expired. Log in again to get a new one.\n")
-    );
+    assert!(run.shown().ends_with("The code has expired. Log in again to get a new one.\n"));
     assert_eq!(twilio.violations(), Vec::<String>::new());
 }
 
@@ -417,19 +334,12 @@ fn the_environment_cannot_redirect_the_module() {
     evil.ctl_ok(&["enroll", USER, "+15550000666"]);
     let mut pam = Pam::new("", USER);
     pam.args.clear();
-    pam.env
-        .push(("DBUS_SYSTEM_BUS_ADDRESS".into(), evil_bus.address()));
+    pam.env.push(("DBUS_SYSTEM_BUS_ADDRESS".into(), evil_bus.address()));
     pam.tmpfs.push("/run/dbus".into());
-    pam.binds.push((
-        w.bus.socket().to_owned(),
-        "/run/dbus/system_bus_socket".into(),
-    ));
+    pam.binds.push((w.bus.socket().to_owned(), "/run/dbus/system_bus_socket".into()));
     let run = pam.run(vec![w.code_of(1)]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
-    assert!(
-        evil_twilio.requests().is_empty(),
-        "the attacker's daemon was never asked"
-    );
+    assert!(evil_twilio.requests().is_empty(), "the attacker's daemon was never asked");
 }
 
 #[test]
@@ -439,9 +349,5 @@ fn connections_to_twilio_are_reused() {
         assert_eq!(w.pam(USER).run(vec![w.code_of(n)]).code, Code::Success);
     }
     assert_eq!(w.twilio.requests().len(), 3);
-    assert_eq!(
-        w.twilio.connections(),
-        1,
-        "one kept-alive connection for three SMS"
-    );
+    assert_eq!(w.twilio.connections(), 1, "one kept-alive connection for three SMS");
 }

@@ -57,8 +57,7 @@ pub enum ProviderError {
 impl ProviderError {
     /// Twilio's error page for the code, for operators.
     fn more_info(code: Option<u32>) -> String {
-        code.map(|c| format!(" (https://www.twilio.com/docs/errors/{c})"))
-            .unwrap_or_default()
+        code.map(|c| format!(" (https://www.twilio.com/docs/errors/{c})")).unwrap_or_default()
     }
 }
 
@@ -78,7 +77,9 @@ impl fmt::Display for ProviderError {
                 ProviderError::more_info(*code)
             ),
             ProviderError::Unavailable { detail } => write!(f, "the provider is unavailable: {detail}"),
-            ProviderError::NoAnswer => f.write_str("the provider did not answer in time after the request was sent (not retried, so no second SMS)"),
+            ProviderError::NoAnswer => f.write_str(
+                "the provider did not answer in time after the request was sent (not retried, so no second SMS)",
+            ),
             ProviderError::Malformed { detail } => write!(f, "the provider's answer could not be read: {detail}"),
             ProviderError::Local { detail } => f.write_str(detail),
         }
@@ -93,11 +94,7 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Sends one SMS (or, for Verify, starts or repeats a verification) and
     /// returns the provider's reference. Must give up by `deadline`.
-    fn send(
-        &self,
-        msg: &Outgoing<'_>,
-        deadline: Tick,
-    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+    fn send(&self, msg: &Outgoing<'_>, deadline: Tick) -> impl Future<Output = Result<String, ProviderError>> + Send;
 
     /// Checks `code` against a verification the provider made.
     fn check(
@@ -136,12 +133,7 @@ impl Provider for AnyProvider {
         }
     }
 
-    async fn check(
-        &self,
-        reference: &str,
-        code: &str,
-        deadline: Tick,
-    ) -> Result<RemoteVerdict, ProviderError> {
+    async fn check(&self, reference: &str, code: &str, deadline: Tick) -> Result<RemoteVerdict, ProviderError> {
         match self {
             AnyProvider::Twilio(t) => t.check(reference, code, deadline).await,
             AnyProvider::Outbox(o) => o.check(reference, code, deadline).await,

@@ -21,11 +21,7 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(path: PathBuf, clock: Arc<dyn Clock>) -> Self {
-        Outbox {
-            path,
-            clock,
-            sent: AtomicU64::new(0),
-        }
+        Outbox { path, clock, sent: AtomicU64::new(0) }
     }
 
     fn append(&self, line: &str) -> Result<(), String> {
@@ -33,14 +29,10 @@ impl Outbox {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(
-                nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits(),
-            )
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits())
             .open(&self.path)
             .map_err(|e| format!("cannot open the outbox {}: {e}", self.path.display()))?;
-        let meta = f
-            .metadata()
-            .map_err(|e| format!("cannot stat the outbox: {e}"))?;
+        let meta = f.metadata().map_err(|e| format!("cannot stat the outbox: {e}"))?;
         let me = nix::unistd::geteuid().as_raw();
         if !meta.is_file() || (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o077 != 0 {
             return Err(format!(
@@ -48,10 +40,8 @@ impl Outbox {
                 self.path.display()
             ));
         }
-        f.write_all(line.as_bytes())
-            .map_err(|e| format!("cannot write the outbox: {e}"))?;
-        f.sync_data()
-            .map_err(|e| format!("cannot fsync the outbox: {e}"))
+        f.write_all(line.as_bytes()).map_err(|e| format!("cannot write the outbox: {e}"))?;
+        f.sync_data().map_err(|e| format!("cannot fsync the outbox: {e}"))
     }
 }
 
@@ -73,20 +63,12 @@ impl Provider for Outbox {
             msg.to.e164(),
             body
         ));
-        self.append(&line)
-            .map_err(|detail| ProviderError::Local { detail })?;
+        self.append(&line).map_err(|detail| ProviderError::Local { detail })?;
         Ok(format!("outbox-{n}"))
     }
 
-    async fn check(
-        &self,
-        _reference: &str,
-        _code: &str,
-        _deadline: Tick,
-    ) -> Result<RemoteVerdict, ProviderError> {
-        Err(ProviderError::Local {
-            detail: "the outbox does not check codes".into(),
-        })
+    async fn check(&self, _reference: &str, _code: &str, _deadline: Tick) -> Result<RemoteVerdict, ProviderError> {
+        Err(ProviderError::Local { detail: "the outbox does not check codes".into() })
     }
 }
 
@@ -103,19 +85,12 @@ mod tests {
         let path = dir.path().join("outbox");
         let o = Outbox::new(path.clone(), Arc::new(ManualClock::new(0)));
         let to = PhoneNumber::parse("+14155550123").unwrap();
-        let msg = Outgoing {
-            to: &to,
-            body: "123456 is\nyour code",
-            validity: Duration::from_secs(300),
-        };
+        let msg = Outgoing { to: &to, body: "123456 is\nyour code", validity: Duration::from_secs(300) };
         let deadline = Tick::from_duration(Duration::from_secs(10));
         assert_eq!(o.send(&msg, deadline).await.unwrap(), "outbox-1");
         assert_eq!(o.send(&msg, deadline).await.unwrap(), "outbox-2");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            text,
-            "1970-01-01 00:00:00 UTC  to=+14155550123  body=123456 is your code\n".repeat(2)
-        );
+        assert_eq!(text, "1970-01-01 00:00:00 UTC  to=+14155550123  body=123456 is your code\n".repeat(2));
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
     }
 
@@ -128,22 +103,11 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let o = Outbox::new(path.clone(), Arc::new(ManualClock::new(0)));
         let to = PhoneNumber::parse("+14155550123").unwrap();
-        let msg = Outgoing {
-            to: &to,
-            body: "1",
-            validity: Duration::from_secs(1),
-        };
-        let e = o
-            .send(&msg, Tick::from_duration(Duration::ZERO))
-            .await
-            .unwrap_err();
+        let msg = Outgoing { to: &to, body: "1", validity: Duration::from_secs(1) };
+        let e = o.send(&msg, Tick::from_duration(Duration::ZERO)).await.unwrap_err();
         assert!(e.to_string().contains("mode 0600"), "{e}");
         std::fs::remove_file(&path).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
-        assert!(
-            o.send(&msg, Tick::from_duration(Duration::ZERO))
-                .await
-                .is_err()
-        );
+        assert!(o.send(&msg, Tick::from_duration(Duration::ZERO)).await.is_err());
     }
 }

@@ -18,10 +18,7 @@ use crate::config::{self, Sender, TwilioAuth};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome<T> {
     Done(T),
-    Retry {
-        reason: String,
-        after: Option<Duration>,
-    },
+    Retry { reason: String, after: Option<Duration> },
     Fail(ProviderError),
 }
 
@@ -80,33 +77,23 @@ pub fn describe_code(code: u32) -> &'static str {
 }
 
 impl Twilio {
-    pub fn new(
-        api: Api,
-        cfg: config::Twilio,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, ProviderError> {
+    pub fn new(api: Api, cfg: config::Twilio, clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(cfg.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("smsotpd/", env!("CARGO_PKG_VERSION")));
         builder = match &cfg.proxy {
-            Some(p) => builder.proxy(reqwest::Proxy::all(p).map_err(|e| ProviderError::Local {
-                detail: format!("twilio.proxy: {e}"),
-            })?),
+            Some(p) => builder.proxy(
+                reqwest::Proxy::all(p).map_err(|e| ProviderError::Local { detail: format!("twilio.proxy: {e}") })?,
+            ),
             None => builder.no_proxy(),
         };
-        let client = builder.build().map_err(|e| ProviderError::Local {
-            detail: format!("cannot build the HTTP client: {e}"),
-        })?;
+        let client = builder
+            .build()
+            .map_err(|e| ProviderError::Local { detail: format!("cannot build the HTTP client: {e}") })?;
         let content_retention_discard = cfg.discard_content;
-        Ok(Twilio {
-            api,
-            cfg,
-            client,
-            clock,
-            content_retention_discard,
-        })
+        Ok(Twilio { api, cfg, client, clock, content_retention_discard })
     }
 
     fn credentials(&self) -> (&str, &str) {
@@ -155,19 +142,14 @@ impl Twilio {
                     match read_capped(resp).await {
                         Ok(body) => interpret(status, &body, retry_after),
                         Err(e) if e.is_timeout() => Outcome::Fail(ProviderError::NoAnswer),
-                        Err(e) => Outcome::Fail(ProviderError::Malformed {
-                            detail: e.to_string(),
-                        }),
+                        Err(e) => Outcome::Fail(ProviderError::Malformed { detail: e.to_string() }),
                     }
                 }
-                Err(e) if e.is_connect() => Outcome::Retry {
-                    reason: format!("cannot connect: {}", error_chain(&e)),
-                    after: None,
-                },
+                Err(e) if e.is_connect() => {
+                    Outcome::Retry { reason: format!("cannot connect: {}", error_chain(&e)), after: None }
+                }
                 Err(e) if e.is_timeout() => Outcome::Fail(ProviderError::NoAnswer),
-                Err(e) => Outcome::Fail(ProviderError::Unavailable {
-                    detail: error_chain(&e),
-                }),
+                Err(e) => Outcome::Fail(ProviderError::Unavailable { detail: error_chain(&e) }),
             };
             match outcome {
                 Outcome::Done(v) => return Ok(v),
@@ -182,11 +164,7 @@ impl Twilio {
                     if wait + Duration::from_millis(200) >= remaining {
                         break;
                     }
-                    log::info!(
-                        "twilio: attempt {} failed ({last}); retrying in {} ms",
-                        attempt + 1,
-                        wait.as_millis()
-                    );
+                    log::info!("twilio: attempt {} failed ({last}); retrying in {} ms", attempt + 1, wait.as_millis());
                     self.clock.sleep(wait).await;
                 }
             }
@@ -200,11 +178,7 @@ impl Twilio {
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(250u64 << attempt.min(5));
     let mut b = [0u8; 1];
-    let jitter = if crate::challenge::fill_random(&mut b).is_ok() {
-        u32::from(b[0])
-    } else {
-        0
-    };
+    let jitter = if crate::challenge::fill_random(&mut b).is_ok() { u32::from(b[0]) } else { 0 };
     base + base * jitter / 512
 }
 
@@ -232,9 +206,7 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Er
 }
 
 fn error_code(body: &[u8]) -> Option<u32> {
-    serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.code)
+    serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.code)
 }
 
 /// Shared meaning of non-success statuses for both APIs.
@@ -243,38 +215,22 @@ fn classify_error<T>(status: u16, body: &[u8], retry_after: Option<Duration>) ->
     match (status, code) {
         (401, _) | (_, Some(20003)) => Outcome::Fail(ProviderError::Credentials { status, code }),
         (429, _) | (_, Some(20429)) => Outcome::Retry {
-            reason: format!(
-                "throttled (HTTP {status}{})",
-                code.map(|c| format!(", error {c}")).unwrap_or_default()
-            ),
+            reason: format!("throttled (HTTP {status}{})", code.map(|c| format!(", error {c}")).unwrap_or_default()),
             after: retry_after,
         },
-        (500..=599, _) => Outcome::Retry {
-            reason: format!("HTTP {status}"),
-            after: retry_after,
-        },
+        (500..=599, _) => Outcome::Retry { reason: format!("HTTP {status}"), after: retry_after },
         _ => Outcome::Fail(ProviderError::Permanent { status, code }),
     }
 }
 
 /// Interprets a Messages.json or Verifications answer.
-pub fn interpret_created(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> Outcome<String> {
+pub fn interpret_created(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome<String> {
     if (200..300).contains(&status) {
         return match serde_json::from_slice::<Created>(body) {
-            Ok(c)
-                if !c.sid.is_empty()
-                    && c.sid.len() <= 64
-                    && c.sid.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-            {
+            Ok(c) if !c.sid.is_empty() && c.sid.len() <= 64 && c.sid.bytes().all(|b| b.is_ascii_alphanumeric()) => {
                 Outcome::Done(c.sid)
             }
-            Ok(_) => Outcome::Fail(ProviderError::Malformed {
-                detail: "the answer's sid is not a Twilio SID".into(),
-            }),
+            Ok(_) => Outcome::Fail(ProviderError::Malformed { detail: "the answer's sid is not a Twilio SID".into() }),
             Err(e) => Outcome::Fail(ProviderError::Malformed {
                 detail: format!("HTTP {status} with a body that is not Twilio JSON: {e}"),
             }),
@@ -286,11 +242,7 @@ pub fn interpret_created(
 /// Interprets a VerificationCheck answer. A wrong code is HTTP 200 with
 /// status "pending"; 404/20404 (or 60202, out of checks) means the
 /// verification is gone.
-pub fn interpret_check(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<Duration>,
-) -> Outcome<RemoteVerdict> {
+pub fn interpret_check(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome<RemoteVerdict> {
     if (200..300).contains(&status) {
         return match serde_json::from_slice::<CheckBody>(body) {
             Ok(c) => match c.status.as_str() {
@@ -299,9 +251,7 @@ pub fn interpret_check(
                 "canceled" | "max_attempts_reached" | "expired" | "deleted" | "failed" => {
                     Outcome::Done(RemoteVerdict::Gone)
                 }
-                _ => Outcome::Fail(ProviderError::Malformed {
-                    detail: "unknown verification status".into(),
-                }),
+                _ => Outcome::Fail(ProviderError::Malformed { detail: "unknown verification status".into() }),
             },
             Err(e) => Outcome::Fail(ProviderError::Malformed {
                 detail: format!("HTTP {status} with a body that is not Twilio JSON: {e}"),
@@ -330,23 +280,15 @@ impl Provider for Twilio {
     async fn send(&self, msg: &Outgoing<'_>, deadline: Tick) -> Result<String, ProviderError> {
         match self.api {
             Api::Messaging => {
-                let url = format!(
-                    "{}/2010-04-01/Accounts/{}/Messages.json",
-                    self.cfg.api_base, self.cfg.account_sid
-                );
+                let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.cfg.api_base, self.cfg.account_sid);
                 let validity = msg.validity.as_secs().clamp(1, 36_000).to_string();
-                let mut form: Vec<(&str, &str)> = vec![
-                    ("To", msg.to.e164()),
-                    ("Body", msg.body),
-                    ("ValidityPeriod", &validity),
-                ];
+                let mut form: Vec<(&str, &str)> =
+                    vec![("To", msg.to.e164()), ("Body", msg.body), ("ValidityPeriod", &validity)];
                 match &self.cfg.sender {
                     Some(Sender::From(f)) => form.push(("From", f)),
                     Some(Sender::MessagingService(mg)) => form.push(("MessagingServiceSid", mg)),
                     None => {
-                        return Err(ProviderError::Local {
-                            detail: "no sender configured".into(),
-                        });
+                        return Err(ProviderError::Local { detail: "no sender configured".into() });
                     }
                 }
                 if self.content_retention_discard {
@@ -355,33 +297,18 @@ impl Provider for Twilio {
                 self.post(&url, &form, deadline, interpret_created).await
             }
             Api::Verify => {
-                let url = format!(
-                    "{}/v2/Services/{}/Verifications",
-                    self.cfg.verify_api_base,
-                    self.verify_service()
-                );
+                let url = format!("{}/v2/Services/{}/Verifications", self.cfg.verify_api_base, self.verify_service());
                 let form = [("To", msg.to.e164()), ("Channel", "sms")];
                 self.post(&url, &form, deadline, interpret_created).await
             }
         }
     }
 
-    async fn check(
-        &self,
-        reference: &str,
-        code: &str,
-        deadline: Tick,
-    ) -> Result<RemoteVerdict, ProviderError> {
+    async fn check(&self, reference: &str, code: &str, deadline: Tick) -> Result<RemoteVerdict, ProviderError> {
         if self.api != Api::Verify {
-            return Err(ProviderError::Local {
-                detail: "Programmable Messaging does not check codes".into(),
-            });
+            return Err(ProviderError::Local { detail: "Programmable Messaging does not check codes".into() });
         }
-        let url = format!(
-            "{}/v2/Services/{}/VerificationCheck",
-            self.cfg.verify_api_base,
-            self.verify_service()
-        );
+        let url = format!("{}/v2/Services/{}/VerificationCheck", self.cfg.verify_api_base, self.verify_service());
         let form = [("VerificationSid", reference), ("Code", code)];
         self.post(&url, &form, deadline, interpret_check).await
     }
@@ -401,10 +328,7 @@ mod tests {
             interpret_created(201, br#"{"sid":"SM0123","status":"queued"}"#, None),
             Outcome::Done("SM0123".into())
         );
-        assert!(matches!(
-            interpret_created(201, b"<html>", None),
-            Outcome::Fail(ProviderError::Malformed { .. })
-        ));
+        assert!(matches!(interpret_created(201, b"<html>", None), Outcome::Fail(ProviderError::Malformed { .. })));
         assert!(matches!(
             interpret_created(201, br#"{"sid":"../x"}"#, None),
             Outcome::Fail(ProviderError::Malformed { .. })
@@ -415,18 +339,12 @@ mod tests {
     fn error_classes() {
         assert_eq!(
             interpret_created(401, &body(20003, 401), None),
-            Outcome::Fail(ProviderError::Credentials {
-                status: 401,
-                code: Some(20003)
-            })
+            Outcome::Fail(ProviderError::Credentials { status: 401, code: Some(20003) })
         );
         for code in [21211, 21408, 21610, 21614] {
             assert_eq!(
                 interpret_created(400, &body(code, 400), None),
-                Outcome::Fail(ProviderError::Permanent {
-                    status: 400,
-                    code: Some(code)
-                }),
+                Outcome::Fail(ProviderError::Permanent { status: 400, code: Some(code) }),
                 "{code} is permanent"
             );
         }
@@ -434,14 +352,8 @@ mod tests {
             interpret_created(429, &body(20429, 429), Some(Duration::from_secs(1))),
             Outcome::Retry { after: Some(_), .. }
         ));
-        assert!(matches!(
-            interpret_created(500, b"", None),
-            Outcome::Retry { .. }
-        ));
-        assert!(matches!(
-            interpret_created(503, b"oops", None),
-            Outcome::Retry { .. }
-        ));
+        assert!(matches!(interpret_created(500, b"", None), Outcome::Retry { .. }));
+        assert!(matches!(interpret_created(503, b"oops", None), Outcome::Retry { .. }));
         assert!(matches!(
             interpret_created(400, b"not json", None),
             Outcome::Fail(ProviderError::Permanent { code: None, .. })
@@ -450,43 +362,20 @@ mod tests {
 
     #[test]
     fn error_texts_never_carry_the_number() {
-        let Outcome::Fail(e) = interpret_created(400, &body(21211, 400), None) else {
-            panic!()
-        };
+        let Outcome::Fail(e) = interpret_created(400, &body(21211, 400), None) else { panic!() };
         let text = e.to_string();
         assert!(!text.contains("4155550123"), "{text}");
-        assert!(
-            text.contains("21211") && text.contains("invalid 'To'"),
-            "{text}"
-        );
+        assert!(text.contains("21211") && text.contains("invalid 'To'"), "{text}");
     }
 
     #[test]
     fn verify_check_answers() {
-        assert_eq!(
-            interpret_check(200, br#"{"status":"approved"}"#, None),
-            Outcome::Done(RemoteVerdict::Approved)
-        );
-        assert_eq!(
-            interpret_check(200, br#"{"status":"pending"}"#, None),
-            Outcome::Done(RemoteVerdict::Wrong)
-        );
-        assert_eq!(
-            interpret_check(404, &body(20404, 404), None),
-            Outcome::Done(RemoteVerdict::Gone)
-        );
-        assert_eq!(
-            interpret_check(429, &body(60202, 429), None),
-            Outcome::Done(RemoteVerdict::Gone)
-        );
-        assert!(matches!(
-            interpret_check(429, &body(20429, 429), None),
-            Outcome::Retry { .. }
-        ));
-        assert!(matches!(
-            interpret_check(200, br#"{"status":"weird"}"#, None),
-            Outcome::Fail(_)
-        ));
+        assert_eq!(interpret_check(200, br#"{"status":"approved"}"#, None), Outcome::Done(RemoteVerdict::Approved));
+        assert_eq!(interpret_check(200, br#"{"status":"pending"}"#, None), Outcome::Done(RemoteVerdict::Wrong));
+        assert_eq!(interpret_check(404, &body(20404, 404), None), Outcome::Done(RemoteVerdict::Gone));
+        assert_eq!(interpret_check(429, &body(60202, 429), None), Outcome::Done(RemoteVerdict::Gone));
+        assert!(matches!(interpret_check(429, &body(20429, 429), None), Outcome::Retry { .. }));
+        assert!(matches!(interpret_check(200, br#"{"status":"weird"}"#, None), Outcome::Fail(_)));
     }
 
     #[test]
