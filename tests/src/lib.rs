@@ -14,3 +14,5 @@ pub mod world;
 
 /// The code prompt pam_sms shows.
 pub const PROMPT: &str = "SMS code: ";
+/// How the "Trust this machine for N days? [y/N] " question ends.
+pub const TRUST_PROMPT_END: &str = "[y/N] ";

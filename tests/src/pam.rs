@@ -53,7 +53,12 @@ pub enum Stack {
     Probe,
 }
 
-/// One answer typed at the n-th "SMS code: " prompt.
+/// Prompts shown so far: code prompts and the trust question.
+fn prompts(text: &str) -> usize {
+    text.matches(crate::PROMPT).count() + text.matches(crate::TRUST_PROMPT_END).count()
+}
+
+/// One answer typed at the n-th prompt ("SMS code: " or the trust question).
 pub type Answer<'a> = Box<dyn FnOnce() -> String + 'a>;
 
 pub fn typed<'a>(s: &str) -> Answer<'a> {
@@ -93,11 +98,17 @@ pub struct Pam {
     pub stack: Stack,
     pub user: String,
     pub env: Vec<(String, String)>,
+    /// PAM items for pamtester's -I (e.g. rhost=192.0.2.7).
+    pub items: Vec<(String, String)>,
+    /// PAM environment for pamtester's -E (e.g. SSH_AUTH_INFO_0=...).
+    pub pam_env: Vec<(String, String)>,
     /// Empty tmpfs mounts inside the sandbox (to hide a host directory).
     pub tmpfs: Vec<PathBuf>,
     /// Extra bwrap binds (source, destination), after the tmpfs mounts.
     pub binds: Vec<(PathBuf, PathBuf)>,
     pub syslog: Option<PathBuf>,
+    /// The PAM service name (the file written to the temporary /etc/pam.d).
+    pub service: String,
 }
 
 impl Pam {
@@ -107,14 +118,34 @@ impl Pam {
             stack: Stack::Required,
             user: user.to_owned(),
             env: Vec::new(),
+            items: Vec::new(),
+            pam_env: Vec::new(),
             tmpfs: Vec::new(),
             binds: Vec::new(),
             syslog: None,
+            service: "smsotp-test".into(),
         }
     }
 
     pub fn probe(mut self) -> Pam {
         self.stack = Stack::Probe;
+        self
+    }
+
+    /// A remote login from `addr` (PAM_RHOST).
+    pub fn from(mut self, addr: &str) -> Pam {
+        self.items.push(("rhost".into(), addr.into()));
+        self
+    }
+
+    /// sshd's SSH_AUTH_INFO_0 for a login that already passed `publickey`.
+    pub fn with_key(mut self, key_line: &str) -> Pam {
+        self.pam_env.push(("SSH_AUTH_INFO_0".into(), format!("publickey {key_line}")));
+        self
+    }
+
+    pub fn service(mut self, name: &str) -> Pam {
+        self.service = name.to_owned();
         self
     }
 
@@ -142,7 +173,7 @@ impl Pam {
         let dir = crate::tools::private_tempdir();
         let pamd = dir.path().join("pam.d");
         std::fs::create_dir(&pamd).unwrap();
-        std::fs::write(pamd.join("smsotp-test"), self.service_file()).unwrap();
+        std::fs::write(pamd.join(&self.service), self.service_file()).unwrap();
         let mut cmd = Command::new(bwrap);
         cmd.args(["--bind", "/", "/"]).arg("--bind").arg(&pamd).arg("/etc/pam.d").args(["--dev", "/dev"]);
         if let Some(log) = &self.syslog {
@@ -156,7 +187,14 @@ impl Pam {
         }
         // Unbuffered, so messages and prompts interleave as the user sees them.
         cmd.arg(require("stdbuf", "coreutils")).args(["-o0", "-e0"]);
-        cmd.arg(pamtester).args(["smsotp-test", &self.user, "authenticate"]);
+        cmd.arg(pamtester);
+        for (k, v) in &self.items {
+            cmd.arg(format!("-I{k}={v}"));
+        }
+        for (k, v) in &self.pam_env {
+            cmd.arg(format!("-E{k}={v}"));
+        }
+        cmd.args([self.service.as_str(), &self.user, "authenticate"]);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -187,9 +225,7 @@ impl Pam {
         for (i, answer) in answers.into_iter().enumerate() {
             let (lock, cv) = &*out;
             let g = lock.lock().unwrap();
-            let (g, t) = cv
-                .wait_timeout_while(g, limit, |(text, closed)| !*closed && text.matches(crate::PROMPT).count() <= i)
-                .unwrap();
+            let (g, t) = cv.wait_timeout_while(g, limit, |(text, closed)| !*closed && prompts(text) <= i).unwrap();
             if t.timed_out() {
                 let _ = child.kill();
                 panic!("no prompt number {} within {limit:?}; output so far:\n{}", i + 1, g.0);
@@ -215,6 +251,6 @@ impl Pam {
         let _ = pump.join();
         let last =
             output.rfind("pamtester: ").map(|i| output[i..].lines().next().unwrap_or("")).unwrap_or("").to_owned();
-        Run { code: Code::from_line(&last), prompts: output.matches(crate::PROMPT).count(), output }
+        Run { code: Code::from_line(&last), prompts: prompts(&output), output }
     }
 }
