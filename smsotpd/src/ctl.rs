@@ -29,9 +29,11 @@ commands:
                             what a login would meet (policy rule, trust), sending nothing
   check-config [--config PATH]
                             validate the configuration without the daemon
+  doctor [--config PATH]    check sshd, the PAM stacks, the daemon, the config
+                            and the provider credentials (sends no SMS)
 
 exit codes: 0 done, 1 refused or failed, 2 usage, 3 daemon unreachable,
-4 not enrolled, 5 invalid configuration";
+4 not enrolled, 5 invalid configuration, 6 doctor found problems";
 
 #[proxy(interface = "org.smsotp.SmsOtp1", default_service = "org.smsotp.SmsOtp1", default_path = "/org/smsotp/SmsOtp1")]
 pub trait SmsOtp1 {
@@ -153,6 +155,7 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
     match words.as_slice() {
         ["help"] => return say(out, USAGE.to_owned()),
         ["check-config"] => return check_config(&a.config, out),
+        ["doctor"] => return doctor(&a, out).await,
         [] => return Err(fail(2, USAGE)),
         _ => {}
     }
@@ -263,6 +266,81 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
         }
         _ => Err(fail(2, format!("unknown command or wrong number of arguments: {}\n{USAGE}", words.join(" ")))),
     }
+}
+
+async fn doctor(a: &Args, out: &mut dyn Write) -> Result<(), Failure> {
+    use crate::doctor::{Finding, Level};
+    let io = |e: std::io::Error| fail(1, e.to_string());
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let mut findings: Vec<Finding> = Vec::new();
+    let cfg = match Config::load(&a.config, creds.as_deref()) {
+        Ok(c) => {
+            findings.push(Finding {
+                level: Level::Ok,
+                what: format!("config: {} is valid and private", a.config.display()),
+                fix: String::new(),
+            });
+            Some(c)
+        }
+        Err(e) => {
+            findings.push(Finding {
+                level: Level::Fail,
+                what: format!("config: {e}"),
+                fix: "see smsotpd.toml(5); check with smsotpctl check-config".into(),
+            });
+            None
+        }
+    };
+    let trust_mode = cfg.as_ref().is_some_and(|c| {
+        !matches!(c.policy.default, crate::policy::Action::Always)
+            || c.policy.rules.iter().any(|r| matches!(r.action, crate::policy::Action::Trust { .. }))
+    });
+    findings.extend(crate::doctor::check_system(std::path::Path::new("/etc/pam.d"), trust_mode));
+    let reach = async {
+        let conn = zbus::connection::Builder::address(a.bus.as_str())?.build().await?;
+        let proxy = SmsOtp1Proxy::new(&conn).await?;
+        proxy.list_users().await
+    };
+    findings.push(match reach.await {
+        Ok(users) => Finding {
+            level: Level::Ok,
+            what: format!("daemon: smsotpd answers on {} ({} enrolled)", a.bus, users.len()),
+            fix: String::new(),
+        },
+        Err(e) => Finding {
+            level: Level::Fail,
+            what: format!("daemon: smsotpd does not answer on {}: {e}", a.bus),
+            fix: "systemctl enable --now smsotpd; journalctl -u smsotpd".into(),
+        },
+    });
+    if let Some(cfg) = &cfg {
+        let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let check = match crate::server::provider(cfg, clock) {
+            Ok(crate::provider::AnyProvider::Twilio(t)) => Some(t.check_credentials().await.map_err(|e| e.to_string())),
+            Ok(crate::provider::AnyProvider::Outbox(_)) => {
+                findings.push(Finding {
+                    level: Level::Warn,
+                    what: "provider: outbox: codes are written to a file, not sent by SMS".into(),
+                    fix: "set provider = \"twilio-messaging\" or \"twilio-verify\" for real use".into(),
+                });
+                None
+            }
+            Err(e) => Some(Err(e)),
+        };
+        match check {
+            Some(Ok(msg)) => {
+                findings.push(Finding { level: Level::Ok, what: format!("provider: {msg}"), fix: String::new() })
+            }
+            Some(Err(e)) => findings.push(Finding {
+                level: Level::Fail,
+                what: format!("provider: {e}"),
+                fix: "check twilio.account_sid and the token or API key; smsotpctl test-send USER".into(),
+            }),
+            None => {}
+        }
+    }
+    let failed = crate::doctor::print(&findings, out).map_err(io)?;
+    if failed { Err(fail(6, "problems found; see the FAIL lines above")) } else { Ok(()) }
 }
 
 fn check_config(path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod dbus;
+pub mod doctor;
 pub mod error;
 pub mod harden;
 pub mod logging;

@@ -265,6 +265,38 @@ pub fn interpret_check(status: u16, body: &[u8], retry_after: Option<Duration>) 
     classify_error(status, body, retry_after)
 }
 
+impl Twilio {
+    /// Checks the credentials without sending anything: fetches the account
+    /// (Messaging) or the Verify service.
+    pub async fn check_credentials(&self) -> Result<String, ProviderError> {
+        let url = match self.api {
+            Api::Messaging => format!("{}/2010-04-01/Accounts/{}.json", self.cfg.api_base, self.cfg.account_sid),
+            Api::Verify => format!("{}/v2/Services/{}", self.cfg.verify_api_base, self.verify_service()),
+        };
+        let (user, pass) = self.credentials();
+        let resp = self
+            .client
+            .get(&url)
+            .basic_auth(user, Some(pass))
+            .timeout(self.cfg.request_timeout)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        match status {
+            200 => Ok(match self.api {
+                Api::Messaging => format!("Twilio account {} accepts our credentials", self.cfg.account_sid),
+                Api::Verify => format!("Twilio Verify service {} accepts our credentials", self.verify_service()),
+            }),
+            _ => match classify_error::<()>(status, &body, None) {
+                Outcome::Fail(e) => Err(e),
+                _ => Err(ProviderError::Unavailable { detail: format!("HTTP {status}") }),
+            },
+        }
+    }
+}
+
 impl Provider for Twilio {
     fn name(&self) -> &'static str {
         match self.api {

@@ -1,0 +1,372 @@
+//! `smsotpctl doctor`: the mistakes administrators make, each with its fix.
+//!
+//! The checks of sshd's settings and of PAM stacks are pure functions over
+//! text (tested with the shapes that go wrong); `run` gathers the text.
+
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    pub what: String,
+    pub fix: String,
+}
+
+fn ok(what: impl Into<String>) -> Finding {
+    Finding { level: Level::Ok, what: what.into(), fix: String::new() }
+}
+fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding { level: Level::Warn, what: what.into(), fix: fix.into() }
+}
+fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding { level: Level::Fail, what: what.into(), fix: fix.into() }
+}
+
+/// Checks `sshd -T` output (lower-case keys, one setting per line).
+pub fn check_sshd(effective: &str, trust_mode: bool) -> Vec<Finding> {
+    let get = |key: &str| {
+        effective.lines().find_map(|l| l.split_once(' ').filter(|(k, _)| *k == key).map(|(_, v)| v.trim().to_owned()))
+    };
+    let mut out = Vec::new();
+    let reload = "in /etc/ssh/sshd_config, then: systemctl reload ssh";
+    match get("usepam").as_deref() {
+        Some("yes") => out.push(ok("sshd: UsePAM yes")),
+        other => out.push(fail(
+            format!("sshd: UsePAM is {}: sshd never runs pam_sms", other.unwrap_or("unset")),
+            format!("set \"UsePAM yes\" {reload}"),
+        )),
+    }
+    let kbd = get("kbdinteractiveauthentication").or_else(|| get("challengeresponseauthentication"));
+    match kbd.as_deref() {
+        Some("yes") => out.push(ok("sshd: KbdInteractiveAuthentication yes")),
+        other => out.push(fail(
+            format!(
+                "sshd: KbdInteractiveAuthentication is {}: nobody can be asked for a code",
+                other.unwrap_or("unset")
+            ),
+            format!("set \"KbdInteractiveAuthentication yes\" {reload}"),
+        )),
+    }
+    let methods = get("authenticationmethods").unwrap_or_else(|| "any".into());
+    let lists: Vec<&str> = methods.split_whitespace().collect();
+    if methods == "any" {
+        out.push(fail(
+            "sshd: AuthenticationMethods any: a public key (or a password) alone logs in, without a code".to_string(),
+            format!("set \"AuthenticationMethods publickey,keyboard-interactive\" {reload}"),
+        ));
+    } else if let Some(bad) = lists.iter().find(|l| !l.split(',').any(|m| m.starts_with("keyboard-interactive"))) {
+        out.push(fail(
+            format!("sshd: AuthenticationMethods allows \"{bad}\", which never reaches keyboard-interactive"),
+            format!("make every list end in keyboard-interactive, e.g. \"AuthenticationMethods publickey,keyboard-interactive\" {reload}"),
+        ));
+    } else {
+        out.push(ok(format!("sshd: AuthenticationMethods {methods}")));
+    }
+    if trust_mode && get("exposeauthinfo").as_deref() != Some("yes") {
+        out.push(warn(
+            "sshd: ExposeAuthInfo is off: trusted machines are identified by address only (everyone behind the same NAT shares it)",
+            format!("set \"ExposeAuthInfo yes\" {reload} to bind trust to the SSH key"),
+        ));
+    }
+    out
+}
+
+/// One `auth` line of a PAM stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthLine {
+    pub control: String,
+    pub module: String,
+    pub args: Vec<String>,
+    pub origin: String,
+}
+
+/// The `auth` lines of a service, with `@include` and `auth include/substack`
+/// expanded through `read(name)` (a file under /etc/pam.d).
+pub fn auth_stack(service: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<Vec<AuthLine>, String> {
+    fn walk(
+        name: &str,
+        read: &dyn Fn(&str) -> Option<String>,
+        depth: usize,
+        out: &mut Vec<AuthLine>,
+    ) -> Result<(), String> {
+        if depth > 8 {
+            return Err(format!("includes nest too deep at {name}"));
+        }
+        let text = read(name).ok_or_else(|| format!("/etc/pam.d/{name} cannot be read"))?;
+        let mut joined = String::new();
+        for raw in text.lines() {
+            let line = raw.split('#').next().unwrap_or("").trim_end();
+            if let Some(cont) = line.strip_suffix('\\') {
+                joined.push_str(cont);
+                joined.push(' ');
+                continue;
+            }
+            joined.push_str(line);
+            let line = std::mem::take(&mut joined);
+            let mut words = tokenize(&line).into_iter();
+            let Some(first) = words.next() else { continue };
+            if first == "@include" {
+                if let Some(inc) = words.next() {
+                    walk(&inc, read, depth + 1, out)?;
+                }
+                continue;
+            }
+            let ty = first.trim_start_matches('-');
+            if ty != "auth" {
+                continue;
+            }
+            let Some(control) = words.next() else { continue };
+            let Some(module) = words.next() else { continue };
+            if control == "include" || control == "substack" {
+                walk(&module, read, depth + 1, out)?;
+                continue;
+            }
+            out.push(AuthLine { control, module, args: words.collect(), origin: name.to_owned() });
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(service, read, 0, &mut out)?;
+    Ok(out)
+}
+
+/// Splits a PAM line, keeping `[...]` control blocks together.
+fn tokenize(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0;
+    for c in line.chars() {
+        match c {
+            '[' => {
+                depth += 1;
+                cur.push(c);
+            }
+            ']' => {
+                depth -= 1;
+                cur.push(c);
+            }
+            c if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn is_pam_sms(module: &str) -> bool {
+    Path::new(module).file_name().is_some_and(|f| f == "pam_sms.so")
+}
+
+/// Where a success of line `i` may continue: None = the stack ends there.
+fn success_jump(control: &str) -> Option<Option<usize>> {
+    match control {
+        "sufficient" => Some(None),
+        c if c.starts_with('[') => {
+            let inner = c.trim_start_matches('[').trim_end_matches(']');
+            for kv in inner.split_whitespace() {
+                if let Some(("success", action)) = kv.split_once('=') {
+                    return match action {
+                        "done" => Some(None),
+                        n => n.parse::<usize>().ok().map(Some),
+                    };
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Checks one service's auth stack for pam_sms and for ways around it.
+pub fn check_stack(service: &str, lines: &[AuthLine]) -> Vec<Finding> {
+    let Some(at) = lines.iter().position(|l| is_pam_sms(&l.module)) else {
+        return vec![fail(
+            format!("pam: /etc/pam.d/{service} has no pam_sms.so in its auth stack"),
+            format!(
+                "add \"auth required pam_sms.so\" to /etc/pam.d/{service} (after @include common-auth), or run pam-auth-update and enable smsotp"
+            ),
+        )];
+    };
+    let mut out = Vec::new();
+    let sms = &lines[at];
+    let strict_brackets = sms.control.starts_with('[')
+        && (sms.control.contains("default=die") || sms.control.contains("default=bad"))
+        && !sms.control.contains("=done");
+    match sms.control.as_str() {
+        "required" | "requisite" => out.push(ok(format!("pam: {service}: pam_sms.so is {}", sms.control))),
+        c if strict_brackets => out.push(ok(format!("pam: {service}: pam_sms.so is {c}"))),
+        other => out.push(fail(
+            format!("pam: {service}: pam_sms.so is \"{other}\": a wrong code does not stop the login"),
+            format!("use \"auth required pam_sms.so\" in /etc/pam.d/{}", sms.origin),
+        )),
+    }
+    for (i, l) in lines[..at].iter().enumerate() {
+        let name = Path::new(&l.module).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        match success_jump(&l.control) {
+            Some(None) => out.push(fail(
+                format!("pam: {service}: {name} ({}, in {}) comes before pam_sms.so and ends the stack on success: it skips the code", l.control, l.origin),
+                format!("move pam_sms.so before {name}, or make {name} \"required\""),
+            )),
+            Some(Some(n)) if i + 1 + n > at => out.push(fail(
+                format!("pam: {service}: {name} ({}, in {}) jumps over pam_sms.so on success", l.control, l.origin),
+                format!("put pam_sms.so before {name} or shorten the jump"),
+            )),
+            _ => {}
+        }
+        if name == "pam_env.so" && l.args.iter().any(|a| a == "user_readenv=1") {
+            out.push(warn(
+                format!("pam: {service}: pam_env.so reads users' own environment before pam_sms.so"),
+                "drop user_readenv=1 from the auth phase: users could set SSH_AUTH_INFO_0 and pose as a trusted key"
+                    .to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Prints findings; returns whether any is a failure.
+pub fn print(findings: &[Finding], out: &mut dyn std::io::Write) -> std::io::Result<bool> {
+    for f in findings {
+        let tag = match f.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        writeln!(out, "{tag}  {}", f.what)?;
+        if !f.fix.is_empty() {
+            writeln!(out, "      fix: {}", f.fix)?;
+        }
+    }
+    Ok(findings.iter().any(|f| f.level == Level::Fail))
+}
+
+/// The sshd and PAM checks on this machine.
+pub fn check_system(pam_dir: &Path, trust_mode: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"].into_iter().find(|p| Path::new(p).exists());
+    match sshd {
+        None => out.push(warn("sshd: not installed here; SSH checks skipped", "")),
+        Some(path) => match std::process::Command::new(path).arg("-T").output() {
+            Ok(o) if o.status.success() => out.extend(check_sshd(&String::from_utf8_lossy(&o.stdout), trust_mode)),
+            Ok(o) => out.push(fail(
+                format!("sshd -T failed: {}", String::from_utf8_lossy(&o.stderr).trim()),
+                "fix /etc/ssh/sshd_config until `sshd -T` succeeds",
+            )),
+            Err(e) => out.push(fail(format!("cannot run {path} -T: {e}"), "run smsotpctl doctor as root")),
+        },
+    }
+    let read = |name: &str| -> Option<String> {
+        if name.contains('/') {
+            return None;
+        }
+        std::fs::read_to_string(pam_dir.join(name)).ok()
+    };
+    for service in ["sshd", "login", "sudo", "su"] {
+        if !pam_dir.join(service).exists() {
+            continue;
+        }
+        match auth_stack(service, &read) {
+            Ok(lines) if service != "sshd" && !lines.iter().any(|l| is_pam_sms(&l.module)) => {
+                out.push(ok(format!("pam: {service} does not use pam_sms (no code asked there)")));
+            }
+            Ok(lines) => out.extend(check_stack(service, &lines)),
+            Err(e) => out.push(fail(format!("pam: {service}: {e}"), "fix the PAM service file")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN_COMMON_AUTH: &str = "auth\t[success=1 default=ignore]\tpam_unix.so nullok\nauth\trequisite\t\t\tpam_deny.so\nauth\trequired\t\t\tpam_permit.so\n";
+
+    fn files(sshd: &'static str) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| match name {
+            "sshd" => Some(sshd.to_owned()),
+            "common-auth" => Some(DEBIAN_COMMON_AUTH.to_owned()),
+            _ => None,
+        }
+    }
+
+    fn levels(f: &[Finding]) -> Vec<Level> {
+        f.iter().map(|f| f.level.clone()).collect()
+    }
+
+    #[test]
+    fn good_sshd_settings() {
+        let t = "usepam yes\nkbdinteractiveauthentication yes\nauthenticationmethods publickey,keyboard-interactive\nexposeauthinfo yes\n";
+        assert!(check_sshd(t, true).iter().all(|f| f.level == Level::Ok));
+    }
+
+    #[test]
+    fn bad_sshd_settings() {
+        let f = check_sshd(
+            "usepam no\nkbdinteractiveauthentication no\nauthenticationmethods any\nexposeauthinfo no\n",
+            true,
+        );
+        assert_eq!(levels(&f), [Level::Fail, Level::Fail, Level::Fail, Level::Warn]);
+        assert!(f[2].fix.contains("AuthenticationMethods publickey,keyboard-interactive"));
+        let f = check_sshd(
+            "usepam yes\nkbdinteractiveauthentication yes\nauthenticationmethods publickey,keyboard-interactive publickey\n",
+            false,
+        );
+        assert_eq!(f[2].level, Level::Fail, "a list without keyboard-interactive bypasses the code");
+        let f = check_sshd(
+            "usepam yes\nchallengeresponseauthentication yes\nauthenticationmethods keyboard-interactive\n",
+            false,
+        );
+        assert!(f.iter().all(|f| f.level == Level::Ok), "older sshd spelling");
+    }
+
+    #[test]
+    fn a_good_debian_stack() {
+        let lines = auth_stack("sshd", &files("@include common-auth\nauth required pam_sms.so\n")).unwrap();
+        assert_eq!(lines.len(), 4);
+        let f = check_stack("sshd", &lines);
+        assert_eq!(levels(&f), [Level::Ok], "{f:?}");
+    }
+
+    #[test]
+    fn stacks_that_skip_the_code() {
+        let cases = [
+            ("auth sufficient pam_permit.so\nauth required pam_sms.so\n", "ends the stack on success"),
+            ("auth [success=done default=ignore] pam_unix.so\nauth required pam_sms.so\n", "ends the stack on success"),
+            (
+                "auth [success=2 default=ignore] pam_unix.so\nauth requisite pam_deny.so\nauth required pam_sms.so\n",
+                "jumps over pam_sms.so",
+            ),
+            ("@include common-auth\nauth optional pam_sms.so\n", "a wrong code does not stop the login"),
+            ("@include common-auth\n", "has no pam_sms.so"),
+            ("auth required pam_env.so user_readenv=1\nauth required pam_sms.so\n", "users' own environment"),
+        ];
+        for (sshd, want) in cases {
+            let lines = auth_stack("sshd", &files(sshd)).unwrap();
+            let f = check_stack("sshd", &lines);
+            assert!(f.iter().any(|f| f.level != Level::Ok && f.what.contains(want)), "{sshd}: {f:?}");
+        }
+    }
+
+    #[test]
+    fn includes_and_brackets() {
+        let lines = auth_stack("sshd", &files("-auth [success=ok new_authtok_reqd=ok default=die] /usr/lib/x86_64-linux-gnu/security/pam_sms.so debug \\\n timeout=10\n")).unwrap();
+        assert_eq!(lines[0].control, "[success=ok new_authtok_reqd=ok default=die]");
+        assert_eq!(levels(&check_stack("sshd", &lines)), [Level::Ok], "a strict bracket control is fine");
+        assert_eq!(lines[0].args, ["debug", "timeout=10"]);
+        assert!(auth_stack("nosuch", &files("")).is_err());
+    }
+}
