@@ -1,6 +1,8 @@
 //! A fake Twilio: Messages.json, Verifications and VerificationCheck on
 //! 127.0.0.1, with HTTP Basic auth and form checks, a record of every
-//! request and message, and scripted failures.
+//! request and message, and scripted failures. Also the two GETs
+//! `smsotpctl doctor` makes (the account and the Verify service), which
+//! send nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -95,7 +97,12 @@ pub struct FakeTwilio {
 
 impl FakeTwilio {
     pub fn start() -> FakeTwilio {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        FakeTwilio::start_on("127.0.0.1:0")
+    }
+
+    /// Listens on `addr` (the container's fake uses a fixed port).
+    pub fn start_on(addr: &str) -> FakeTwilio {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("fake Twilio cannot listen on {addr}: {e}"));
         let port = listener.local_addr().unwrap().port();
         let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
         let s = state.clone();
@@ -133,6 +140,14 @@ impl FakeTwilio {
 
     pub fn violations(&self) -> Vec<String> {
         self.state.0.lock().unwrap().violations.clone()
+    }
+
+    /// Waits up to `limit` for SMS number `n` (1-based).
+    pub fn message_within(&self, n: usize, limit: Duration) -> Option<Sms> {
+        let (lock, cv) = &*self.state;
+        let st = lock.lock().unwrap();
+        let (st, _) = cv.wait_timeout_while(st, limit, |st| st.messages.len() < n).unwrap();
+        st.messages.get(n - 1).cloned()
     }
 
     /// Waits until `n` SMS have been "delivered" and returns the n-th.
@@ -303,6 +318,12 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
     let messages_path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
     let verifications = format!("/v2/Services/{VERIFY_SID}/Verifications");
     let check = format!("/v2/Services/{VERIFY_SID}/VerificationCheck");
+    if req.method == "GET" && req.path == format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json") {
+        return (200, format!(r#"{{"sid":"{ACCOUNT_SID}","status":"active","type":"Full"}}"#), vec![]);
+    }
+    if req.method == "GET" && req.path == format!("/v2/Services/{VERIFY_SID}") {
+        return (200, format!(r#"{{"sid":"{VERIFY_SID}","account_sid":"{ACCOUNT_SID}","code_length":6}}"#), vec![]);
+    }
     if req.method != "POST" {
         st.violations.push(format!("{} {}", req.method, req.path));
         return (405, "{}".into(), vec![]);

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 pub mod bus;
+pub mod container;
 pub mod daemon;
 pub mod fake_twilio;
 pub mod pam;

@@ -89,9 +89,9 @@ impl Twilio {
             ),
             None => builder.no_proxy(),
         };
-        let client = builder
-            .build()
-            .map_err(|e| ProviderError::Local { detail: format!("cannot build the HTTP client: {e}") })?;
+        let client = builder.build().map_err(|e| ProviderError::Local {
+            detail: format!("cannot build the HTTP client: {}", error_chain(&e)),
+        })?;
         let content_retention_discard = cfg.discard_content;
         Ok(Twilio { api, cfg, client, clock, content_retention_discard })
     }

@@ -1,0 +1,36 @@
+//! The fake Twilio as a program, for the container tests: listens on the
+//! address given and appends every SMS it "delivers" to a file, one line
+//! per SMS: `<to>\t<body>`.
+//!   fake-twilio 127.0.0.1:8443 /var/lib/fake-twilio/sms.log
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test tool
+
+use smsotp_tests::fake_twilio::FakeTwilio;
+use std::io::Write;
+use std::time::Duration;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, addr, log] = args.as_slice() else {
+        eprintln!("usage: fake-twilio ADDRESS:PORT SMS-LOG-FILE");
+        std::process::exit(2);
+    };
+    let twilio = FakeTwilio::start_on(addr);
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("cannot open the SMS log");
+    eprintln!("fake-twilio listening on {}", twilio.url());
+    let mut n = 1;
+    let mut reported = 0;
+    loop {
+        if let Some(sms) = twilio.message_within(n, Duration::from_secs(3600)) {
+            writeln!(file, "{}\t{}", sms.to, sms.body.replace('\n', " ")).unwrap();
+            file.sync_all().unwrap();
+            n += 1;
+        }
+        // Malformed requests go to stderr (the container's log), which the
+        // tests check is free of them.
+        let violations = twilio.violations();
+        for v in &violations[reported..] {
+            eprintln!("violation: {v}");
+        }
+        reported = violations.len();
+    }
+}
