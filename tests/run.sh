@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(libpam0g-dev pamtester bubblewrap dbus-daemon dbus-bin faketime libfaketime
-          python3-venv util-linux coreutils ca-certificates)
+          python3-venv util-linux coreutils ca-certificates
+          # container tests: root filesystem, namespaces, the ssh client
+          debootstrap iproute2 openssh-client mount
+          # package checks
+          dpkg-dev lintian rpm rpmlint systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -43,6 +47,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo build"
 cargo build --workspace
+echo "== packages (packaging/build.sh: release build, .deb, .rpm)"
+bash packaging/build.sh
+echo "== container root filesystem (tests/container/build-rootfs.sh, cached)"
+bash tests/container/build-rootfs.sh
 echo "== cargo test"
 cargo test --workspace -- --test-threads="${SMSOTP_TEST_THREADS:-4}"
 echo "== all tests passed"

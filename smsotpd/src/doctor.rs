@@ -216,6 +216,13 @@ pub fn check_stack(service: &str, lines: &[AuthLine]) -> Vec<Finding> {
     for (i, l) in lines[..at].iter().enumerate() {
         let name = Path::new(&l.module).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         match success_jump(&l.control) {
+            // pam_rootok succeeds only for a caller who is already root (su
+            // and sudo from a root shell); root can become anyone without
+            // it, so it bypasses nothing. Debian's /etc/pam.d/su starts with it.
+            Some(_) if name == "pam_rootok.so" => out.push(ok(format!(
+                "pam: {service}: {name} ({}) lets root skip the code; root needs no code to become anyone",
+                l.control
+            ))),
             Some(None) => out.push(fail(
                 format!("pam: {service}: {name} ({}, in {}) comes before pam_sms.so and ends the stack on success: it skips the code", l.control, l.origin),
                 format!("move pam_sms.so before {name}, or make {name} \"required\""),
@@ -339,6 +346,15 @@ mod tests {
         assert_eq!(lines.len(), 4);
         let f = check_stack("sshd", &lines);
         assert_eq!(levels(&f), [Level::Ok], "{f:?}");
+    }
+
+    #[test]
+    fn debian_su_stack_with_pam_rootok_is_fine() {
+        let su = "auth sufficient pam_rootok.so\n@include common-auth\nauth required pam_sms.so\n";
+        let lines = auth_stack("sshd", &files(su)).unwrap();
+        let f = check_stack("su", &lines);
+        assert_eq!(levels(&f), [Level::Ok, Level::Ok], "{f:?}");
+        assert!(f[1].what.contains("pam_rootok.so (sufficient) lets root skip the code"), "{f:?}");
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub enum Answer {
     None,
 }
 
+#[derive(Debug)]
 pub struct Login {
     pub status: Option<i32>,
     pub stdout: String,
@@ -234,6 +235,10 @@ impl Container {
     }
 
     fn provision(&mut self, deb: &Path, fake_twilio: &str, config_extra: &str, tables: &str) {
+        // bwrap mounts the root nosuid; su and unix_chkpwd need setuid, as
+        // on a real machine. (Processes we start come in through nsenter, so
+        // bwrap's no_new_privs does not reach them either.)
+        self.sh_ok("mount -o remount,bind,suid /");
         std::fs::copy(deb, self.path("/tmp/smsotp.deb")).unwrap();
         std::fs::copy(fake_twilio, self.path("/usr/local/bin/fake-twilio")).unwrap();
         self.sh_ok("mkdir -p /run/dbus /run/sshd && chmod 0755 /run/sshd");
