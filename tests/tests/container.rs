@@ -193,6 +193,12 @@ fn doctor_in_the_container() {
     );
     ct.sh_ok("sed -i '/^auth sufficient pam_permit.so/d' /etc/pam.d/sshd");
 
+    // The packaged pam-auth-update profile is off until enabled, then adds
+    // the line to common-auth.
+    assert!(!ct.sh_ok("cat /etc/pam.d/common-auth").contains("pam_sms.so"));
+    ct.sh_ok("pam-auth-update --enable smsotp");
+    assert!(ct.sh_ok("grep -E '^auth\\s+required\\s+pam_sms.so' /etc/pam.d/common-auth").contains("pam_sms.so"));
+
     ct.stop_daemon();
     let (code, text) = doctor();
     assert_ne!(code, Some(0));
