@@ -16,8 +16,13 @@ const NOBODY: u32 = 65534;
 
 /// Calls `method` with dbus-send as `uid`; returns (success, output).
 fn call_as(uid: u32, bus: &Bus, method: &str, args: &[&str]) -> (bool, String) {
+    call_as_group(uid, uid, bus, method, args)
+}
+
+/// Like `call_as`, with primary group `gid` and no supplementary groups.
+fn call_as_group(uid: u32, gid: u32, bus: &Bus, method: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(require("setpriv", "util-linux"))
-        .args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()])
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
         .arg(require("dbus-send", "dbus-bin"))
         .arg(format!("--bus={}", bus.address()))
         .args(["--print-reply", "--dest=org.smsotp.SmsOtp1", "/org/smsotp/SmsOtp1"])
@@ -86,22 +91,10 @@ fn the_shipped_policy_matrix() {
     let twilio = FakeTwilio::start();
     let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
     daemon.ctl_ok(&["enroll", USER, NUMBER]);
-    let unprivileged = |uid: u32, gid: u32, method: &str, args: &[&str]| {
-        let out = Command::new(require("setpriv", "util-linux"))
-            .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into()])
-            .arg(require("dbus-send", "dbus-bin"))
-            .arg(format!("--bus={}", bus.address()))
-            .args(["--print-reply", "--dest=org.smsotp.SmsOtp1", "/org/smsotp/SmsOtp1"])
-            .arg(format!("org.smsotp.SmsOtp1.{method}"))
-            .args(args)
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
-    };
     for (method, args) in every_method() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         for (who, uid, gid) in [("nobody", NOBODY, NOBODY), ("uid 1000 in group root", 1000, 0)] {
-            let (ok, err) = unprivileged(uid, gid, &method, &args);
+            let (ok, err) = call_as_group(uid, gid, &bus, &method, &args);
             assert!(!ok, "{method} succeeded for {who}");
             assert!(err.contains("org.freedesktop.DBus.Error.AccessDenied"), "{method} as {who}: {err}");
         }
