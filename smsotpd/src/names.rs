@@ -154,11 +154,13 @@ impl fmt::Display for PhoneError {
 }
 
 /// Makes text from outside safe for a one-line log entry: control characters
-/// (ESC, BEL, newlines) become `\x..` escapes and the length is capped.
+/// (ESC, BEL, newlines) become `\x..` escapes and the length is capped
+/// (128 characters: a whole machine id, `key:SHA256:<43>@<IPv6 /64>`, fits,
+/// so an admin can read the network in the audit log).
 pub fn sanitize_for_log(s: &str) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i >= 64 {
+        if i >= 128 {
             out.push('…');
             break;
         }
@@ -224,6 +226,8 @@ mod tests {
     #[test]
     fn log_sanitizing() {
         assert_eq!(sanitize_for_log("bob\x1b[31m\x07\n"), "bob\\x1b[31m\\x07\\x0a");
-        assert_eq!(sanitize_for_log(&"a".repeat(100)).chars().count(), 65);
+        assert_eq!(sanitize_for_log(&"a".repeat(200)).chars().count(), 129);
+        let machine = "key:SHA256:nenFoTNAbHqh+IVJ0roflndEnXerEyWss+9re6xstkk@2001:db8:aaaa:bbbb::/64";
+        assert_eq!(sanitize_for_log(machine), machine, "a machine id is logged whole");
     }
 }

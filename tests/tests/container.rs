@@ -99,6 +99,16 @@ fn trust_this_machine_then_again_after_31_days() {
     assert_in(&login, &ct);
     assert_eq!(shown(&login), [SENT, "SMS code: "]);
     assert_eq!(ct.sms().len(), 2);
+    // The audit line names the whole machine: key fingerprint and network.
+    let network = format!("@{}.0/24", ct.address.rsplit_once('.').unwrap().0);
+    assert!(
+        ct.syslog
+            .text()
+            .lines()
+            .any(|l| l.contains("event=trust-recorded") && l.contains(&format!("{network} days=30"))),
+        "{}",
+        ct.syslog.text()
+    );
     assert_no_secrets(&ct);
 }
 
