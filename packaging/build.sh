@@ -9,6 +9,19 @@ for tool in cargo-deb:cargo-deb cargo-generate-rpm:cargo-generate-rpm; do
   bin=${tool%%:*}; crate=${tool##*:}
   command -v "$bin" >/dev/null || cargo install --locked --quiet "$crate"
 done
+# The tests and tests/run.sh all call this; packaging takes ~23 s (xz and
+# zstd), so it is skipped when no input changed since the last build.
+stamp=$target/packages.stamp
+inputs=$( { rustc -V; git ls-files -z --cached --others --exclude-standard -- \
+            Cargo.toml Cargo.lock pam_sms smsotpd etc packaging README.md LICENSE | xargs -0 sha256sum; } \
+          2>/dev/null | sha256sum | cut -c1-32)
+debs=("$target"/debian/smsotp_*.deb) rpms=("$target"/generate-rpm/smsotp-*.rpm)
+if git rev-parse --git-dir >/dev/null 2>&1 && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ] \
+   && [ -f "${debs[0]}" ] && [ -f "${rpms[0]}" ]; then
+  ls "${debs[@]}" "${rpms[@]}"
+  exit 0
+fi
+rm -f "$stamp"
 cargo build --release --quiet -p smsotpd -p pam_sms
 mkdir -p target/man
 for page in packaging/man/*; do
@@ -16,4 +29,5 @@ for page in packaging/man/*; do
 done
 cargo deb -p smsotpd --no-build --quiet
 cargo generate-rpm -p smsotpd
+echo "$inputs" > "$stamp"
 ls "$target"/debian/*.deb "$target"/generate-rpm/*.rpm

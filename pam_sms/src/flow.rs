@@ -240,10 +240,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 return Outcome::LockedOut;
             }
             other => {
-                self.log.warn(&format!(
-                    "smsotpd answered an unknown action {:?}; failing closed",
-                    other.chars().take(32).collect::<String>()
-                ));
+                self.unknown_answer("action", other);
                 return Outcome::Unavailable;
             }
         }
@@ -299,10 +296,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     return Outcome::LockedOut;
                 }
                 other => {
-                    self.log.warn(&format!(
-                        "smsotpd answered an unknown status {:?}; failing closed",
-                        other.chars().take(32).collect::<String>()
-                    ));
+                    self.unknown_answer("status", other);
                     self.daemon.cancel(&challenge);
                     return Outcome::Unavailable;
                 }
@@ -328,6 +322,13 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             }
             Err(e) => self.log.warn(&format!("could not record trust for this machine: {e:?}")),
         }
+    }
+
+    /// A daemon newer than this module (or a broken one): fail closed, and
+    /// log only the first 32 characters of what it said.
+    fn unknown_answer(&mut self, kind: &str, value: &str) {
+        let value: String = value.chars().take(32).collect();
+        self.log.warn(&format!("smsotpd answered an unknown {kind} {value:?}; failing closed"));
     }
 
     fn daemon_failed(&mut self, e: ClientError) -> Outcome {

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Runs a command on a new pseudo-terminal and answers its prompts like a
-person at a console: "Password:" with PASSWORD, "SMS code:" with the code of
-SMS number SEEN+1 in SMS_LOG. Prints everything the terminal showed, then
+person at a console: at "Password:" or "SMS code:" it types what ASKPASS
+(tests/container/askpass.sh, configured by the same SMSOTP_* environment as
+for ssh) prints for that prompt. Prints everything the terminal showed, then
 exits with the command's exit status.
-    pty-answer.py SMS_LOG SEEN PASSWORD -- COMMAND...
+    pty-answer.py ASKPASS -- COMMAND...
 """
-import os, pty, re, sys, time
+import os, pty, subprocess, sys, time
 
 def main():
-    sms_log, seen, password = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    askpass = sys.argv[1]
     cmd = sys.argv[sys.argv.index("--") + 1:]
     pid, fd = pty.fork()
     if pid == 0:
@@ -24,25 +25,13 @@ def main():
             break
         shown += data
         pending += data
-        if pending.rstrip().endswith(b"Password:"):
+        if pending.rstrip().endswith((b"Password:", b"SMS code:")):
+            prompt = pending.decode(errors="replace").replace("\r", "").split("\n")[-1]
             pending = b""
-            os.write(fd, password.encode() + b"\n")
-        elif pending.rstrip().endswith(b"SMS code:"):
-            pending = b""
-            os.write(fd, wait_code(sms_log, seen + 1).encode() + b"\n")
+            answer = subprocess.run([askpass, prompt], stdout=subprocess.PIPE, check=True).stdout
+            os.write(fd, answer)
     _, status = os.waitpid(pid, 0)
     sys.stdout.write(shown.decode(errors="replace"))
     sys.exit(os.waitstatus_to_exitcode(status))
-
-def wait_code(path, n):
-    for _ in range(200):
-        try:
-            lines = open(path).read().splitlines()
-        except FileNotFoundError:
-            lines = []
-        if len(lines) >= n:
-            return re.search(r"\d{6,}", lines[n - 1].split("\t", 1)[1]).group(0)
-        time.sleep(0.1)
-    raise SystemExit(f"pty-answer: no SMS number {n} in {path}")
 
 main()

@@ -8,8 +8,9 @@
 //! the container's loopback, smsotpd with its unit's command line, and sshd
 //! configured with the README's block.
 
+use crate::daemon::messaging_config;
 use crate::syslog::SyslogCapture;
-use crate::tools::{require, wait_for, workspace_root};
+use crate::tools::{poll, require, wait_for, workspace_root};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -47,9 +48,11 @@ pub enum Answer {
 #[derive(Debug)]
 pub struct Login {
     pub status: Option<i32>,
+    /// For `su_on_pty`, everything the terminal showed.
     pub stdout: String,
     pub stderr: String,
-    /// Every prompt the user was shown, in order.
+    /// Every prompt the user was asked to answer, in order, as askpass.sh
+    /// received it.
     pub prompts: Vec<String>,
 }
 
@@ -248,13 +251,10 @@ impl Container {
              && useradd --create-home --shell /bin/sh bob"
         ));
 
-        // smsotpd's config: the packaged file is replaced, as an admin would.
-        use crate::fake_twilio::{ACCOUNT_SID, AUTH_TOKEN, FROM};
-        let config = format!(
-            "version = 1\nprovider = \"twilio-messaging\"\n{config_extra}\n{tables}\n\
-             [twilio]\naccount_sid = \"{ACCOUNT_SID}\"\nauth_token = \"{AUTH_TOKEN}\"\nfrom = \"{FROM}\"\n\
-             api_base = \"http://{TWILIO}\"\nverify_api_base = \"http://{TWILIO}\"\n"
-        );
+        // smsotpd's config: the packaged file is replaced, as an admin would,
+        // with the state where the package put it.
+        let config =
+            messaging_config(&format!("http://{TWILIO}"), config_extra, tables).replace("@STATE@", "/var/lib/smsotpd");
         std::fs::write(self.path("/etc/smsotpd/smsotpd.toml"), config).unwrap();
 
         // sshd and PAM exactly as README.md says.
@@ -341,14 +341,12 @@ impl Container {
     /// `ssh alice@container <command>` from the host with OpenSSH's client,
     /// answering prompts through tests/container/askpass.sh.
     pub fn ssh(&self, command: &str, answer: Answer) -> Login {
-        let prompts = tempfile::NamedTempFile::new().unwrap();
-        let seen = self.sms().len();
         let methods = match self.setup {
             SshSetup::KeyAndSms => "publickey,keyboard-interactive",
             SshSetup::PasswordAndSms => "keyboard-interactive",
         };
-        let out = Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no"])
+        let mut ssh = Command::new("ssh");
+        ssh.args(["-F", "/dev/null", "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no"])
             .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes", "-o"])
             .arg(format!("PreferredAuthentications={methods}"))
             .arg("-i")
@@ -358,23 +356,46 @@ impl Container {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
-            .env("SSH_ASKPASS", workspace_root().join("tests/container/askpass.sh"))
-            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("SSH_ASKPASS", askpass())
+            .env("SSH_ASKPASS_REQUIRE", "force");
+        self.answering(ssh, answer)
+    }
+
+    /// A console-style login: bob runs `su alice -c <command>` on a
+    /// pseudo-terminal (tests/container/pty-answer.py) and types alice's
+    /// password and the code, as askpass.sh answers them.
+    pub fn su_on_pty(&self, command: &str, answer: Answer) -> Login {
+        let mut inner = self.enter();
+        inner.args(["setpriv", "--reuid=bob", "--regid=bob", "--init-groups", "su", USER, "-c", command]);
+        let mut pty = Command::new("python3");
+        pty.arg(workspace_root().join("tests/container/pty-answer.py"))
+            .arg(askpass())
+            .arg("--")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        self.answering(pty, answer)
+    }
+
+    /// Runs `cmd`, whose prompts askpass.sh answers: the password, and the
+    /// code from the next SMS the fake Twilio receives.
+    fn answering(&self, mut cmd: Command, answer: Answer) -> Login {
+        let prompts = tempfile::NamedTempFile::new().unwrap();
+        let answer = match answer {
+            Answer::Right => "right",
+            Answer::Wrong => "wrong",
+            Answer::None => "none",
+        };
+        let out = cmd
             .env("SMSOTP_PROMPT_LOG", prompts.path())
             .env("SMSOTP_PASSWORD", PASSWORD)
             .env("SMSOTP_SMS_LOG", self.path(SMS_LOG))
-            .env("SMSOTP_SMS_SEEN", seen.to_string())
-            .env(
-                "SMSOTP_ANSWER",
-                match answer {
-                    Answer::Right => "right",
-                    Answer::Wrong => "wrong",
-                    Answer::None => "none",
-                },
-            )
+            .env("SMSOTP_SMS_SEEN", self.sms().len().to_string())
+            .env("SMSOTP_ANSWER", answer)
             .stdin(Stdio::null())
             .output()
-            .expect("cannot run ssh");
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
         Login {
             status: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -383,42 +404,9 @@ impl Container {
         }
     }
 
-    /// A console-style login: bob runs `su alice -c <command>` on a
-    /// pseudo-terminal and types alice's password and the code.
-    pub fn su_on_pty(&self, command: &str) -> Login {
-        let seen = self.sms().len();
-        let mut inner = self.enter();
-        inner.args(["setpriv", "--reuid=bob", "--regid=bob", "--init-groups", "su", USER, "-c", command]);
-        let mut argv = vec![inner.get_program().to_owned()];
-        argv.extend(inner.get_args().map(ToOwned::to_owned));
-        let out = Command::new("python3")
-            .arg(workspace_root().join("tests/container/pty-answer.py"))
-            .arg(self.path(SMS_LOG))
-            .arg(seen.to_string())
-            .arg(PASSWORD)
-            .arg("--")
-            .args(argv)
-            .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .output()
-            .expect("cannot run python3");
-        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
-        Login {
-            status: out.status.code(),
-            prompts: shown.lines().map(str::to_owned).collect(),
-            stdout: shown,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
     /// Waits up to 15 s for `cond`; on timeout fails with the container's logs.
-    fn wait(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(what, Duration::from_secs(15), &mut cond);
-        }));
-        if done.is_err() {
-            panic!("timed out waiting for {what}\n{}", self.diagnostics());
-        }
+    fn wait(&self, what: &str, cond: impl FnMut() -> bool) {
+        assert!(poll(Duration::from_secs(15), cond), "timed out waiting for {what}\n{}", self.diagnostics());
     }
 
     /// Everything useful when a scenario fails.
@@ -440,6 +428,10 @@ impl Drop for Container {
         let _ = Command::new("umount").arg("-l").arg(&self.root).status();
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
     }
+}
+
+fn askpass() -> PathBuf {
+    workspace_root().join("tests/container/askpass.sh")
 }
 
 fn children(pid: u32) -> Vec<u32> {

@@ -88,6 +88,8 @@ struct State {
     verifications: HashMap<String, Verification>,
     next_sid: u32,
     connections: usize,
+    /// Requests whose answer has been written (and recorded).
+    answered: usize,
 }
 
 pub struct FakeTwilio {
@@ -142,12 +144,13 @@ impl FakeTwilio {
         self.state.0.lock().unwrap().violations.clone()
     }
 
-    /// Waits up to `limit` for SMS number `n` (1-based).
-    pub fn message_within(&self, n: usize, limit: Duration) -> Option<Sms> {
+    /// Waits up to `limit` until `n` requests have been answered; what they
+    /// did is then in `messages()` and `violations()`.
+    pub fn wait_requests(&self, n: usize, limit: Duration) -> bool {
         let (lock, cv) = &*self.state;
         let st = lock.lock().unwrap();
-        let (st, _) = cv.wait_timeout_while(st, limit, |st| st.messages.len() < n).unwrap();
-        st.messages.get(n - 1).cloned()
+        let (st, _) = cv.wait_timeout_while(st, limit, |st| st.answered < n).unwrap();
+        st.answered >= n
     }
 
     /// Waits until `n` SMS have been "delivered" and returns the n-th.
@@ -289,10 +292,12 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(body.as_bytes())).is_err() {
+        let written = writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(body.as_bytes()));
+        state.0.lock().unwrap().answered += 1;
+        state.1.notify_all();
+        if written.is_err() {
             return;
         }
-        state.1.notify_all();
     }
 }
 

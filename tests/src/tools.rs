@@ -56,15 +56,23 @@ pub fn built() -> &'static Built {
     })
 }
 
-/// Waits for `cond` to hold, checking every 20 ms, up to `limit`. For
-/// waiting on other processes, not for measuring anything.
+/// Waits for `cond` to hold, checking every 20 ms, up to `limit`; fails the
+/// test on timeout. For waiting on other processes, not for measuring anything.
+pub fn wait_for(what: &str, limit: Duration, cond: impl FnMut() -> bool) {
+    assert!(poll(limit, cond), "timed out after {limit:?} waiting for {what}");
+}
+
+/// Checks `cond` every 20 ms for up to `limit`; whether it came to hold.
 #[allow(clippy::disallowed_methods)] // the harness waits for real processes
-pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = std::time::Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        if start.elapsed() >= limit {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// A private temporary directory (mode 0700, as smsotpd insists).

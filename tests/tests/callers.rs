@@ -10,7 +10,7 @@ use smsotp_tests::fake_twilio::FakeTwilio;
 use smsotp_tests::pam::{Code, Pam};
 use smsotp_tests::syslog::SyslogCapture;
 use smsotp_tests::tools::require;
-use smsotp_tests::world::{NUMBER, USER};
+use smsotp_tests::world::{NUMBER, USER, World};
 
 const NOBODY: u32 = 65534;
 
@@ -87,18 +87,15 @@ fn every_method() -> Vec<(String, Vec<String>)> {
 /// before the daemon sees them.
 #[test]
 fn the_shipped_policy_matrix() {
-    let bus = Bus::start(Policy::Shipped);
-    let twilio = FakeTwilio::start();
-    let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
-    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let World { bus, twilio, .. } = &World::messaging("", "");
     for (method, args) in every_method() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         for (who, uid, gid) in [("nobody", NOBODY, NOBODY), ("uid 1000 in group root", 1000, 0)] {
-            let (ok, err) = call_as_group(uid, gid, &bus, &method, &args);
+            let (ok, err) = call_as_group(uid, gid, bus, &method, &args);
             assert!(!ok, "{method} succeeded for {who}");
             assert!(err.contains("org.freedesktop.DBus.Error.AccessDenied"), "{method} as {who}: {err}");
         }
-        let (_, out) = call_as(0, &bus, &method, &args);
+        let (_, out) = call_as(0, bus, &method, &args);
         assert!(!out.contains("AccessDenied") && !out.contains("PermissionDenied"), "{method} as root: {out}");
     }
     // The refused calls never reached the daemon: the only SMS is from root's StartLogin.

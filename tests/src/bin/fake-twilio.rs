@@ -17,16 +17,20 @@ fn main() {
     let twilio = FakeTwilio::start_on(addr);
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("cannot open the SMS log");
     eprintln!("fake-twilio listening on {}", twilio.url());
-    let mut n = 1;
-    let mut reported = 0;
+    // After every request: new SMS to the file, and malformed requests to
+    // stderr (the container's log), which the tests check is free of them.
+    let (mut answered, mut written, mut reported) = (0, 0, 0);
     loop {
-        if let Some(sms) = twilio.message_within(n, Duration::from_secs(3600)) {
-            writeln!(file, "{}\t{}", sms.to, sms.body.replace('\n', " ")).unwrap();
-            file.sync_all().unwrap();
-            n += 1;
+        if !twilio.wait_requests(answered + 1, Duration::from_secs(3600)) {
+            continue;
         }
-        // Malformed requests go to stderr (the container's log), which the
-        // tests check is free of them.
+        answered += 1;
+        let messages = twilio.messages();
+        for sms in &messages[written..] {
+            writeln!(file, "{}\t{}", sms.to, sms.body.replace('\n', " ")).unwrap();
+        }
+        file.sync_all().unwrap();
+        written = messages.len();
         let violations = twilio.violations();
         for v in &violations[reported..] {
             eprintln!("violation: {v}");
