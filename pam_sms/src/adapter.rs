@@ -62,7 +62,7 @@ fn read_items(pamh: &mut PamHandle) -> Result<Items, PamResultCode> {
     let rhost = pamh.get_item::<RHost>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
     let tty = pamh.get_item::<Tty>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
     let auth_info = pam_env(pamh, c"SSH_AUTH_INFO_0").unwrap_or_default();
-    Ok(Items { user, service, rhost, tty, auth_info })
+    Ok(Items { user, context: smsotp_proto::LoginContext { service, rhost, tty, auth_info } })
 }
 
 /// The application's conversation function as a [`Prompter`].

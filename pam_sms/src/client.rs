@@ -11,20 +11,16 @@
 use std::future::Future;
 use std::time::Duration;
 
-use zbus::names::{BusName, OwnedUniqueName};
+use smsotp_proto::{BUS_NAME, Error as DaemonError, LoginContext, SmsOtp1Proxy};
+use zbus::names::BusName;
 
 use crate::flow::{Answer, ClientError, Daemon, Start};
 use crate::options::Options;
 
-pub const BUS_NAME: &str = "org.smsotp.SmsOtp1";
-pub const OBJECT_PATH: &str = "/org/smsotp/SmsOtp1";
-pub const INTERFACE: &str = "org.smsotp.SmsOtp1";
-const ERROR_PREFIX: &str = "org.smsotp.SmsOtp1.Error.";
-
 pub struct DbusDaemon {
     runtime: Option<tokio::runtime::Runtime>,
     conn: Option<zbus::Connection>,
-    peer: Option<OwnedUniqueName>,
+    proxy: Option<SmsOtp1Proxy<'static>>,
     bus: String,
     timeout: Duration,
     allowed_uids: Vec<u32>,
@@ -46,7 +42,7 @@ impl DbusDaemon {
         Ok(DbusDaemon {
             runtime: Some(runtime),
             conn: None,
-            peer: None,
+            proxy: None,
             bus: options.bus.clone(),
             timeout: options.timeout,
             allowed_uids,
@@ -78,7 +74,7 @@ impl DbusDaemon {
 
     fn connect(&mut self) -> Result<(), ClientError> {
         let (bus, timeout, allowed) = (self.bus.clone(), self.timeout, self.allowed_uids.clone());
-        let (conn, peer) = self
+        let (conn, proxy) = self
             .block(async move {
                 let unreachable = |e: zbus::Error| ClientError::Unreachable(format!("{bus}: {e}"));
                 let conn = zbus::connection::Builder::address(bus.as_str())
@@ -106,56 +102,63 @@ impl DbusDaemon {
                         "{BUS_NAME} is owned by {owner} with uid {uid}, not root"
                     )));
                 }
-                Ok((conn, owner))
+                let proxy = SmsOtp1Proxy::builder(&conn)
+                    .destination(owner)
+                    .map_err(|e| ClientError::Unreachable(e.to_string()))?
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await
+                    .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+                Ok((conn, proxy))
             })
             .map_err(|e| match e {
                 ClientError::Lost(why) => ClientError::Unreachable(why),
                 other => other,
             })?;
         self.conn = Some(conn);
-        self.peer = Some(peer);
+        self.proxy = Some(proxy);
         Ok(())
     }
 
-    fn call<B, R>(&self, method: &'static str, body: B) -> Result<R, ClientError>
-    where
-        B: serde::Serialize + zbus::zvariant::DynamicType + Send + Sync,
-        R: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type + Send,
-    {
-        let (Some(conn), Some(peer)) = (self.conn.clone(), self.peer.clone()) else {
-            return Err(ClientError::Lost("not connected".into()));
-        };
-        self.block(async move {
-            let reply =
-                conn.call_method(Some(peer), OBJECT_PATH, Some(INTERFACE), method, &body).await.map_err(classify)?;
-            reply.body().deserialize::<R>().map_err(|e| ClientError::Lost(format!("unexpected {method} answer: {e}")))
-        })
+    /// A proxy bound to the verified unique name, so a name that changes
+    /// hands mid-login cannot redirect the call.
+    fn proxy(&self) -> Result<SmsOtp1Proxy<'static>, ClientError> {
+        self.proxy.clone().ok_or_else(|| ClientError::Lost("not connected".into()))
+    }
+
+    fn call<T: Send>(
+        &self,
+        method: &'static str,
+        f: impl Future<Output = Result<T, DaemonError>> + Send,
+    ) -> Result<T, ClientError> {
+        self.block(async move { f.await.map_err(|e| classify(method, e)) })
     }
 }
 
-fn classify(e: zbus::Error) -> ClientError {
-    match &e {
-        zbus::Error::MethodError(name, text, _) => {
-            let text = text.clone().unwrap_or_default();
-            match name.as_str().strip_prefix(ERROR_PREFIX) {
-                Some(short) => ClientError::Daemon { name: short.to_owned(), text },
-                None if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" => {
-                    ClientError::Daemon { name: "PermissionDenied".into(), text }
-                }
-                None => ClientError::Lost(format!("{name}: {text}")),
+/// Sorts what went wrong: a named error of ours, the bus's own refusal, an
+/// answer we cannot read (never a guess), or a lost connection.
+fn classify(method: &str, e: DaemonError) -> ClientError {
+    match e {
+        DaemonError::ZBus(z) => match &z {
+            zbus::Error::MethodError(name, text, _) if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" => {
+                ClientError::Daemon(DaemonError::PermissionDenied(text.clone().unwrap_or_default()))
             }
-        }
-        _ => ClientError::Lost(e.to_string()),
+            zbus::Error::Variant(_) | zbus::Error::InvalidReply | zbus::Error::InvalidField => {
+                ClientError::Protocol(format!("unexpected {method} answer: {z}"))
+            }
+            _ => ClientError::Lost(format!("{method}: {z}")),
+        },
+        named => ClientError::Daemon(named),
     }
 }
 
 impl Daemon for DbusDaemon {
-    fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError> {
+    fn start_login(&mut self, user: &str, context: &LoginContext) -> Result<Start, ClientError> {
         self.connect()?;
-        let ctx: std::collections::HashMap<&str, &str> =
-            context.iter().filter(|(_, v)| !v.is_empty()).copied().collect();
-        let (action, challenge, destination): (String, String, String) =
-            self.call("StartLogin", (user, ctx)).map_err(|e| match e {
+        let (p, user, context) = (self.proxy()?, user.to_owned(), context.clone());
+        let (action, challenge, destination) = self
+            .call("StartLogin", async move { p.start_login(&user, context.to_wire()).await })
+            .map_err(|e| match e {
                 // The daemon went away between the owner check and the call.
                 ClientError::Lost(why) => ClientError::Unreachable(why),
                 other => other,
@@ -164,21 +167,27 @@ impl Daemon for DbusDaemon {
     }
 
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
-        let (status, attempts_left): (String, u32) = self.call("CheckCode", (challenge, code))?;
-        Ok(Answer { status, attempts_left })
+        let (p, challenge, code) = (self.proxy()?, challenge.to_owned(), zeroize::Zeroizing::new(code.to_owned()));
+        let (status, detail) = self.call("CheckCode", async move { p.check_code(&challenge, &code).await })?;
+        Ok(Answer { status, detail })
     }
 
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
-        let (status, attempts_left): (String, u32) = self.call("Resend", (challenge,))?;
-        Ok(Answer { status, attempts_left })
+        let (p, challenge) = (self.proxy()?, challenge.to_owned());
+        let (status, detail) = self.call("Resend", async move { p.resend(&challenge).await })?;
+        Ok(Answer { status, detail })
     }
 
     fn cancel(&mut self, challenge: &str) {
-        let _ = self.call::<_, ()>("Cancel", (challenge,));
+        if let Ok(p) = self.proxy() {
+            let challenge = challenge.to_owned();
+            let _ = self.call("Cancel", async move { p.cancel(&challenge).await });
+        }
     }
 
     fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError> {
-        self.call::<_, ()>("TrustMachine", (challenge,))
+        let (p, challenge) = (self.proxy()?, challenge.to_owned());
+        self.call("TrustMachine", async move { p.trust_machine(&challenge).await })
     }
 }
 
@@ -187,6 +196,7 @@ impl Drop for DbusDaemon {
         if let Some(rt) = self.runtime.take() {
             {
                 let _inside = rt.enter();
+                self.proxy.take();
                 self.conn.take();
             }
             rt.shutdown_timeout(Duration::from_millis(100));

@@ -4,6 +4,7 @@
 //! answer is right, whether a resend is allowed); this only relays and then
 //! [`pam_code`] maps the outcome to a PAM result in one place.
 
+use smsotp_proto::{Action, LoginContext, Status};
 use zeroize::Zeroizing;
 
 use crate::options::{FailMode, Options};
@@ -23,7 +24,7 @@ pub struct ConvError;
 
 /// Talks to smsotpd.
 pub trait Daemon {
-    fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError>;
+    fn start_login(&mut self, user: &str, context: &LoginContext) -> Result<Start, ClientError>;
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError>;
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError>;
     fn cancel(&mut self, challenge: &str);
@@ -32,37 +33,38 @@ pub trait Daemon {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
-    pub action: String,
+    pub action: Action,
     pub challenge: String,
     pub destination: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    pub status: String,
-    pub attempts_left: u32,
+    pub status: Status,
+    /// Tries left; for [`Status::AcceptedOfferTrust`], the days offered.
+    pub detail: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ClientError {
     /// No daemon: the socket is missing, the name has no owner, no answer.
     Unreachable(String),
     /// Something owns the daemon's name that must not (wrong uid).
     Impostor(String),
-    /// The daemon answered with a named error (the part after `.Error.`).
-    Daemon { name: String, text: String },
+    /// The daemon answered with one of the interface's errors.
+    Daemon(smsotp_proto::Error),
     /// The daemon stopped answering in the middle of a login.
     Lost(String),
+    /// The daemon answered something this module does not understand (a
+    /// newer or broken daemon): never a reason to let anyone in.
+    Protocol(String),
 }
 
 /// Everything the module knows about this login.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Items {
     pub user: String,
-    pub service: String,
-    pub rhost: String,
-    pub tty: String,
-    pub auth_info: String,
+    pub context: LoginContext,
 }
 
 /// How a login ended, before it becomes a PAM code.
@@ -196,13 +198,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
 
     /// Runs one login to its outcome.
     pub fn run(&mut self, items: &Items) -> Outcome {
-        let context = [
-            ("service", items.service.as_str()),
-            ("rhost", items.rhost.as_str()),
-            ("tty", items.tty.as_str()),
-            ("auth_info", items.auth_info.as_str()),
-        ];
-        let start = match self.daemon.start_login(&items.user, &context) {
+        let start = match self.daemon.start_login(&items.user, &items.context) {
             Ok(s) => s,
             Err(ClientError::Unreachable(why)) => {
                 return match self.options.fail_mode {
@@ -221,27 +217,23 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             }
             Err(e) => return self.daemon_failed(e),
         };
-        match start.action.as_str() {
-            "code" => {}
-            "allow" => {
+        match start.action {
+            Action::Code => {}
+            Action::Allow => {
                 self.log.debug("smsotpd's policy needs no code for this login");
                 return Outcome::PolicyAllowed;
             }
-            "ignore" => {
+            Action::Ignore => {
                 self.log.debug("user not enrolled; smsotpd allows that (PAM_IGNORE)");
                 return Outcome::NotEnrolledAllowed;
             }
-            "deny" => {
+            Action::Deny => {
                 self.say_error(text::DENIED);
                 return Outcome::PolicyDenied;
             }
-            "locked-out" => {
+            Action::LockedOut => {
                 self.say_error(text::LOCKED);
                 return Outcome::LockedOut;
-            }
-            other => {
-                self.unknown_answer("action", other);
-                return Outcome::Unavailable;
             }
         }
         let challenge = start.challenge;
@@ -267,38 +259,38 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             drop(raw);
             let answer = match answer {
                 Ok(a) => a,
-                Err(e) => return self.daemon_failed(e),
+                Err(e) => {
+                    if matches!(e, ClientError::Protocol(_)) {
+                        self.daemon.cancel(&challenge);
+                    }
+                    return self.daemon_failed(e);
+                }
             };
-            match answer.status.as_str() {
-                "accepted" => return Outcome::Accepted,
-                "accepted-offer-trust" => {
-                    self.offer_trust(&challenge, answer.attempts_left);
+            match answer.status {
+                Status::Accepted => return Outcome::Accepted,
+                Status::AcceptedOfferTrust => {
+                    self.offer_trust(&challenge, answer.detail);
                     return Outcome::Accepted;
                 }
-                "wrong" => self.say_error(&text::wrong(answer.attempts_left)),
-                "resend-refused" => self.say_error(&text::resend_refused(answer.attempts_left)),
-                "resent" => {
+                Status::Wrong => self.say_error(&text::wrong(answer.detail)),
+                Status::ResendRefused => self.say_error(&text::resend_refused(answer.detail)),
+                Status::Resent => {
                     if self.say_info(&text::resent(&start.destination)).is_err() {
                         self.daemon.cancel(&challenge);
                         return Outcome::ConversationFailed;
                     }
                 }
-                "too-many-tries" => {
+                Status::TooManyTries => {
                     self.say_error(text::TOO_MANY);
                     return Outcome::TooManyTries;
                 }
-                "expired" => {
+                Status::Expired => {
                     self.say_error(text::EXPIRED);
                     return Outcome::Expired;
                 }
-                "locked-out" => {
+                Status::LockedOut => {
                     self.say_error(text::LOCKED);
                     return Outcome::LockedOut;
-                }
-                other => {
-                    self.unknown_answer("status", other);
-                    self.daemon.cancel(&challenge);
-                    return Outcome::Unavailable;
                 }
             }
         }
@@ -324,27 +316,38 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         }
     }
 
-    /// A daemon newer than this module (or a broken one): fail closed, and
-    /// log only the first 32 characters of what it said.
-    fn unknown_answer(&mut self, kind: &str, value: &str) {
-        let value: String = value.chars().take(32).collect();
-        self.log.warn(&format!("smsotpd answered an unknown {kind} {value:?}; failing closed"));
-    }
-
     fn daemon_failed(&mut self, e: ClientError) -> Outcome {
+        use smsotp_proto::Error as E;
         match e {
-            ClientError::Daemon { name, text } => {
-                let (message, outcome) = match name.as_str() {
-                    "RateLimited" => (text::RATE_LIMITED, Outcome::RateLimited),
-                    "DeliveryFailed" => (text::DELIVERY, Outcome::Unavailable),
-                    "Busy" => (text::BUSY, Outcome::Unavailable),
-                    "StorageFailed" => (text::UNUSABLE, Outcome::Unavailable),
-                    "UnknownChallenge" => (text::EXPIRED, Outcome::Expired),
-                    _ => (text::UNAVAILABLE, Outcome::Unavailable),
+            ClientError::Daemon(error) => {
+                let (message, outcome) = match &error {
+                    E::RateLimited(_) => (text::RATE_LIMITED, Outcome::RateLimited),
+                    E::DeliveryFailed(_) => (text::DELIVERY, Outcome::Unavailable),
+                    E::Busy(_) => (text::BUSY, Outcome::Unavailable),
+                    E::StorageFailed(_) => (text::UNUSABLE, Outcome::Unavailable),
+                    E::UnknownChallenge(_) => (text::EXPIRED, Outcome::Expired),
+                    E::PermissionDenied(_)
+                    | E::InvalidArgument(_)
+                    | E::NotEnrolled(_)
+                    | E::Internal(_)
+                    | E::ZBus(_) => (text::UNAVAILABLE, Outcome::Unavailable),
                 };
-                self.log.warn(&format!("smsotpd: {name}: {}", text.chars().take(200).collect::<String>()));
+                let name = error.short_name().unwrap_or("D-Bus error");
+                let detail = match &error {
+                    E::ZBus(z) => z.to_string(),
+                    other => other.text().to_owned(),
+                };
+                self.log.warn(&format!("smsotpd: {name}: {}", detail.chars().take(200).collect::<String>()));
                 self.say_error(message);
                 outcome
+            }
+            ClientError::Protocol(why) => {
+                let why: String = why.chars().take(200).collect();
+                self.log.warn(&format!(
+                    "smsotpd answered something this module does not understand ({why}); failing closed"
+                ));
+                self.say_error(text::UNAVAILABLE);
+                Outcome::Unavailable
             }
             ClientError::Impostor(why) => {
                 self.log.warn(&format!("refusing to trust the D-Bus peer: {why}"));

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 
 use super::*;
 use pam::constants::PamResultCode as P;
+use smsotp_proto::Error as DaemonError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Said {
@@ -79,23 +80,23 @@ impl Smsotpd {
     fn code_sent() -> Self {
         let mut d = Smsotpd::default();
         d.starts.push_back(Ok(Start {
-            action: "code".into(),
+            action: Action::Code,
             challenge: "c1".into(),
             destination: "******1234".into(),
         }));
         d
     }
-    fn then(mut self, status: &str, left: u32) -> Self {
-        self.answers.push_back(Ok(Answer { status: status.into(), attempts_left: left }));
+    fn then(mut self, status: Status, detail: u32) -> Self {
+        self.answers.push_back(Ok(Answer { status, detail }));
         self
     }
     fn then_err(mut self, e: ClientError) -> Self {
         self.answers.push_back(Err(e));
         self
     }
-    fn starting(action: &str) -> Self {
+    fn starting(action: Action) -> Self {
         let mut d = Smsotpd::default();
-        d.starts.push_back(Ok(Start { action: action.into(), challenge: String::new(), destination: String::new() }));
+        d.starts.push_back(Ok(Start { action, challenge: String::new(), destination: String::new() }));
         d
     }
     fn failing(e: ClientError) -> Self {
@@ -106,8 +107,11 @@ impl Smsotpd {
 }
 
 impl Daemon for Smsotpd {
-    fn start_login(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Start, ClientError> {
-        self.calls.push(Call::Start(user.into(), context.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()));
+    fn start_login(&mut self, user: &str, context: &LoginContext) -> Result<Start, ClientError> {
+        let mut sent: Vec<(String, String)> =
+            context.to_wire().into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        sent.sort();
+        self.calls.push(Call::Start(user.into(), sent));
         self.starts.pop_front().expect("unscripted StartLogin")
     }
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
@@ -149,10 +153,12 @@ impl Log for Lines {
 fn items() -> Items {
     Items {
         user: "alice".into(),
-        service: "sshd".into(),
-        rhost: "192.0.2.9".into(),
-        tty: "ssh".into(),
-        auth_info: String::new(),
+        context: LoginContext {
+            service: "sshd".into(),
+            rhost: "192.0.2.9".into(),
+            tty: "ssh".into(),
+            auth_info: String::new(),
+        },
     }
 }
 
@@ -185,15 +191,15 @@ fn prompt() -> Said {
 
 #[test]
 fn correct_code() {
-    let r = run(User::typing(&[b" 123456 "]), Smsotpd::code_sent().then("accepted", 3));
+    let r = run(User::typing(&[b" 123456 "]), Smsotpd::code_sent().then(Status::Accepted, 3));
     assert_eq!(r.outcome, Outcome::Accepted);
     assert_eq!(r.code, P::PAM_SUCCESS);
     assert_eq!(r.said, vec![sent(), prompt()]);
+    // Empty values (no auth_info here) are not sent.
     let ctx = vec![
-        ("service".to_string(), "sshd".to_string()),
-        ("rhost".into(), "192.0.2.9".into()),
+        ("rhost".to_string(), "192.0.2.9".to_string()),
+        ("service".into(), "sshd".into()),
         ("tty".into(), "ssh".into()),
-        ("auth_info".into(), String::new()),
     ];
     assert_eq!(r.calls, vec![Call::Start("alice".into(), ctx), Call::Check("c1".into(), "123456".into())]);
 }
@@ -202,7 +208,7 @@ fn correct_code() {
 fn wrong_three_times() {
     let r = run(
         User::typing(&[b"111111", b"222222", b"333333"]),
-        Smsotpd::code_sent().then("wrong", 2).then("wrong", 1).then("too-many-tries", 0),
+        Smsotpd::code_sent().then(Status::Wrong, 2).then(Status::Wrong, 1).then(Status::TooManyTries, 0),
     );
     assert_eq!(r.code, P::PAM_MAXTRIES);
     assert_eq!(
@@ -223,7 +229,7 @@ fn wrong_three_times() {
 fn empty_answer_asks_for_a_resend() {
     let r = run(
         User::typing(&[b"", b"  ", b"654321"]),
-        Smsotpd::code_sent().then("resent", 3).then("resend-refused", 2).then("accepted", 2),
+        Smsotpd::code_sent().then(Status::Resent, 3).then(Status::ResendRefused, 2).then(Status::Accepted, 2),
     );
     assert_eq!(r.code, P::PAM_SUCCESS);
     assert_eq!(
@@ -255,7 +261,7 @@ fn anything_but_ascii_digits_stays_in_the_module() {
     let n = inputs.len();
     let mut daemon = Smsotpd::code_sent();
     for i in 0..n {
-        daemon = daemon.then(if i + 1 == n { "too-many-tries" } else { "wrong" }, 1);
+        daemon = daemon.then(if i + 1 == n { Status::TooManyTries } else { Status::Wrong }, 1);
     }
     let r = run(User::typing(&inputs), daemon);
     assert_eq!(r.code, P::PAM_MAXTRIES);
@@ -276,34 +282,38 @@ fn classify_inputs() {
 
 #[test]
 fn expired_code() {
-    let r = run(User::typing(&[b"123456"]), Smsotpd::code_sent().then("expired", 0));
+    let r = run(User::typing(&[b"123456"]), Smsotpd::code_sent().then(Status::Expired, 0));
     assert_eq!(r.code, P::PAM_AUTH_ERR);
     assert_eq!(r.said.last(), Some(&Said::Error("The code has expired. Log in again to get a new one.".into())));
 }
 
 #[test]
 fn locked_out_at_start_and_during() {
-    let r = run(User::default(), Smsotpd::starting("locked-out"));
+    let r = run(User::default(), Smsotpd::starting(Action::LockedOut));
     assert_eq!(r.code, P::PAM_MAXTRIES);
     assert_eq!(r.said, vec![Said::Error(text::LOCKED.into())]);
-    let r = run(User::typing(&[b"1"]), Smsotpd::code_sent().then("locked-out", 0));
+    let r = run(User::typing(&[b"1"]), Smsotpd::code_sent().then(Status::LockedOut, 0));
     assert_eq!(r.code, P::PAM_MAXTRIES);
 }
 
 #[test]
 fn policy_answers() {
-    assert_eq!(run(User::default(), Smsotpd::starting("allow")).code, P::PAM_SUCCESS);
-    let r = run(User::default(), Smsotpd::starting("ignore"));
+    assert_eq!(run(User::default(), Smsotpd::starting(Action::Allow)).code, P::PAM_SUCCESS);
+    let r = run(User::default(), Smsotpd::starting(Action::Ignore));
     assert_eq!((r.code, r.said.len()), (P::PAM_IGNORE, 0));
-    let r = run(User::default(), Smsotpd::starting("deny"));
+    let r = run(User::default(), Smsotpd::starting(Action::Deny));
     assert_eq!(r.code, P::PAM_PERM_DENIED);
-    let r = run(User::default(), Smsotpd::starting("let-me-in"));
-    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL, "unknown actions fail closed");
 }
 
 #[test]
-fn unknown_status_fails_closed() {
-    let r = run(User::typing(&[b"123456"]), Smsotpd::code_sent().then("accepted-ish", 1));
+fn answers_this_module_cannot_read_fail_closed_in_any_mode() {
+    // A newer (or broken) daemon: the proxy could not read its answer.
+    let safe = Options { fail_mode: FailMode::Safe, ..Options::default() };
+    let protocol = || ClientError::Protocol("unknown Action \"let-me-in\"".into());
+    let r = run_with(User::default(), Smsotpd::failing(protocol()), safe.clone());
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL, "never IGNORE: the daemon is there");
+    assert!(r.log[0].contains("does not understand"), "{:?}", r.log);
+    let r = run_with(User::typing(&[b"123456"]), Smsotpd::code_sent().then_err(protocol()), safe);
     assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
     assert_eq!(r.calls.last(), Some(&Call::Cancel("c1".into())));
 }
@@ -333,21 +343,28 @@ fn daemon_unreachable_by_fail_mode() {
 
 #[test]
 fn daemon_errors() {
-    let err = |name: &str| ClientError::Daemon { name: name.into(), text: "x".into() };
-    let cases = [
-        ("DeliveryFailed", P::PAM_AUTHINFO_UNAVAIL, text::DELIVERY),
-        ("Busy", P::PAM_AUTHINFO_UNAVAIL, text::BUSY),
-        ("StorageFailed", P::PAM_AUTHINFO_UNAVAIL, text::UNUSABLE),
-        ("RateLimited", P::PAM_AUTH_ERR, text::RATE_LIMITED),
-        ("PermissionDenied", P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
-        ("Internal", P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
+    let x = || "x".to_owned();
+    let cases: Vec<(DaemonError, P, &str)> = vec![
+        (DaemonError::DeliveryFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::DELIVERY),
+        (DaemonError::Busy(x()), P::PAM_AUTHINFO_UNAVAIL, text::BUSY),
+        (DaemonError::StorageFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNUSABLE),
+        (DaemonError::RateLimited(x()), P::PAM_AUTH_ERR, text::RATE_LIMITED),
+        (DaemonError::PermissionDenied(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
+        (DaemonError::InvalidArgument(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
+        (DaemonError::NotEnrolled(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
+        (DaemonError::Internal(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
+        (DaemonError::ZBus(zbus::Error::InvalidReply), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
     ];
-    for (name, code, message) in cases {
-        let r = run(User::default(), Smsotpd::failing(err(name)));
+    for (error, code, message) in cases {
+        let name = format!("{error:?}");
+        let r = run(User::default(), Smsotpd::failing(ClientError::Daemon(error)));
         assert_eq!(r.code, code, "{name}");
         assert_eq!(r.said, vec![Said::Error(message.into())], "{name}");
     }
-    let r = run(User::typing(&[b"1"]), Smsotpd::code_sent().then_err(err("UnknownChallenge")));
+    let r = run(
+        User::typing(&[b"1"]),
+        Smsotpd::code_sent().then_err(ClientError::Daemon(DaemonError::UnknownChallenge(x()))),
+    );
     assert_eq!(r.code, P::PAM_AUTH_ERR);
 }
 
@@ -371,7 +388,7 @@ fn conversation_failures_fail_closed_and_cancel() {
 #[test]
 fn silent_flag_suppresses_messages_not_the_prompt() {
     let mut user = User::typing(&[b"1", b"2"]);
-    let mut daemon = Smsotpd::code_sent().then("wrong", 1).then("accepted", 1);
+    let mut daemon = Smsotpd::code_sent().then(Status::Wrong, 1).then(Status::Accepted, 1);
     let mut log = Lines::default();
     let options = Options::default();
     let outcome =
@@ -385,7 +402,7 @@ fn a_chatty_daemon_cannot_loop_forever() {
     let answers: Vec<&[u8]> = vec![b"1"; MAX_ROUNDS];
     let mut daemon = Smsotpd::code_sent();
     for _ in 0..MAX_ROUNDS {
-        daemon = daemon.then("wrong", 5);
+        daemon = daemon.then(Status::Wrong, 5);
     }
     let r = run(User::typing(&answers), daemon);
     assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
@@ -422,7 +439,7 @@ fn only_two_outcomes_succeed() {
 
 #[test]
 fn trust_offer_yes_and_no() {
-    let r = run(User::typing(&[b"123456", b" Yes "]), Smsotpd::code_sent().then("accepted-offer-trust", 30));
+    let r = run(User::typing(&[b"123456", b" Yes "]), Smsotpd::code_sent().then(Status::AcceptedOfferTrust, 30));
     assert_eq!(r.code, P::PAM_SUCCESS);
     assert_eq!(
         r.said,
@@ -435,12 +452,12 @@ fn trust_offer_yes_and_no() {
     );
     assert_eq!(r.calls.last(), Some(&Call::Trust("c1".into())));
     for no in [&b""[..], b"n", b"yes please", b"ja"] {
-        let r = run(User::typing(&[b"123456", no]), Smsotpd::code_sent().then("accepted-offer-trust", 30));
+        let r = run(User::typing(&[b"123456", no]), Smsotpd::code_sent().then(Status::AcceptedOfferTrust, 30));
         assert_eq!(r.code, P::PAM_SUCCESS, "the code was right");
         assert!(!r.calls.iter().any(|c| matches!(c, Call::Trust(_))), "{no:?} is not a yes");
     }
     // Even a failed conversation at the question keeps the login.
     let mut user = User::typing(&[b"123456"]);
     user.answers.push_back(Err(ConvError));
-    assert_eq!(run(user, Smsotpd::code_sent().then("accepted-offer-trust", 30)).code, P::PAM_SUCCESS);
+    assert_eq!(run(user, Smsotpd::code_sent().then(Status::AcceptedOfferTrust, 30)).code, P::PAM_SUCCESS);
 }

@@ -115,8 +115,11 @@ impl Line {
     }
 
     pub fn log(self) {
-        let level = if self.event.is_warning() { log::Level::Warn } else { log::Level::Info };
-        log::log!(target: "audit", level, "{}", self.text);
+        if self.event.is_warning() {
+            tracing::warn!(target: "audit", "{}", self.text);
+        } else {
+            tracing::info!(target: "audit", "{}", self.text);
+        }
     }
 }
 

@@ -174,21 +174,22 @@ mod tests {
     }
 }
 
-/// `2026-11-22 22:41:07 UTC`, without a date library (civil-from-days,
-/// Howard Hinnant's algorithm).
+fn utc(unix: UnixSeconds) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix).ok()?).ok()
+}
+
+/// `2026-11-22 22:41:07 UTC`, for people (logs, smsotpctl's tables).
 pub fn format_utc(unix: UnixSeconds) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(0);
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    utc(unix).and_then(|t| t.format(FORMAT).ok()).unwrap_or_else(|| format!("@{unix}"))
+}
+
+/// `2026-11-22T22:41:07Z` (RFC 3339), for programs (smsotpctl --json).
+pub fn format_rfc3339(unix: UnixSeconds) -> String {
+    utc(unix)
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("@{unix}"))
 }
 
 #[cfg(test)]
@@ -201,5 +202,7 @@ mod format_tests {
         assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(format_utc(1_795_394_467), "2026-11-23 00:41:07 UTC");
         assert_eq!(format_utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+        assert_eq!(super::format_rfc3339(1_795_394_467), "2026-11-23T00:41:07Z");
+        assert_eq!(format_utc(u64::MAX), format!("@{}", u64::MAX), "out of range is shown, not invented");
     }
 }

@@ -1,55 +1,116 @@
 //! smsotpctl: the administrator's command line, a client of the daemon.
 //!
-//! Exit codes: 0 done; 1 the daemon refused or failed; 2 bad usage;
-//! 3 the daemon cannot be reached; 4 the user is not enrolled;
-//! 5 the configuration is invalid (check-config).
+//! The command line is declared once, here (clap): `--help`, per-command
+//! help, usage errors (exit 2, before any bus connection) and the README's
+//! command list all come from these definitions.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-use zbus::proxy;
+use smsotp_proto::{
+    Error as WireError, ExplainLine, LoginContext, SYSTEM_BUS_ADDRESS, SmsOtp1Proxy, UserRow, UserState,
+};
 
+use crate::clock::{format_rfc3339, format_utc};
 use crate::config::{self, Config, Provider};
-use crate::dbus::SYSTEM_BUS_ADDRESS;
 
-pub const USAGE: &str = "usage: smsotpctl [--bus ADDRESS] COMMAND
-
-commands:
-  enroll USER +NUMBER       send USER's codes to NUMBER (E.164, e.g. +14155550123)
-  unenroll USER             forget USER's number and counters
-  list [--json]             enrolled users, masked numbers, lock state
-  show USER [--json]        one user
-  unlock USER               lift USER's lockout and clear the failure count
-  test-send USER|+NUMBER    send a test SMS (no code) through the provider
-  trust list USER [--json]  machines USER is trusted on
-  trust revoke USER --machine ID | --all
-                            revoke trust for one machine or all of them
-  explain --user USER [--rhost ADDR] [--service NAME] [--auth-info TEXT] [--tty TTY]
-                            what a login would meet (policy rule, trust), sending nothing
-  check-config [--config PATH]
-                            validate the configuration without the daemon
-  doctor [--config PATH]    check sshd, the PAM stacks, the daemon, the config
-                            and the provider credentials (sends no SMS)
-
-exit codes: 0 done, 1 refused or failed, 2 usage, 3 daemon unreachable,
+/// Exit codes, shown by `--help` and documented in smsotpctl(8) and the README.
+pub const EXIT_CODES: &str = "exit codes: 0 done, 1 refused or failed, 2 usage, 3 daemon unreachable, \
 4 not enrolled, 5 invalid configuration, 6 doctor found problems";
 
-#[proxy(interface = "org.smsotp.SmsOtp1", default_service = "org.smsotp.SmsOtp1", default_path = "/org/smsotp/SmsOtp1")]
-pub trait SmsOtp1 {
-    fn enroll(&self, user: &str, number: &str) -> zbus::Result<String>;
-    fn unenroll(&self, user: &str) -> zbus::Result<()>;
-    fn list_users(&self) -> zbus::Result<Vec<(String, String, u32, u64, String, u32)>>;
-    fn show_user(&self, user: &str) -> zbus::Result<(String, String, u32, u64, String, u32)>;
-    fn unlock(&self, user: &str) -> zbus::Result<()>;
-    fn test_send(&self, target: &str) -> zbus::Result<String>;
-    fn list_trust(&self, user: &str) -> zbus::Result<Vec<(String, String, String, u64, u64)>>;
-    fn revoke_trust(&self, user: &str, machine: &str) -> zbus::Result<u32>;
-    fn explain(
-        &self,
-        user: &str,
-        context: std::collections::HashMap<&str, &str>,
-    ) -> zbus::Result<Vec<(String, String)>>;
+#[derive(Debug, Parser)]
+#[command(name = "smsotpctl", version, about = "Administer smsotpd: enrollments, lockouts, trusted machines", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// D-Bus address of the bus smsotpd is on
+    #[arg(long, value_name = "ADDRESS", default_value = SYSTEM_BUS_ADDRESS)]
+    pub bus: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send USER's codes to NUMBER (E.164, e.g. +14155550123)
+    Enroll { user: String, number: String },
+    /// Forget USER's number, counters and trust records
+    Unenroll { user: String },
+    /// Enrolled users, masked numbers, lock state
+    List(Json),
+    /// One user's state
+    Show {
+        user: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Lift USER's lockout and clear the failure count
+    Unlock { user: String },
+    /// Send a test SMS (no code) through the provider
+    TestSend {
+        /// an enrolled user, or a number in E.164 form
+        #[arg(value_name = "USER|+NUMBER")]
+        target: String,
+    },
+    /// Machines a user is trusted on, and revoking that trust
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// What a login would meet (policy rule, trust), sending nothing
+    Explain {
+        #[arg(long)]
+        user: String,
+        /// the remote address, as sshd gives it
+        #[arg(long, value_name = "ADDR")]
+        rhost: Option<String>,
+        /// the PAM service
+        #[arg(long, value_name = "NAME", default_value = "sshd")]
+        service: String,
+        /// sshd's SSH_AUTH_INFO_0 (with ExposeAuthInfo yes)
+        #[arg(long, value_name = "TEXT")]
+        auth_info: Option<String>,
+        #[arg(long)]
+        tty: Option<String>,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Validate the configuration without the daemon
+    CheckConfig(ConfigPath),
+    /// Check sshd, the PAM stacks, the daemon, the config and the provider credentials (sends no SMS)
+    Doctor(ConfigPath),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Machines USER is trusted on
+    List {
+        user: String,
+        #[command(flatten)]
+        json: Json,
+    },
+    /// Revoke trust for one machine or for all of them
+    Revoke {
+        user: String,
+        /// a machine id from `smsotpctl trust list`
+        #[arg(long, value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+        machine: Option<String>,
+        /// every machine of USER
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Json {
+    /// print JSON (timestamps in RFC 3339) instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigPath {
+    /// the configuration file
+    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,18 +119,18 @@ struct UserJson {
     number: String,
     failures: u32,
     locked_until: Option<String>,
-    state: String,
+    state: UserState,
     trusted_machines: u32,
 }
 
-fn user_json(r: (String, String, u32, u64, String, u32)) -> UserJson {
+fn user_json(r: UserRow) -> UserJson {
     UserJson {
-        user: r.0,
-        number: r.1,
-        failures: r.2,
-        locked_until: (r.4 == "locked").then(|| crate::clock::format_utc(r.3)),
-        state: r.4,
-        trusted_machines: r.5,
+        locked_until: (r.state == UserState::Locked).then(|| format_rfc3339(r.locked_until)),
+        user: r.user,
+        number: r.destination,
+        failures: r.failures,
+        state: r.state,
+        trusted_machines: r.trusted_machines,
     }
 }
 
@@ -83,23 +144,28 @@ fn fail(code: u8, message: impl Into<String>) -> Failure {
     Failure { code, message: message.into() }
 }
 
-fn from_dbus(e: zbus::Error, bus: &str) -> Failure {
+fn from_daemon(e: WireError, bus: &str) -> Failure {
     match &e {
-        zbus::Error::MethodError(name, text, _) => {
-            let name = name.as_str();
-            let text = text.clone().unwrap_or_default();
-            if name.ends_with(".NotEnrolled") {
-                fail(4, text)
-            } else if name == "org.freedesktop.DBus.Error.ServiceUnknown"
-                || name == "org.freedesktop.DBus.Error.NameHasNoOwner"
-            {
-                fail(3, format!("smsotpd is not running on {bus}; start it with: systemctl start smsotpd"))
-            } else if name == "org.freedesktop.DBus.Error.AccessDenied" || name.ends_with(".PermissionDenied") {
-                fail(1, format!("{text} (run smsotpctl as root)"))
-            } else {
-                fail(1, text)
-            }
+        WireError::NotEnrolled(text) => fail(4, text.clone()),
+        _ if e.is_no_daemon() => {
+            fail(3, format!("smsotpd is not running on {bus}; start it with: systemctl start smsotpd"))
         }
+        WireError::PermissionDenied(text) => fail(1, format!("{text} (run smsotpctl as root)")),
+        _ if e.is_bus_access_denied() => fail(1, format!("{} (run smsotpctl as root)", zbus_text(&e))),
+        WireError::ZBus(z) => from_bus(z, bus),
+        other => fail(1, other.text().to_owned()),
+    }
+}
+
+fn zbus_text(e: &WireError) -> String {
+    match e {
+        WireError::ZBus(zbus::Error::MethodError(_, Some(text), _)) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn from_bus(e: &zbus::Error, bus: &str) -> Failure {
+    match e {
         zbus::Error::InputOutput(_) | zbus::Error::Address(_) | zbus::Error::Handshake(_) => {
             fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}"))
         }
@@ -107,81 +173,44 @@ fn from_dbus(e: zbus::Error, bus: &str) -> Failure {
     }
 }
 
-struct Args {
-    bus: String,
-    json: bool,
-    all: bool,
-    config: PathBuf,
-    /// `--user`, `--rhost`, `--service`, `--auth-info`, `--tty`, `--machine`.
-    values: std::collections::HashMap<String, String>,
-    words: Vec<String>,
+fn say(out: &mut dyn Write, s: impl std::fmt::Display) -> Result<(), Failure> {
+    writeln!(out, "{s}").map_err(|e| fail(1, e.to_string()))
 }
 
-fn parse_args(argv: Vec<String>) -> Result<Args, Failure> {
-    let mut a = Args {
-        all: false,
-        values: std::collections::HashMap::new(),
-        bus: SYSTEM_BUS_ADDRESS.into(),
-        json: false,
-        config: PathBuf::from(config::DEFAULT_PATH),
-        words: Vec::new(),
-    };
-    let mut it = argv.into_iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--bus" => a.bus = it.next().ok_or_else(|| fail(2, "--bus needs an address"))?,
-            "--config" => a.config = it.next().ok_or_else(|| fail(2, "--config needs a path"))?.into(),
-            "--json" => a.json = true,
-            "--all" => a.all = true,
-            "--user" | "--rhost" | "--service" | "--auth-info" | "--tty" | "--machine" => {
-                let v = it.next().ok_or_else(|| fail(2, format!("{arg} needs a value")))?;
-                a.values.insert(arg.trim_start_matches("--").to_owned(), v);
-            }
-            "--help" | "-h" => a.words = vec!["help".into()],
-            s if s.starts_with("--") => {
-                return Err(fail(2, format!("unknown option {s}\n{USAGE}")));
-            }
-            _ => a.words.push(arg),
-        }
-    }
-    Ok(a)
+fn json(out: &mut dyn Write, v: &impl Serialize) -> Result<(), Failure> {
+    say(out, serde_json::to_string_pretty(v).map_err(|e| fail(1, e.to_string()))?)
 }
 
-/// Runs one command, writing its output to `out`.
-pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> {
-    let a = parse_args(argv)?;
-    let words: Vec<&str> = a.words.iter().map(String::as_str).collect();
-    let say = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| fail(1, e.to_string()));
-    match words.as_slice() {
-        ["help"] => return say(out, USAGE.to_owned()),
-        ["check-config"] => return check_config(&a.config, out),
-        ["doctor"] => return doctor(&a, out).await,
-        [] => return Err(fail(2, USAGE)),
+/// Runs one parsed command, writing its output to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
+    let bus = cli.bus.as_str();
+    match &cli.command {
+        Command::CheckConfig(c) => return check_config(&c.config, out),
+        Command::Doctor(c) => return doctor(bus, &c.config, out).await,
         _ => {}
     }
-    let conn = zbus::connection::Builder::address(a.bus.as_str())
+    let conn = zbus::connection::Builder::address(bus)
         .map_err(|e| fail(2, format!("bad --bus address: {e}")))?
         .build()
         .await
-        .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {}: {e}", a.bus)))?;
-    let proxy = SmsOtp1Proxy::new(&conn).await.map_err(|e| from_dbus(e, &a.bus))?;
-    let bus = a.bus.as_str();
-    match words.as_slice() {
-        ["enroll", user, number] => {
-            let masked = proxy.enroll(user, number).await.map_err(|e| from_dbus(e, bus))?;
+        .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}")))?;
+    let proxy = SmsOtp1Proxy::new(&conn).await.map_err(|e| from_bus(&e, bus))?;
+    let daemon = |e: WireError| from_daemon(e, bus);
+    match cli.command {
+        Command::Enroll { user, number } => {
+            let masked = proxy.enroll(&user, &number).await.map_err(daemon)?;
             say(out, format!("{user} enrolled: codes go to {masked}"))
         }
-        ["unenroll", user] => {
-            proxy.unenroll(user).await.map_err(|e| from_dbus(e, bus))?;
+        Command::Unenroll { user } => {
+            proxy.unenroll(&user).await.map_err(daemon)?;
             say(out, format!("{user} unenrolled"))
         }
-        ["list"] => {
-            let users: Vec<UserJson> =
-                proxy.list_users().await.map_err(|e| from_dbus(e, bus))?.into_iter().map(user_json).collect();
-            if a.json {
-                say(out, serde_json::to_string_pretty(&users).map_err(|e| fail(1, e.to_string()))?)
+        Command::List(Json { json: as_json }) => {
+            let users: Vec<UserJson> = proxy.list_users().await.map_err(daemon)?.into_iter().map(user_json).collect();
+            if as_json {
+                json(out, &users)
             } else if users.is_empty() {
-                say(out, "no users are enrolled".into())
+                say(out, "no users are enrolled")
             } else {
                 say(out, format!("{:<20} {:<12} {:<9} {}", "USER", "NUMBER", "STATE", "FAILURES"))?;
                 for u in users {
@@ -190,94 +219,92 @@ pub async fn run(argv: Vec<String>, out: &mut dyn Write) -> Result<(), Failure> 
                 Ok(())
             }
         }
-        ["show", user] => {
-            let u = user_json(proxy.show_user(user).await.map_err(|e| from_dbus(e, bus))?);
-            if a.json {
-                say(out, serde_json::to_string_pretty(&u).map_err(|e| fail(1, e.to_string()))?)
-            } else {
-                say(
-                    out,
-                    format!(
-                        "user:       {}\nnumber:     {}\nstate:      {}{}\nfailures:   {}\ntrusted:    {} machine(s)",
-                        u.user,
-                        u.number,
-                        u.state,
-                        u.locked_until.map(|t| format!(" until {t}")).unwrap_or_default(),
-                        u.failures,
-                        u.trusted_machines
-                    ),
-                )
+        Command::Show { user, json: Json { json: as_json } } => {
+            let row = proxy.show_user(&user).await.map_err(daemon)?;
+            let until = (row.state == UserState::Locked).then(|| format_utc(row.locked_until));
+            let u = user_json(row);
+            if as_json {
+                return json(out, &u);
             }
+            say(
+                out,
+                format!(
+                    "user:       {}\nnumber:     {}\nstate:      {}{}\nfailures:   {}\ntrusted:    {} machine(s)",
+                    u.user,
+                    u.number,
+                    u.state,
+                    until.map(|t| format!(" until {t}")).unwrap_or_default(),
+                    u.failures,
+                    u.trusted_machines
+                ),
+            )
         }
-        ["unlock", user] => {
-            proxy.unlock(user).await.map_err(|e| from_dbus(e, bus))?;
+        Command::Unlock { user } => {
+            proxy.unlock(&user).await.map_err(daemon)?;
             say(out, format!("{user} unlocked"))
         }
-        ["trust", "list", user] => {
-            let records = proxy.list_trust(user).await.map_err(|e| from_dbus(e, bus))?;
-            if a.json {
+        Command::Trust(TrustCommand::List { user, json: Json { json: as_json } }) => {
+            let records = proxy.list_trust(&user).await.map_err(daemon)?;
+            if as_json {
                 let rows: Vec<serde_json::Value> = records
                     .iter()
-                    .map(|(m, c, s, created, expires)| {
-                        serde_json::json!({"machine": m, "class": c, "service": s,
-                            "created": crate::clock::format_utc(*created), "expires": crate::clock::format_utc(*expires)})
+                    .map(|t| {
+                        serde_json::json!({"machine": t.machine, "class": t.class, "service": t.service,
+                            "created": format_rfc3339(t.created), "expires": format_rfc3339(t.expires)})
                     })
                     .collect();
-                say(out, serde_json::to_string_pretty(&rows).map_err(|e| fail(1, e.to_string()))?)
+                json(out, &rows)
             } else if records.is_empty() {
                 say(out, format!("{user} has no trusted machines"))
             } else {
-                for (m, c, s, _, expires) in records {
-                    say(out, format!("{m}  {c} {s}  until {}", crate::clock::format_utc(expires)))?;
+                for t in records {
+                    say(out, format!("{}  {} {}  until {}", t.machine, t.class, t.service, format_utc(t.expires)))?;
                 }
                 Ok(())
             }
         }
-        ["trust", "revoke", user] => {
-            let machine = match (a.values.get("machine"), a.all) {
-                (Some(m), false) => m.as_str(),
-                (None, true) => "",
-                _ => return Err(fail(2, "trust revoke needs --machine ID (from smsotpctl trust list) or --all")),
-            };
-            let n = proxy.revoke_trust(user, machine).await.map_err(|e| from_dbus(e, bus))?;
+        Command::Trust(TrustCommand::Revoke { user, machine, all }) => {
+            // clap guarantees exactly one of --machine and --all.
+            let machine = if all { String::new() } else { machine.unwrap_or_default() };
+            let n = proxy.revoke_trust(&user, &machine).await.map_err(daemon)?;
             say(out, format!("revoked {n} trust record(s) of {user}"))
         }
-        ["explain"] => {
-            let user = a.values.get("user").ok_or_else(|| fail(2, "explain needs --user USER"))?;
-            let mut ctx = std::collections::HashMap::new();
-            for (key, wire) in [("rhost", "rhost"), ("service", "service"), ("auth-info", "auth_info"), ("tty", "tty")]
-            {
-                if let Some(v) = a.values.get(key) {
-                    ctx.insert(wire, v.as_str());
-                }
+        Command::Explain { user, rhost, service, auth_info, tty, json: Json { json: as_json } } => {
+            let ctx = LoginContext {
+                service,
+                rhost: rhost.unwrap_or_default(),
+                tty: tty.unwrap_or_default(),
+                auth_info: auth_info.unwrap_or_default(),
+            };
+            let lines: Vec<ExplainLine> = proxy.explain(&user, ctx.to_wire()).await.map_err(daemon)?;
+            if as_json {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    lines.into_iter().map(|l| (l.key.to_string(), serde_json::Value::String(l.text))).collect();
+                return json(out, &map);
             }
-            if !ctx.contains_key("service") {
-                ctx.insert("service", "sshd");
-            }
-            let lines = proxy.explain(user, ctx).await.map_err(|e| from_dbus(e, bus))?;
-            for (k, v) in lines {
-                say(out, format!("{:<9} {v}", format!("{k}:")))?;
+            for l in lines {
+                say(out, format!("{:<9} {}", format!("{}:", l.key), l.text))?;
             }
             Ok(())
         }
-        ["test-send", target] => {
-            let masked = proxy.test_send(target).await.map_err(|e| from_dbus(e, bus))?;
+        Command::TestSend { target } => {
+            let masked = proxy.test_send(&target).await.map_err(daemon)?;
             say(out, format!("test message sent to {masked}"))
         }
-        _ => Err(fail(2, format!("unknown command or wrong number of arguments: {}\n{USAGE}", words.join(" ")))),
+        Command::CheckConfig(_) | Command::Doctor(_) => Ok(()),
     }
 }
 
-async fn doctor(a: &Args, out: &mut dyn Write) -> Result<(), Failure> {
+async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     use crate::doctor::{Finding, Level};
     let io = |e: std::io::Error| fail(1, e.to_string());
     let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let mut findings: Vec<Finding> = Vec::new();
-    let cfg = match Config::load(&a.config, creds.as_deref()) {
+    let cfg = match Config::load(config, creds.as_deref()) {
         Ok(c) => {
             findings.push(Finding {
                 level: Level::Ok,
-                what: format!("config: {} is valid and private", a.config.display()),
+                what: format!("config: {} is valid and private", config.display()),
                 fix: String::new(),
             });
             Some(c)
@@ -297,19 +324,19 @@ async fn doctor(a: &Args, out: &mut dyn Write) -> Result<(), Failure> {
     });
     findings.extend(crate::doctor::check_system(std::path::Path::new("/etc/pam.d"), trust_mode));
     let reach = async {
-        let conn = zbus::connection::Builder::address(a.bus.as_str())?.build().await?;
+        let conn = zbus::connection::Builder::address(bus)?.build().await?;
         let proxy = SmsOtp1Proxy::new(&conn).await?;
-        proxy.list_users().await
+        proxy.list_users().await.map_err(|e| zbus::Error::Failure(e.to_string()))
     };
     findings.push(match reach.await {
         Ok(users) => Finding {
             level: Level::Ok,
-            what: format!("daemon: smsotpd answers on {} ({} enrolled)", a.bus, users.len()),
+            what: format!("daemon: smsotpd answers on {} ({} enrolled)", bus, users.len()),
             fix: String::new(),
         },
         Err(e) => Finding {
             level: Level::Fail,
-            what: format!("daemon: smsotpd does not answer on {}: {e}", a.bus),
+            what: format!("daemon: smsotpd does not answer on {}: {e}", bus),
             fix: "systemctl enable --now smsotpd; journalctl -u smsotpd".into(),
         },
     });
@@ -343,7 +370,7 @@ async fn doctor(a: &Args, out: &mut dyn Write) -> Result<(), Failure> {
     if failed { Err(fail(6, "problems found; see the FAIL lines above")) } else { Ok(()) }
 }
 
-fn check_config(path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failure> {
+fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let cfg = Config::load(path, creds.as_deref()).map_err(|e| fail(5, e.to_string()))?;
     let provider = match &cfg.provider {
@@ -371,7 +398,8 @@ fn check_config(path: &std::path::Path, out: &mut dyn Write) -> Result<(), Failu
 
 /// Entry point of the smsotpctl binary.
 pub fn main() -> std::process::ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Usage errors, --help and --version end here, before any bus connection.
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -380,11 +408,41 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let mut stdout = std::io::stdout();
-    match runtime.block_on(run(argv, &mut stdout)) {
+    match runtime.block_on(run(cli, &mut stdout)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(f) => {
             let _ = writeln!(std::io::stderr(), "smsotpctl: {}", f.message);
             std::process::ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_found_before_any_connection() {
+        for bad in [
+            &["smsotpctl", "frobnicate"][..],
+            &["smsotpctl", "enroll"],
+            &["smsotpctl", "enroll", "--all", "alice", "+14155550123"],
+            &["smsotpctl", "trust", "revoke", "alice"],
+            &["smsotpctl", "trust", "revoke", "alice", "--all", "--machine", "x"],
+            &["smsotpctl", "unlock", "alice", "--json"],
+            &["smsotpctl", "check-config", "--json"],
+        ] {
+            let e = Cli::try_parse_from(bad).expect_err(&bad.join(" "));
+            assert_eq!(e.exit_code(), 2, "{}", bad.join(" "));
+        }
+        let ok = Cli::try_parse_from(["smsotpctl", "explain", "--user", "alice", "--json"]);
+        assert!(ok.is_ok(), "explain --json is documented");
     }
 }

@@ -1,7 +1,8 @@
 //! The D-Bus face of the daemon: `org.smsotp.SmsOtp1`.
 //!
-//! Thin on purpose: establish who is calling (from the bus, never from the
-//! arguments), hand over to [`crate::login::Daemon`], convert the answer.
+//! Thin on purpose: establish who is calling (authz.rs, from the bus, never
+//! from the arguments), hand over to [`Daemon`], let `?` convert the answer
+//! (error.rs is the one place internal errors become wire errors).
 //! The contract is etc/dbus-1/org.smsotp.SmsOtp1.xml.
 
 use std::collections::HashMap;
@@ -10,13 +11,13 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::{Connection, interface};
 
-use crate::error::SmsOtpError;
-use crate::login::{Caller, Daemon, LoginContext, UserInfo};
-use crate::provider::AnyProvider;
+use smsotp_proto::context_key as key;
+use smsotp_proto::{Action, Error as SmsOtpError, ExplainLine, LoginContext, Status, TrustRow, UserRow};
 
-pub const BUS_NAME: &str = "org.smsotp.SmsOtp1";
-pub const OBJECT_PATH: &str = "/org/smsotp/SmsOtp1";
-pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+use crate::authz::identify;
+use crate::daemon::Daemon;
+use crate::error::LoginError;
+use crate::provider::AnyProvider;
 
 pub struct SmsOtp {
     daemon: Arc<Daemon<AnyProvider>>,
@@ -28,38 +29,27 @@ impl SmsOtp {
     }
 }
 
-/// The caller's uid as the bus (or, peer to peer, the kernel) reports it.
-/// Any failure to find out is a refusal, never a default (CVE-2021-3560).
-pub async fn identify(header: &Header<'_>, conn: &Connection) -> Result<Caller, SmsOtpError> {
-    let denied = |why: String| {
-        log::warn!("refused a call: {why}");
-        SmsOtpError::PermissionDenied("cannot establish the caller's identity".into())
-    };
-    match header.sender() {
-        Some(sender) => {
-            let dbus = zbus::fdo::DBusProxy::builder(conn)
-                .cache_properties(zbus::proxy::CacheProperties::No)
-                .build()
-                .await
-                .map_err(|e| denied(e.to_string()))?;
-            let uid = dbus
-                .get_connection_unix_user(sender.clone().into())
-                .await
-                .map_err(|e| denied(format!("{sender}: {e}")))?;
-            Ok(Caller { uid, connection: sender.to_string() })
-        }
-        None => {
-            let creds = conn.peer_creds().await.map_err(|e| denied(e.to_string()))?;
-            let uid = creds.unix_user_id().ok_or_else(|| denied("peer without credentials".into()))?;
-            Ok(Caller { uid, connection: format!("p2p:{}", conn.server_guid()) })
-        }
+/// Reads the `a{ss}` the module sends. Unknown keys are ignored so a
+/// newer module works with an older daemon; sizes are capped.
+fn login_context(map: &HashMap<String, String>) -> Result<LoginContext, LoginError> {
+    if map.len() > 32 {
+        return Err(LoginError::InvalidArgument("too many context entries".into()));
     }
-}
-
-type UserRow = (String, String, u32, u64, String, u32);
-
-fn row(u: UserInfo) -> UserRow {
-    (u.user, u.destination, u.failures, u.locked_until, u.state, u.trusted_machines)
+    let get = |key: &str, max: usize| -> Result<String, LoginError> {
+        match map.get(key) {
+            Some(v) if v.len() > max => {
+                Err(LoginError::InvalidArgument(format!("context {key} is longer than {max} bytes")))
+            }
+            Some(v) => Ok(v.clone()),
+            None => Ok(String::new()),
+        }
+    };
+    Ok(LoginContext {
+        service: get(key::SERVICE, 256)?,
+        rhost: get(key::RHOST, 1024)?,
+        tty: get(key::TTY, 256)?,
+        auth_info: get(key::AUTH_INFO, 16 * 1024)?,
+    })
 }
 
 #[interface(name = "org.smsotp.SmsOtp1")]
@@ -77,12 +67,11 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         user: String,
         context: HashMap<String, String>,
-    ) -> Result<(String, String, String), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        caller.require_root("StartLogin")?;
-        let ctx = LoginContext::from_wire(&context)?;
-        let s = self.daemon.start_login(&caller, &user, &ctx).await?;
-        Ok((s.action.wire().to_owned(), s.challenge, s.destination))
+    ) -> Result<(Action, String, String), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        let ctx = login_context(&context)?;
+        let s = self.daemon.start_login(&root, &user, &ctx).await?;
+        Ok((s.action, s.challenge, s.destination))
     }
 
     #[zbus(out_args("status", "detail"))]
@@ -92,11 +81,11 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         challenge: String,
         code: String,
-    ) -> Result<(String, u32), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
+    ) -> Result<(Status, u32), SmsOtpError> {
+        let root = identify(&header, conn).await?;
         let code = zeroize::Zeroizing::new(code);
-        let a = self.daemon.check_code(&caller, &challenge, &code).await?;
-        Ok((a.status.wire().to_owned(), a.attempts_left))
+        let a = self.daemon.check_code(&root, &challenge, &code).await?;
+        Ok((a.status, a.attempts_left))
     }
 
     #[zbus(out_args("status", "detail"))]
@@ -105,10 +94,10 @@ impl SmsOtp {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
         challenge: String,
-    ) -> Result<(String, u32), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        let a = self.daemon.resend(&caller, &challenge).await?;
-        Ok((a.status.wire().to_owned(), a.attempts_left))
+    ) -> Result<(Status, u32), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        let a = self.daemon.resend(&root, &challenge).await?;
+        Ok((a.status, a.attempts_left))
     }
 
     async fn cancel(
@@ -117,8 +106,8 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         challenge: String,
     ) -> Result<(), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.cancel(&caller, &challenge)?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.cancel(&root, &challenge)?)
     }
 
     #[zbus(out_args("destination"))]
@@ -129,8 +118,8 @@ impl SmsOtp {
         user: String,
         number: String,
     ) -> Result<String, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.enroll(&caller, &user, &number)?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.enroll(&root, &user, &number)?)
     }
 
     async fn unenroll(
@@ -139,8 +128,8 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<(), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.unenroll(&caller, &user)?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.unenroll(&root, &user)?)
     }
 
     #[zbus(out_args("users"))]
@@ -149,8 +138,8 @@ impl SmsOtp {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<UserRow>, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.list(&caller)?.into_iter().map(row).collect())
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.list(&root)?)
     }
 
     #[zbus(out_args("user_info"))]
@@ -160,8 +149,8 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<UserRow, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(row(self.daemon.show(&caller, &user)?))
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.show(&root, &user)?)
     }
 
     async fn unlock(
@@ -170,8 +159,8 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         user: String,
     ) -> Result<(), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.unlock(&caller, &user)?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.unlock(&root, &user)?)
     }
 
     async fn trust_machine(
@@ -180,8 +169,8 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         challenge: String,
     ) -> Result<(), SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.trust_machine(&caller, &challenge)?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.trust_machine(&root, &challenge)?)
     }
 
     #[zbus(out_args("records"))]
@@ -190,14 +179,9 @@ impl SmsOtp {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
         user: String,
-    ) -> Result<Vec<(String, String, String, u64, u64)>, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self
-            .daemon
-            .list_trust(&caller, &user)?
-            .into_iter()
-            .map(|t| (t.machine, t.class, t.service, t.created, t.expires))
-            .collect())
+    ) -> Result<Vec<TrustRow>, SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.list_trust(&root, &user)?)
     }
 
     #[zbus(out_args("revoked"))]
@@ -208,8 +192,8 @@ impl SmsOtp {
         user: String,
         machine: String,
     ) -> Result<u32, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.revoke_trust(&caller, &user, &machine)?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.revoke_trust(&root, &user, &machine)?)
     }
 
     #[zbus(out_args("explanation"))]
@@ -219,10 +203,10 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         user: String,
         context: HashMap<String, String>,
-    ) -> Result<Vec<(String, String)>, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        let ctx = LoginContext::from_wire(&context)?;
-        Ok(self.daemon.explain(&caller, &user, &ctx)?)
+    ) -> Result<Vec<ExplainLine>, SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        let ctx = login_context(&context)?;
+        Ok(self.daemon.explain(&root, &user, &ctx)?)
     }
 
     #[zbus(out_args("destination"))]
@@ -232,8 +216,8 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
         target: String,
     ) -> Result<String, SmsOtpError> {
-        let caller = identify(&header, conn).await?;
-        Ok(self.daemon.test_send(&caller, &target).await?)
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon.test_send(&root, &target).await?)
     }
 }
 
@@ -242,11 +226,11 @@ impl SmsOtp {
 pub async fn watch_departures(conn: Connection, daemon: Arc<Daemon<AnyProvider>>) {
     use futures_lite::StreamExt;
     let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
-        log::warn!("cannot watch for departing connections; pending logins will expire instead");
+        tracing::warn!("cannot watch for departing connections; pending logins will expire instead");
         return;
     };
     let Ok(mut changes) = dbus.receive_name_owner_changed().await else {
-        log::warn!("cannot watch for departing connections; pending logins will expire instead");
+        tracing::warn!("cannot watch for departing connections; pending logins will expire instead");
         return;
     };
     while let Some(signal) = changes.next().await {
@@ -254,7 +238,7 @@ pub async fn watch_departures(conn: Connection, daemon: Arc<Daemon<AnyProvider>>
         if args.new_owner().is_none() && args.name().starts_with(':') {
             let n = daemon.connection_closed(args.name());
             if n > 0 {
-                log::info!("{} left with {n} pending login(s); dropped", args.name());
+                tracing::info!("{} left with {n} pending login(s); dropped", args.name());
             }
         }
     }

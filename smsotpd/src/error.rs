@@ -1,63 +1,54 @@
-//! The one place where internal errors become D-Bus errors.
+//! Internal failures, and the one place where they become D-Bus errors.
 //!
-//! Every variant is documented in etc/dbus-1/org.smsotp.SmsOtp1.xml; the
-//! names are part of the interface contract.
+//! Every D-Bus error name is part of the contract (smsotp_proto::Error,
+//! documented in etc/dbus-1/org.smsotp.SmsOtp1.xml).
 
-use zbus::DBusError;
+use smsotp_proto::Error as WireError;
 
-use crate::login::LoginError;
-
-#[derive(Debug, DBusError)]
-#[zbus(prefix = "org.smsotp.SmsOtp1.Error")]
-pub enum SmsOtpError {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// The caller is not allowed to call this method.
+/// Internal failures; `error.rs` turns them into D-Bus errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
     PermissionDenied(String),
-    /// An argument is malformed (user name, number, context).
     InvalidArgument(String),
-    /// The challenge does not exist, has ended, or belongs to another connection.
-    UnknownChallenge(String),
-    /// Too many logins are pending.
-    Busy(String),
-    /// Too many codes went to this account recently.
-    RateLimited(String),
-    /// The provider could not deliver or check the code.
+    UnknownChallenge,
+    Busy,
+    RateLimited,
     DeliveryFailed(String),
-    /// The user's record cannot be read or written.
-    StorageFailed(String),
-    /// The user is not enrolled.
+    /// The user's record cannot be read or written: no login for them.
+    Storage(String),
     NotEnrolled(String),
-    /// A daemon bug or an exhausted resource.
     Internal(String),
 }
 
-impl From<LoginError> for SmsOtpError {
-    fn from(e: LoginError) -> Self {
-        let text = e.to_string();
-        match e {
-            LoginError::PermissionDenied(_) => SmsOtpError::PermissionDenied(text),
-            LoginError::InvalidArgument(_) => SmsOtpError::InvalidArgument(text),
-            LoginError::UnknownChallenge => SmsOtpError::UnknownChallenge(text),
-            LoginError::Busy => SmsOtpError::Busy(text),
-            LoginError::RateLimited => SmsOtpError::RateLimited(text),
-            LoginError::DeliveryFailed(_) => SmsOtpError::DeliveryFailed(text),
-            LoginError::Storage(_) => SmsOtpError::StorageFailed(text),
-            LoginError::NotEnrolled(_) => SmsOtpError::NotEnrolled(text),
-            LoginError::Internal(_) => SmsOtpError::Internal(text),
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoginError::PermissionDenied(s) => write!(f, "permission denied: {s}"),
+            LoginError::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
+            LoginError::UnknownChallenge => f.write_str("no such challenge for this connection"),
+            LoginError::Busy => f.write_str("too many logins are pending; try again shortly"),
+            LoginError::RateLimited => f.write_str("too many codes were sent to this account recently"),
+            LoginError::DeliveryFailed(s) => write!(f, "the code could not be sent: {s}"),
+            LoginError::Storage(s) => write!(f, "state storage failed: {s}"),
+            LoginError::NotEnrolled(u) => write!(f, "{u} is not enrolled"),
+            LoginError::Internal(s) => write!(f, "internal error: {s}"),
         }
     }
 }
 
-/// The error names, for the interface test to compare with the XML.
-pub const ERROR_NAMES: &[&str] = &[
-    "PermissionDenied",
-    "InvalidArgument",
-    "UnknownChallenge",
-    "Busy",
-    "RateLimited",
-    "DeliveryFailed",
-    "StorageFailed",
-    "NotEnrolled",
-    "Internal",
-];
+impl From<LoginError> for WireError {
+    fn from(e: LoginError) -> Self {
+        let text = e.to_string();
+        match e {
+            LoginError::PermissionDenied(_) => WireError::PermissionDenied(text),
+            LoginError::InvalidArgument(_) => WireError::InvalidArgument(text),
+            LoginError::UnknownChallenge => WireError::UnknownChallenge(text),
+            LoginError::Busy => WireError::Busy(text),
+            LoginError::RateLimited => WireError::RateLimited(text),
+            LoginError::DeliveryFailed(_) => WireError::DeliveryFailed(text),
+            LoginError::Storage(_) => WireError::StorageFailed(text),
+            LoginError::NotEnrolled(_) => WireError::NotEnrolled(text),
+            LoginError::Internal(_) => WireError::Internal(text),
+        }
+    }
+}

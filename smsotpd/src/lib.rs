@@ -3,22 +3,35 @@
 //! The daemon holds the provider credentials, the enrollments and every
 //! pending code; `pam_sms.so` only relays between the user and this daemon.
 
+pub mod admin;
+pub mod answer;
 pub mod audit;
+pub mod authz;
 pub mod challenge;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
 pub mod dbus;
+pub mod decoy;
 pub mod doctor;
 pub mod error;
+pub mod explain;
 pub mod harden;
+pub mod limits;
 pub mod logging;
 pub mod login;
 pub mod machine;
 pub mod names;
+pub mod nss;
+pub mod offers;
 pub mod policy;
 pub mod provider;
+pub mod resend;
 pub mod server;
 pub mod store;
 pub mod template;
 pub mod trust;
+
+#[cfg(test)]
+mod login_tests;

@@ -4,6 +4,12 @@
 use std::io::Write;
 use std::sync::Mutex;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// syslog if /dev/log exists, stderr otherwise.
@@ -13,68 +19,97 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn parse(s: &str) -> Option<Target> {
+    pub fn parse(s: &str) -> Result<Target, String> {
         match s {
-            "auto" => Some(Target::Auto),
-            "syslog" => Some(Target::Syslog),
-            "stderr" => Some(Target::Stderr),
-            _ => None,
+            "auto" => Ok(Target::Auto),
+            "syslog" => Ok(Target::Syslog),
+            "stderr" => Ok(Target::Stderr),
+            _ => Err(format!("{s:?} is not a log target; use auto, syslog or stderr")),
         }
     }
 }
 
 type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
-struct Logger {
+/// Writes each event as one line to syslog or stderr. The daemon logs
+/// through `tracing`, as zbus does; `log` records (reqwest, rustls) reach
+/// the same place through tracing-log.
+struct Sink {
     syslog: Option<Mutex<Syslog>>,
-    level: log::LevelFilter,
 }
 
-impl log::Log for Logger {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= self.level
+/// An event's text: its message, then any other fields as `key=value`.
+#[derive(Default)]
+pub struct Text(pub String);
+
+impl Visit for Text {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.add(field, format_args!("{value}"));
     }
 
-    fn log(&self, record: &log::Record<'_>) {
-        if !self.enabled(record.metadata()) {
-            return;
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.add(field, format_args!("{value:?}"));
+    }
+}
+
+impl Text {
+    fn add(&mut self, field: &Field, value: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value}");
+        } else if !field.name().starts_with("log.") {
+            let _ = write!(self.0, " {}={value}", field.name());
         }
-        // Lines from libraries (hyper, zbus) are only wanted when debugging.
-        let ours = record.target().starts_with("smsotpd") || record.target() == "audit";
-        if !ours && record.level() > log::Level::Warn && self.level < log::LevelFilter::Debug {
-            return;
-        }
-        let msg = record.args().to_string();
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Sink {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut text = Text::default();
+        event.record(&mut text);
+        let level = *event.metadata().level();
+        let msg = text.0;
         match &self.syslog {
             Some(s) => {
                 let mut s = match s.lock() {
                     Ok(g) => g,
                     Err(p) => p.into_inner(),
                 };
-                let _ = match record.level() {
-                    log::Level::Error => s.err(&msg),
-                    log::Level::Warn => s.warning(&msg),
-                    log::Level::Info => s.info(&msg),
-                    log::Level::Debug | log::Level::Trace => s.debug(&msg),
+                let _ = match level {
+                    Level::ERROR => s.err(&msg),
+                    Level::WARN => s.warning(&msg),
+                    Level::INFO => s.info(&msg),
+                    _ => s.debug(&msg),
                 };
             }
             None => {
                 // sd-daemon priority prefixes: journald keeps the level.
-                let prio = match record.level() {
-                    log::Level::Error => 3,
-                    log::Level::Warn => 4,
-                    log::Level::Info => 6,
-                    log::Level::Debug | log::Level::Trace => 7,
+                let prio = match level {
+                    Level::ERROR => 3,
+                    Level::WARN => 4,
+                    Level::INFO => 6,
+                    _ => 7,
                 };
                 let _ = writeln!(std::io::stderr().lock(), "<{prio}>{msg}");
             }
         }
     }
-
-    fn flush(&self) {}
 }
 
-/// Installs the logger; call once, first thing in main.
+/// Our lines (and the audit trail) at info; the libraries' (zbus, hyper,
+/// reqwest, rustls) only when they warn, or everything with --debug.
+pub fn filter(debug: bool) -> Targets {
+    if debug {
+        Targets::new().with_target("audit", LevelFilter::INFO).with_default(LevelFilter::DEBUG)
+    } else {
+        Targets::new()
+            .with_target("smsotpd", LevelFilter::INFO)
+            .with_target("audit", LevelFilter::INFO)
+            .with_default(LevelFilter::WARN)
+    }
+}
+
+/// Installs the subscriber; call once, first thing in main.
 pub fn init(target: Target, debug: bool) -> Result<(), String> {
     let use_syslog = match target {
         Target::Syslog => true,
@@ -92,8 +127,8 @@ pub fn init(target: Target, debug: bool) -> Result<(), String> {
     } else {
         None
     };
-    let level = if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info };
-    log::set_boxed_logger(Box::new(Logger { syslog, level })).map_err(|e| e.to_string())?;
-    log::set_max_level(level);
-    Ok(())
+    tracing_subscriber::registry()
+        .with(Sink { syslog }.with_filter(filter(debug)))
+        .try_init()
+        .map_err(|e| e.to_string())
 }

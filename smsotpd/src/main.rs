@@ -3,62 +3,44 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use smsotpd::{config, dbus, harden, logging, server};
+use clap::Parser;
+use smsotpd::{config, harden, logging, server};
 
-const USAGE: &str = "usage: smsotpd [--config PATH] [--bus ADDRESS] [--log auto|syslog|stderr] [--debug]
-
-  --config PATH   configuration file (default /etc/smsotpd/smsotpd.toml)
-  --bus ADDRESS   D-Bus address (default unix:path=/run/dbus/system_bus_socket)
-  --log TARGET    where log lines go (default auto: syslog when /dev/log exists)
-  --debug         log more, including library messages";
+#[derive(Debug, Parser)]
+#[command(name = "smsotpd", version, about = "SMS one-time codes for Linux logins: the daemon pam_sms.so asks")]
+struct Cli {
+    /// configuration file
+    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// D-Bus address of the bus to serve on
+    #[arg(long, value_name = "ADDRESS", default_value = smsotp_proto::SYSTEM_BUS_ADDRESS)]
+    bus: String,
+    /// where log lines go: auto (syslog when /dev/log exists), syslog or stderr
+    #[arg(long, value_name = "TARGET", default_value = "auto", value_parser = logging::Target::parse)]
+    log: logging::Target,
+    /// log more, including the D-Bus and HTTP libraries' diagnostics
+    #[arg(long)]
+    debug: bool,
+}
 
 fn main() -> ExitCode {
-    let mut opts =
-        server::Options { config: PathBuf::from(config::DEFAULT_PATH), bus: dbus::SYSTEM_BUS_ADDRESS.into() };
-    let (mut target, mut debug) = (logging::Target::Auto, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = |args: &mut dyn Iterator<Item = String>| args.next().ok_or(format!("{arg} needs a value"));
-        let parsed = match arg.as_str() {
-            "--config" => value(&mut args).map(|v| opts.config = v.into()),
-            "--bus" => value(&mut args).map(|v| opts.bus = v),
-            "--log" => value(&mut args).and_then(|v| {
-                logging::Target::parse(&v).map(|t| target = t).ok_or(format!("unknown --log target {v:?}"))
-            }),
-            "--debug" => {
-                debug = true;
-                Ok(())
-            }
-            "--version" => return println_ok(concat!("smsotpd ", env!("CARGO_PKG_VERSION"))),
-            "--help" | "-h" => return println_ok(USAGE),
-            other => Err(format!("unknown argument {other:?}")),
-        };
-        if let Err(e) = parsed {
-            eprintln!("smsotpd: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    }
-    if let Err(e) = logging::init(target, debug).and_then(|()| harden::apply()) {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log, cli.debug).and_then(|()| harden::apply()) {
         eprintln!("smsotpd: {e}");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            log::error!("cannot start the runtime: {e}");
+            tracing::error!("cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(opts)) {
+    match runtime.block_on(server::run(server::Options { config: cli.config, bus: cli.bus })) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn println_ok(text: &str) -> ExitCode {
-    println!("{text}");
-    ExitCode::SUCCESS
 }

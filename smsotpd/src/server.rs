@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Provider as ProviderConfig};
-use crate::dbus::{BUS_NAME, OBJECT_PATH, SmsOtp, watch_departures};
-use crate::login::Daemon;
+use smsotp_proto::{BUS_NAME, OBJECT_PATH};
+
+use crate::daemon::Daemon;
+use crate::dbus::{SmsOtp, watch_departures};
 use crate::provider::twilio::{Api, Twilio};
 use crate::provider::{AnyProvider, outbox::Outbox};
 use crate::store::Store;
@@ -32,7 +34,7 @@ pub fn hostname(cfg: &Config) -> String {
 
 pub fn daemon(cfg: Config, clock: SharedClock) -> Result<Daemon<AnyProvider>, String> {
     if let ProviderConfig::Outbox { path } = &cfg.provider {
-        log::warn!(
+        tracing::warn!(
             "provider \"outbox\": codes are written to {}, not sent by SMS. Anyone who can read that file can log in as any enrolled user; use it only to try smsotp out.",
             path.display()
         );
@@ -68,13 +70,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
             other => Err(format!("cannot own {BUS_NAME}: {other:?}; is another smsotpd running?")),
         })?;
     tokio::spawn(watch_departures(conn.clone(), daemon.clone()));
-    log::info!(
+    tracing::info!(
         "smsotpd {} ready on {BUS_NAME} (provider {})",
         env!("CARGO_PKG_VERSION"),
         crate::provider::Provider::name(daemon.provider())
     );
     wait_for_signal().await?;
-    log::info!("smsotpd stopping; {} pending login(s) abandoned", daemon.pending());
+    tracing::info!("smsotpd stopping; {} pending login(s) abandoned", daemon.pending());
     Ok(())
 }
 

@@ -51,7 +51,7 @@ fn errors_name_the_problem_and_exit_codes_differ() {
     assert_eq!(code(&out), 4, "not enrolled: {}", stderr(&out));
     let out = w.daemon.ctl(&["frobnicate"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("usage: smsotpctl"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Usage: smsotpctl"), "{}", stderr(&out));
     let out =
         Command::new(&built().smsotpctl).args(["--bus", "unix:path=/nonexistent/socket", "list"]).output().unwrap();
     assert_eq!(code(&out), 3, "{}", stderr(&out));

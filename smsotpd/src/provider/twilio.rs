@@ -164,7 +164,11 @@ impl Twilio {
                     if wait + Duration::from_millis(200) >= remaining {
                         break;
                     }
-                    log::info!("twilio: attempt {} failed ({last}); retrying in {} ms", attempt + 1, wait.as_millis());
+                    tracing::info!(
+                        "twilio: attempt {} failed ({last}); retrying in {} ms",
+                        attempt + 1,
+                        wait.as_millis()
+                    );
                     self.clock.sleep(wait).await;
                 }
             }

@@ -1,0 +1,41 @@
+//! The client side of the interface, used by pam_sms and smsotpctl.
+//! Method by method it matches smsotpd's `#[interface]` (the contract test
+//! compares both with the XML).
+
+use std::collections::HashMap;
+
+use zbus::proxy;
+
+use crate::{Action, Error, ExplainLine, Status, TrustRow, UserRow};
+
+#[proxy(
+    interface = "org.smsotp.SmsOtp1",
+    default_service = "org.smsotp.SmsOtp1",
+    default_path = "/org/smsotp/SmsOtp1",
+    gen_blocking = false
+)]
+pub trait SmsOtp1 {
+    /// The daemon's version.
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+
+    /// Returns (action, challenge, destination).
+    fn start_login(&self, user: &str, context: HashMap<&str, &str>) -> Result<(Action, String, String), Error>;
+    /// Returns (status, detail).
+    fn check_code(&self, challenge: &str, code: &str) -> Result<(Status, u32), Error>;
+    /// Returns (status, detail).
+    fn resend(&self, challenge: &str) -> Result<(Status, u32), Error>;
+    fn cancel(&self, challenge: &str) -> Result<(), Error>;
+    fn trust_machine(&self, challenge: &str) -> Result<(), Error>;
+    /// Returns the masked number.
+    fn enroll(&self, user: &str, number: &str) -> Result<String, Error>;
+    fn unenroll(&self, user: &str) -> Result<(), Error>;
+    fn list_users(&self) -> Result<Vec<UserRow>, Error>;
+    fn show_user(&self, user: &str) -> Result<UserRow, Error>;
+    fn unlock(&self, user: &str) -> Result<(), Error>;
+    fn list_trust(&self, user: &str) -> Result<Vec<TrustRow>, Error>;
+    fn revoke_trust(&self, user: &str, machine: &str) -> Result<u32, Error>;
+    fn explain(&self, user: &str, context: HashMap<&str, &str>) -> Result<Vec<ExplainLine>, Error>;
+    /// Returns the masked number.
+    fn test_send(&self, target: &str) -> Result<String, Error>;
+}

@@ -1,0 +1,194 @@
+//! What smsotpctl asks for: enrollments, lockouts, trust records, test SMS.
+
+use smsotp_proto::{TrustClass, TrustRow, UserRow, UserState, WireEnum};
+
+use crate::audit::{self, Event};
+use crate::authz::Root;
+use crate::daemon::Daemon;
+use crate::error::LoginError;
+use crate::names::{PhoneNumber, UserName, sanitize_for_log};
+use crate::nss;
+use crate::provider::{Outgoing, Provider};
+use crate::store::{StoreError, UserRecord};
+use crate::trust;
+use smsotp_proto::LoginContext;
+
+impl<P: Provider> Daemon<P> {
+    pub(crate) fn admin_user(user: &str) -> Result<UserName, LoginError> {
+        UserName::parse(user).map_err(|e| LoginError::InvalidArgument(format!("{:?}: {e}", sanitize_for_log(user))))
+    }
+
+    pub fn enroll(&self, _root: &Root, user: &str, number: &str) -> Result<String, LoginError> {
+        let name = Self::admin_user(user)?;
+        let phone = PhoneNumber::parse(number).map_err(|e| LoginError::InvalidArgument(e.to_string()))?;
+        if !nss::user_exists(name.as_str()) {
+            return Err(LoginError::InvalidArgument(format!(
+                "there is no user {name} on this system (getent passwd {name} finds nothing); create the account first"
+            )));
+        }
+        let mut state = self.lock();
+        let record = match self.store.load(&name) {
+            // Same number: keep the counters. A new number starts afresh and
+            // drops every trust record, bound to the old one.
+            Ok(Some(old)) if old.phone == phone => old,
+            Ok(_) | Err(StoreError::Corrupt { .. }) => UserRecord::new(phone.clone()),
+            Err(e) => return Err(LoginError::Storage(e.to_string())),
+        };
+        self.store.save(&name, &record).map_err(|e| LoginError::Storage(e.to_string()))?;
+        state.challenges.remove_user(name.as_str());
+        audit::event(Event::Enrolled).field("user", name.as_str()).field("to", &phone.masked()).log();
+        Ok(phone.masked())
+    }
+
+    pub fn unenroll(&self, _root: &Root, user: &str) -> Result<(), LoginError> {
+        let name = Self::admin_user(user)?;
+        let mut state = self.lock();
+        let removed = self.store.remove(&name).map_err(|e| LoginError::Storage(e.to_string()))?;
+        state.challenges.remove_user(name.as_str());
+        if !removed {
+            return Err(LoginError::NotEnrolled(name.to_string()));
+        }
+        audit::event(Event::Unenrolled).field("user", name.as_str()).log();
+        Ok(())
+    }
+
+    pub(crate) fn info(&self, name: &UserName) -> Result<UserRow, LoginError> {
+        let now = self.clock.unix_now();
+        match self.store.load(name) {
+            Ok(Some(r)) => Ok(UserRow {
+                user: name.to_string(),
+                destination: r.phone.masked(),
+                failures: r.failures,
+                locked_until: r.locked_until,
+                state: if r.locked_until > now { UserState::Locked } else { UserState::Ok },
+                trusted_machines: u32::try_from(r.trust.iter().filter(|t| t.expires > now && t.created <= now).count())
+                    .unwrap_or(u32::MAX),
+            }),
+            Ok(None) => Err(LoginError::NotEnrolled(name.to_string())),
+            Err(e) => {
+                tracing::error!("{e}");
+                Ok(UserRow {
+                    user: name.to_string(),
+                    destination: String::new(),
+                    failures: 0,
+                    locked_until: 0,
+                    state: UserState::Unusable,
+                    trusted_machines: 0,
+                })
+            }
+        }
+    }
+
+    pub fn show(&self, _root: &Root, user: &str) -> Result<UserRow, LoginError> {
+        let name = Self::admin_user(user)?;
+        self.info(&name)
+    }
+
+    pub fn list(&self, _root: &Root) -> Result<Vec<UserRow>, LoginError> {
+        let names = self.store.users().map_err(|e| LoginError::Storage(e.to_string()))?;
+        names.iter().map(|n| self.info(n)).collect()
+    }
+
+    pub fn unlock(&self, _root: &Root, user: &str) -> Result<(), LoginError> {
+        let name = Self::admin_user(user)?;
+        let mut state = self.lock();
+        state.volatile.decoy_failures.remove(name.as_str());
+        state.volatile.sends.remove(name.as_str());
+        match self.store.load(&name) {
+            Ok(Some(mut r)) => {
+                r.failures = 0;
+                r.locked_until = 0;
+                self.store.save(&name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+            }
+            Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
+            Err(e) => return Err(LoginError::Storage(e.to_string())),
+        }
+        audit::event(Event::Unlocked).field("user", name.as_str()).log();
+        Ok(())
+    }
+
+    /// A user's trust records that still apply.
+    pub fn list_trust(&self, _root: &Root, user: &str) -> Result<Vec<TrustRow>, LoginError> {
+        let name = Self::admin_user(user)?;
+        let now = self.clock.unix_now();
+        match self.store.load(&name) {
+            Ok(Some(r)) => Ok(r
+                .trust
+                .into_iter()
+                .filter(|t| trust::applies(t, now))
+                .map(|t| TrustRow {
+                    // Records are written by trust::add from a machine::Class.
+                    class: TrustClass::from_wire(&t.class).unwrap_or(TrustClass::Remote),
+                    machine: t.machine,
+                    service: t.service,
+                    created: t.created,
+                    expires: t.expires,
+                })
+                .collect()),
+            Ok(None) => Err(LoginError::NotEnrolled(name.to_string())),
+            Err(e) => Err(LoginError::Storage(e.to_string())),
+        }
+    }
+
+    /// Revokes one machine's trust (`machine` = its id) or, with "", all.
+    pub fn revoke_trust(&self, _root: &Root, user: &str, machine: &str) -> Result<u32, LoginError> {
+        let name = Self::admin_user(user)?;
+        let _state = self.lock();
+        let mut r = match self.store.load(&name) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
+            Err(e) => return Err(LoginError::Storage(e.to_string())),
+        };
+        let before = r.trust.len();
+        r.trust.retain(|t| !machine.is_empty() && t.machine != machine);
+        let removed = u32::try_from(before - r.trust.len()).unwrap_or(u32::MAX);
+        if removed == 0 && !machine.is_empty() {
+            return Err(LoginError::InvalidArgument(format!(
+                "{name} has no trust record for machine {:?}; see smsotpctl trust list {name}",
+                sanitize_for_log(machine)
+            )));
+        }
+        self.store.save(&name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        audit::event(Event::TrustRevoked)
+            .field("user", name.as_str())
+            .field("machine", if machine.is_empty() { "all" } else { machine })
+            .field("count", &removed.to_string())
+            .log();
+        Ok(removed)
+    }
+
+    /// Sends a test SMS (no code) to an enrolled user or a number.
+    pub async fn test_send(&self, _root: &Root, target: &str) -> Result<String, LoginError> {
+        let (label, phone) = if target.starts_with('+') {
+            ("-".to_owned(), PhoneNumber::parse(target).map_err(|e| LoginError::InvalidArgument(e.to_string()))?)
+        } else {
+            let name = Self::admin_user(target)?;
+            match self.store.load(&name) {
+                Ok(Some(r)) => (name.to_string(), r.phone),
+                Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
+                Err(e) => return Err(LoginError::Storage(e.to_string())),
+            }
+        };
+        if self.provider.makes_codes() {
+            return Err(LoginError::InvalidArgument(
+                "twilio-verify sends its own codes only; test it with a real login instead".into(),
+            ));
+        }
+        let body = format!("smsotp test message from {}. No action is needed.", self.hostname);
+        let msg = Outgoing { to: &phone, body: &body, validity: self.cfg.codes.expiry };
+        match self.provider.send(&msg, self.deadline()).await {
+            Ok(reference) => {
+                audit::event(Event::TestSent)
+                    .field("user", &label)
+                    .field("to", &phone.masked())
+                    .field("ref", &reference)
+                    .log();
+                Ok(phone.masked())
+            }
+            Err(e) => {
+                self.log_provider_failure(&label, &LoginContext::default(), &phone, &e);
+                Err(LoginError::DeliveryFailed(e.to_string()))
+            }
+        }
+    }
+}

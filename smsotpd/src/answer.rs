@@ -1,0 +1,267 @@
+//! Checking an answer: a right code, a wrong one, an expired challenge, a
+//! user locked out meanwhile. Anything but the right digits counts as wrong.
+
+use std::time::Duration;
+
+use smsotp_proto::Status;
+
+use crate::audit::{self, Event};
+use crate::authz::Root;
+use crate::challenge::{self, AfterWrong, ChallengeId, Secret};
+use crate::daemon::{Answer, Daemon, State};
+use crate::error::LoginError;
+use crate::limits::VOLATILE_CAP;
+use crate::names::UserName;
+use crate::offers::Offer;
+use crate::provider::{Provider, RemoteVerdict};
+use crate::trust;
+
+impl<P: Provider> Daemon<P> {
+    /// Checks an answer. Anything but the right digits counts as wrong.
+    pub async fn check_code(&self, root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
+        let id = Self::parse_id(id)?;
+        let remote = {
+            let mut state = self.lock();
+            let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+                return Err(LoginError::UnknownChallenge);
+            };
+            if c.in_flight {
+                return Err(LoginError::Busy);
+            }
+            if let Some(done) = self.expired_or_locked(&mut state, &id, root.connection())? {
+                return Ok(done);
+            }
+            let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+                return Err(LoginError::UnknownChallenge);
+            };
+            match &c.secret {
+                Secret::Remote { reference } if challenge::is_code_shaped(code, 4..=10) => {
+                    c.in_flight = true;
+                    Some(reference.clone())
+                }
+                _ => {
+                    let ok = challenge::is_code_shaped(code, self.cfg.codes.length..=self.cfg.codes.length)
+                        && c.matches_local(code);
+                    return if ok {
+                        self.accept(&mut state, &id, root.connection())
+                    } else {
+                        self.wrong(&mut state, &id, root.connection())
+                    };
+                }
+            }
+        };
+        let Some(reference) = remote else {
+            return Err(LoginError::Internal("unreachable state".into()));
+        };
+        let verdict = self.provider.check(&reference, code, self.deadline()).await;
+        let mut state = self.lock();
+        let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+            return Err(LoginError::UnknownChallenge);
+        };
+        c.in_flight = false;
+        match verdict {
+            Ok(RemoteVerdict::Approved) => self.accept(&mut state, &id, root.connection()),
+            Ok(RemoteVerdict::Wrong) => self.wrong(&mut state, &id, root.connection()),
+            Ok(RemoteVerdict::Gone) => {
+                if let Some(c) = state.challenges.remove(&id, root.connection()) {
+                    audit::event(Event::Expired)
+                        .field("user", &c.user)
+                        .field("service", &c.service)
+                        .field("rhost", &c.rhost)
+                        .log();
+                }
+                Ok(Answer { status: Status::Expired, attempts_left: 0 })
+            }
+            Err(e) => {
+                if let Some(c) = state.challenges.remove(&id, root.connection()) {
+                    audit::event(Event::ProviderFailure)
+                        .field("user", &c.user)
+                        .field("service", &c.service)
+                        .field("rhost", &c.rhost)
+                        .field("to", &c.destination)
+                        .log();
+                }
+                tracing::warn!("{}: {e}", self.provider.name());
+                Err(LoginError::DeliveryFailed(e.to_string()))
+            }
+        }
+    }
+
+    /// Ends a challenge that expired or whose user got locked out meanwhile.
+    pub(crate) fn expired_or_locked(
+        &self,
+        state: &mut State,
+        id: &ChallengeId,
+        owner: &str,
+    ) -> Result<Option<Answer>, LoginError> {
+        let now = self.clock.tick();
+        let Some(c) = state.challenges.get_mut(id, owner) else {
+            return Err(LoginError::UnknownChallenge);
+        };
+        if c.is_expired(now) {
+            if let Some(c) = state.challenges.remove(id, owner) {
+                audit::event(Event::Expired)
+                    .field("user", &c.user)
+                    .field("service", &c.service)
+                    .field("rhost", &c.rhost)
+                    .log();
+            }
+            return Ok(Some(Answer { status: Status::Expired, attempts_left: 0 }));
+        }
+        let user = c.user.clone();
+        let locked = match (&c.secret, UserName::parse(&user)) {
+            (Secret::Decoy, _) | (_, Err(_)) => {
+                state.volatile.decoy_failures.get(&user).is_some_and(|&(_, until)| until > self.clock.unix_now())
+            }
+            (_, Ok(name)) => match self.store.load(&name) {
+                Ok(Some(r)) => r.locked_until > self.clock.unix_now(),
+                Ok(None) => {
+                    // Unenrolled while the login was pending: nothing may succeed.
+                    state.challenges.remove(id, owner);
+                    return Err(LoginError::UnknownChallenge);
+                }
+                Err(e) => {
+                    state.challenges.remove(id, owner);
+                    tracing::error!("{e}");
+                    return Err(LoginError::Storage(format!("the record of {user} is unusable")));
+                }
+            },
+        };
+        if locked {
+            state.challenges.remove(id, owner);
+            return Ok(Some(Answer { status: Status::LockedOut, attempts_left: 0 }));
+        }
+        Ok(None)
+    }
+
+    pub(crate) fn accept(&self, state: &mut State, id: &ChallengeId, owner: &str) -> Result<Answer, LoginError> {
+        let Some(c) = state.challenges.remove(id, owner) else {
+            return Err(LoginError::UnknownChallenge);
+        };
+        audit::event(Event::Accepted)
+            .field("user", &c.user)
+            .field("service", &c.service)
+            .field("rhost", &c.rhost)
+            .field("to", &c.destination)
+            .log();
+        let Ok(name) = UserName::parse(&c.user) else {
+            return Err(LoginError::Internal("accepted a code for an invalid name".into()));
+        };
+        let mut answer = Answer { status: Status::Accepted, attempts_left: c.attempts_left() };
+        let mut plan = c.on_success;
+        if let Some(p) = plan.take_if(|_| self.cfg.policy.ask_user) {
+            answer = Answer { status: Status::AcceptedOfferTrust, attempts_left: p.days };
+            let now = self.clock.tick();
+            state.offers.retain(|_, o| o.until > now);
+            let until = now.saturating_add(Duration::from_secs(120));
+            state.offers.insert(id.clone(), Offer { owner: owner.to_owned(), user: name.clone(), plan: p, until });
+        }
+        if let Ok(Some(mut r)) = self.store.load(&name) {
+            let before = r.clone();
+            r.failures = 0;
+            r.locked_until = 0;
+            if let Some(p) = &plan {
+                trust::add(
+                    &mut r.trust,
+                    &p.machine,
+                    &p.service,
+                    p.days,
+                    self.clock.unix_now(),
+                    self.cfg.policy.max_trusted,
+                );
+            }
+            if r != before {
+                match self.store.save(&name, &r) {
+                    Ok(()) => {
+                        if let Some(p) = &plan {
+                            self.audit_trust_recorded(&name, &c.rhost, p);
+                        }
+                    }
+                    // A higher failure count or a missing trust record are
+                    // the safe direction; the code was right.
+                    Err(e) => tracing::error!("could not update the record of {name} after a right code: {e}"),
+                }
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Counts a wrong answer on the challenge and on the user.
+    pub(crate) fn wrong(&self, state: &mut State, id: &ChallengeId, owner: &str) -> Result<Answer, LoginError> {
+        self.wrong_as(state, id, owner, Status::Wrong)
+    }
+
+    pub(crate) fn wrong_as(
+        &self,
+        state: &mut State,
+        id: &ChallengeId,
+        owner: &str,
+        status: Status,
+    ) -> Result<Answer, LoginError> {
+        let now = self.clock.unix_now();
+        let lock_for = self.cfg.lockout.duration.as_secs();
+        let Some(c) = state.challenges.get_mut(id, owner) else {
+            return Err(LoginError::UnknownChallenge);
+        };
+        let after = c.wrong();
+        let (user, service, rhost, decoy) =
+            (c.user.clone(), c.service.clone(), c.rhost.clone(), matches!(c.secret, Secret::Decoy));
+        let line = |e: Event| audit::event(e).field("user", &user).field("service", &service).field("rhost", &rhost);
+        line(Event::Wrong).log();
+        let locked = match UserName::parse(&user) {
+            Ok(name) if !decoy => {
+                let mut r = match self.store.load(&name) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        state.challenges.remove(id, owner);
+                        return Err(LoginError::UnknownChallenge);
+                    }
+                    Err(e) => {
+                        state.challenges.remove(id, owner);
+                        tracing::error!("{e}");
+                        return Err(LoginError::Storage(format!("the record of {name} is unusable")));
+                    }
+                };
+                r.failures = r.failures.saturating_add(1);
+                let locked = r.failures >= self.cfg.lockout.failures;
+                if locked {
+                    r.failures = 0;
+                    r.locked_until = now.saturating_add(lock_for);
+                }
+                if let Err(e) = self.store.save(&name, &r) {
+                    // An uncounted guess is a free guess: refuse instead.
+                    state.challenges.remove(id, owner);
+                    tracing::error!("could not record a failed code for {name}: {e}");
+                    return Err(LoginError::Storage(e.to_string()));
+                }
+                locked
+            }
+            _ => {
+                let v = &mut state.volatile.decoy_failures;
+                if v.len() >= VOLATILE_CAP {
+                    v.retain(|_, &mut (_, until)| until > now);
+                }
+                let entry = v.entry(user.clone()).or_insert((0, 0));
+                entry.0 = entry.0.saturating_add(1);
+                let locked = entry.0 >= self.cfg.lockout.failures;
+                if locked {
+                    *entry = (0, now.saturating_add(lock_for));
+                }
+                locked
+            }
+        };
+        if locked {
+            state.challenges.remove(id, owner);
+            line(Event::LockedOut).field("minutes", &(lock_for / 60).to_string()).log();
+            return Ok(Answer { status: Status::LockedOut, attempts_left: 0 });
+        }
+        match after {
+            AfterWrong::TryAgain { attempts_left } => Ok(Answer { status, attempts_left }),
+            AfterWrong::NoTriesLeft => {
+                state.challenges.remove(id, owner);
+                line(Event::TooManyTries).log();
+                Ok(Answer { status: Status::TooManyTries, attempts_left: 0 })
+            }
+        }
+    }
+}

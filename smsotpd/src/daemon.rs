@@ -1,0 +1,149 @@
+//! The daemon's state and the helpers every operation shares.
+//!
+//! [`Daemon`] owns the challenges, the store and the provider. Everything
+//! that decides an outcome happens under one lock, so parallel guesses are
+//! counted exactly and a code is consumed once; the lock is never held while
+//! a provider is called. The operations live beside it, one file per
+//! concern: login.rs, answer.rs, resend.rs, decoy.rs, offers.rs, admin.rs,
+//! explain.rs.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use smsotp_proto::{Action, Status};
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Event};
+use crate::challenge::{ChallengeId, Challenges, Limits};
+use crate::clock::{SharedClock, Tick};
+use crate::config::Config;
+use crate::error::LoginError;
+use crate::limits::Volatile;
+use crate::offers::Offer;
+use crate::provider::Provider;
+use crate::store::{Store, StoreError};
+use crate::template::Fields;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub action: Action,
+    /// Empty unless `action` is `Code`.
+    pub challenge: String,
+    /// The masked destination, e.g. `******1234`; empty unless `Code`.
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub status: Status,
+    /// Tries left; for `AcceptedOfferTrust`, the days of trust offered.
+    pub attempts_left: u32,
+}
+
+pub(crate) struct State {
+    pub(crate) challenges: Challenges,
+    pub(crate) offers: HashMap<ChallengeId, Offer>,
+    pub(crate) volatile: Volatile,
+    /// Running average of how long a real send takes; decoys wait as long.
+    pub(crate) send_latency: Duration,
+}
+
+pub struct Daemon<P> {
+    pub(crate) cfg: Config,
+    pub(crate) hostname: String,
+    pub(crate) store: Store,
+    pub(crate) provider: P,
+    pub(crate) clock: SharedClock,
+    pub(crate) decoy_key: [u8; 32],
+    state: Mutex<State>,
+}
+
+impl<P: Provider> Daemon<P> {
+    pub fn new(
+        cfg: Config,
+        hostname: String,
+        store: Store,
+        provider: P,
+        clock: SharedClock,
+    ) -> Result<Self, StoreError> {
+        let decoy_key = store.secret_key("decoy.key")?;
+        let max = cfg.codes.max_pending;
+        Ok(Daemon {
+            cfg,
+            hostname,
+            store,
+            provider,
+            clock,
+            decoy_key,
+            state: Mutex::new(State {
+                challenges: Challenges::new(max),
+                offers: HashMap::new(),
+                volatile: Volatile::default(),
+                send_latency: Duration::from_millis(400),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves counters as they were;
+        // carrying on is safer than refusing every login afterwards.
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            expiry: self.cfg.codes.expiry,
+            attempts: self.cfg.codes.attempts,
+            resend_interval: self.cfg.codes.resend_interval,
+            resends: self.cfg.codes.resends,
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Tick {
+        self.clock.tick().saturating_add(self.cfg.codes.deadline)
+    }
+
+    pub(crate) fn sweep(&self, state: &mut State) {
+        for c in state.challenges.sweep(self.clock.tick()) {
+            audit::event(Event::Expired)
+                .field("user", &c.user)
+                .field("service", &c.service)
+                .field("rhost", &c.rhost)
+                .log();
+        }
+    }
+
+    pub(crate) fn render(&self, code: &str, service: &str) -> Zeroizing<String> {
+        self.cfg.template.render(&Fields {
+            code,
+            host: &self.hostname,
+            service: if service.is_empty() { "login" } else { service },
+            minutes: self.cfg.codes.expiry.as_secs().div_ceil(60),
+        })
+    }
+
+    pub(crate) fn parse_id(id: &str) -> Result<ChallengeId, LoginError> {
+        ChallengeId::from_wire(id).ok_or(LoginError::UnknownChallenge)
+    }
+
+    /// A bus connection went away: its pending logins go with it.
+    pub fn connection_closed(&self, connection: &str) -> usize {
+        self.lock().challenges.remove_owner(connection)
+    }
+
+    pub fn pending(&self) -> usize {
+        self.lock().challenges.len()
+    }
+}

@@ -1,0 +1,84 @@
+//! Unknown and unenrolled users: with `unenrolled = "deny"` they meet the
+//! same prompts as anyone else, with a stable made-up number, a wait as long
+//! as a real send, and a code nobody has.
+
+use smsotp_proto::Action;
+
+use crate::audit::{self, Event};
+use crate::authz::Root;
+use crate::challenge::{Challenge, ChallengeId, Secret};
+use crate::config::Unenrolled;
+use crate::daemon::{Daemon, Start};
+use crate::error::LoginError;
+use crate::names::mask_last_digits;
+use crate::nss;
+use crate::provider::Provider;
+use smsotp_proto::LoginContext;
+
+impl<P: Provider> Daemon<P> {
+    /// Same masked digits for the same unknown name every time, and
+    /// unpredictable without the daemon's key.
+    pub(crate) fn decoy_destination(&self, user: &str) -> String {
+        #[allow(deprecated)] // SipHash-2-4 is a keyed PRF, which is all this needs
+        let mut h = std::hash::SipHasher::new_with_keys(
+            u64::from_le_bytes(self.decoy_key[..8].try_into().unwrap_or_default()),
+            u64::from_le_bytes(self.decoy_key[8..16].try_into().unwrap_or_default()),
+        );
+        std::hash::Hasher::write(&mut h, user.as_bytes());
+        let n = std::hash::Hasher::finish(&h) % 10_000;
+        mask_last_digits(&format!("{n:04}"))
+    }
+
+    pub(crate) async fn start_unenrolled(
+        &self,
+        root: &Root,
+        user: &str,
+        valid_name: bool,
+        ctx: &LoginContext,
+    ) -> Result<Start, LoginError> {
+        let exists = valid_name && nss::user_exists(user);
+        if valid_name {
+            audit::event(if exists { Event::NotEnrolled } else { Event::UnknownUser })
+                .field("user", user)
+                .field("service", &ctx.service)
+                .field("rhost", &ctx.rhost)
+                .log();
+        }
+        if self.cfg.unenrolled == Unenrolled::Allow {
+            audit::event(Event::UnenrolledAllowed)
+                .field("user", user)
+                .field("service", &ctx.service)
+                .field("rhost", &ctx.rhost)
+                .log();
+            return Ok(Start { action: Action::Ignore, challenge: String::new(), destination: String::new() });
+        }
+        // Deny: the same prompts as a real login, with a code nobody has.
+        let (id, destination, wait) = {
+            let mut state = self.lock();
+            let now = self.clock.unix_now();
+            if state.volatile.decoy_failures.get(user).is_some_and(|&(_, until)| until > now) {
+                return Ok(Start { action: Action::LockedOut, challenge: String::new(), destination: String::new() });
+            }
+            if !self.take_send_budget(&mut state, user) {
+                return Err(LoginError::RateLimited);
+            }
+            let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
+            let destination = self.decoy_destination(user);
+            let c = Challenge::new(
+                user.to_owned(),
+                root.connection().to_owned(),
+                Secret::Decoy,
+                destination.clone(),
+                ctx.service.clone(),
+                ctx.rhost.clone(),
+                self.clock.tick(),
+                self.limits(),
+            );
+            state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
+            (id, destination, state.send_latency)
+        };
+        // A real send takes a network round trip; so does a decoy.
+        self.clock.sleep(wait).await;
+        Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination })
+    }
+}

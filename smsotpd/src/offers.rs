@@ -1,0 +1,55 @@
+//! "Trust this machine?" after a right code (policy.ask_user): the offer
+//! lives two minutes and only the connection that earned it can take it.
+
+use crate::audit::{self, Event};
+use crate::authz::Root;
+use crate::clock::Tick;
+use crate::daemon::Daemon;
+use crate::error::LoginError;
+use crate::names::UserName;
+use crate::provider::Provider;
+use crate::trust::{self, TrustPlan};
+
+/// Trust offered to a user after a right code (policy.ask_user).
+pub(crate) struct Offer {
+    pub(crate) owner: String,
+    pub(crate) user: UserName,
+    pub(crate) plan: TrustPlan,
+    pub(crate) until: Tick,
+}
+
+impl<P: Provider> Daemon<P> {
+    pub(crate) fn audit_trust_recorded(&self, name: &UserName, rhost: &str, p: &TrustPlan) {
+        audit::event(Event::TrustRecorded)
+            .field("user", name.as_str())
+            .field("service", &p.service)
+            .field("rhost", rhost)
+            .field("machine", &p.machine.id)
+            .field("days", &p.days.to_string())
+            .log();
+    }
+
+    /// The user said yes to "Trust this machine?" after a right code.
+    pub fn trust_machine(&self, root: &Root, id: &str) -> Result<(), LoginError> {
+        let id = Self::parse_id(id)?;
+        let mut state = self.lock();
+        let now = self.clock.tick();
+        match state.offers.get(&id) {
+            Some(o) if o.owner == root.connection() && o.until > now => {}
+            _ => return Err(LoginError::UnknownChallenge),
+        }
+        let Some(offer) = state.offers.remove(&id) else {
+            return Err(LoginError::UnknownChallenge);
+        };
+        let mut r = match self.store.load(&offer.user) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(LoginError::NotEnrolled(offer.user.to_string())),
+            Err(e) => return Err(LoginError::Storage(e.to_string())),
+        };
+        let p = &offer.plan;
+        trust::add(&mut r.trust, &p.machine, &p.service, p.days, self.clock.unix_now(), self.cfg.policy.max_trusted);
+        self.store.save(&offer.user, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.audit_trust_recorded(&offer.user, "", p);
+        Ok(())
+    }
+}
