@@ -7,13 +7,16 @@ cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 for tool in cargo-deb:cargo-deb cargo-generate-rpm:cargo-generate-rpm; do
   bin=${tool%%:*}; crate=${tool##*:}
-  command -v "$bin" >/dev/null || cargo install --locked --quiet "$crate"
+  if ! command -v "$bin" >/dev/null; then
+    echo "== installing $crate from crates.io (a few minutes, once)"
+    cargo install --locked --quiet "$crate"
+  fi
 done
 # The tests and tests/run.sh all call this; packaging takes ~23 s (xz and
 # zstd), so it is skipped when no input changed since the last build.
 stamp=$target/packages.stamp
 inputs=$( { rustc -V; git ls-files -z --cached --others --exclude-standard -- \
-            Cargo.toml Cargo.lock pam_sms smsotpd etc packaging README.md LICENSE | xargs -0 sha256sum; } \
+            Cargo.toml Cargo.lock smsotp_proto pam_sms smsotpd etc packaging README.md LICENSE | xargs -0 sha256sum; } \
           2>/dev/null | sha256sum | cut -c1-32)
 debs=("$target"/debian/smsotp_*.deb) rpms=("$target"/generate-rpm/smsotp-*.rpm)
 if git rev-parse --git-dir >/dev/null 2>&1 && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ] \
@@ -22,7 +25,8 @@ if git rev-parse --git-dir >/dev/null 2>&1 && [ -f "$stamp" ] && [ "$(cat "$stam
   exit 0
 fi
 rm -f "$stamp"
-cargo build --release --quiet -p smsotpd -p pam_sms
+echo "== release build of smsotpd, smsotpctl and pam_sms.so"
+cargo build --release -p smsotpd -p pam_sms
 mkdir -p target/man
 for page in packaging/man/*; do
   gzip -9n -c "$page" > "target/man/$(basename "$page").gz"

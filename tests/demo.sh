@@ -21,8 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "== building smsotpd and pam_sms.so (release)"
-cargo build --release --quiet -p smsotpd -p pam_sms
+echo "== building smsotpd and pam_sms.so (release; a first build takes about 10 minutes on 2 cores, then seconds)"
+cargo build --release -p smsotpd -p pam_sms
 bin=$root/target/release
 
 demo=$(mktemp -d /tmp/smsotp-demo.XXXXXX)

@@ -5,6 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Cheap prerequisites first: they fail in a second, not after apt and pip.
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/run.sh must run as root: it installs Debian packages, and the integration tests run pamtester in bwrap and switch users" >&2
+  exit 1
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install a Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi
+
 packages=(libpam0g-dev pamtester bubblewrap dbus-daemon dbus-bin faketime libfaketime
           python3-venv util-linux coreutils ca-certificates
           # container tests: root filesystem, namespaces, the ssh client
@@ -17,16 +27,8 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing: ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "tests/run.sh must install ${missing[*]}: run it as root (or install them first)" >&2
-    exit 1
-  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if [ "$(id -u)" -ne 0 ]; then
-  echo "the integration tests run pamtester in bwrap and switch users: run tests/run.sh as root" >&2
-  exit 1
 fi
 
 venv=tests/.cache/venv
@@ -36,10 +38,12 @@ if ! "$venv/bin/python" -c 'import openapi_core' 2>/dev/null; then
   "$venv/bin/pip" install -q openapi-core
 fi
 
-if [ ! -f ../shared/twilio-oai/twilio_api_v2010.json ] && [ -z "${SMSOTP_TWILIO_OAI:-}" ]; then
-  echo "Twilio's OpenAPI files are expected in ../shared/twilio-oai (or set SMSOTP_TWILIO_OAI)" >&2
-  exit 1
+# Twilio's OpenAPI files come from the npm registry (this machine's npm, or Debian's).
+if ! command -v npm >/dev/null; then
+  echo "== installing: npm"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
+bash tests/fetch-twilio-oai.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

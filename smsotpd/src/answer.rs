@@ -8,11 +8,11 @@ use smsotp_proto::Status;
 use crate::audit::{self, Event};
 use crate::authz::Root;
 use crate::challenge::{self, AfterWrong, ChallengeId, Secret};
+use crate::daemon::Offer;
+use crate::daemon::VOLATILE_CAP;
 use crate::daemon::{Answer, Daemon, State};
 use crate::error::LoginError;
-use crate::limits::VOLATILE_CAP;
 use crate::names::UserName;
-use crate::offers::Offer;
 use crate::provider::{Provider, RemoteVerdict};
 use crate::trust;
 

@@ -1,21 +1,16 @@
 //! One login's pending code: how it is made, compared, counted and expired.
 //!
-//! Nothing here knows about D-Bus, files or providers; [`crate::login`]
-//! combines these pieces with the store and the provider.
+//! Nothing here knows about D-Bus, files or providers; the daemon's
+//! operations combine these pieces with the store and the provider.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use rand::TryRng;
 use zeroize::Zeroizing;
 
 use crate::clock::Tick;
-
-/// Fills `buf` from the operating system's CSPRNG (getrandom(2)).
-pub fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
-    rand::rngs::SysRng.try_fill_bytes(buf).map_err(|e| std::io::Error::other(format!("getrandom failed: {e}")))
-}
+use crate::random::fill_random;
 
 /// A code of `len` decimal digits, uniformly distributed: bytes >= 250 are
 /// thrown away so that `% 10` has no bias.
@@ -60,7 +55,7 @@ impl ChallengeId {
     pub fn new() -> std::io::Result<Self> {
         let mut b = [0u8; 16];
         fill_random(&mut b)?;
-        Ok(ChallengeId(b.iter().map(|x| format!("{x:02x}")).collect()))
+        Ok(ChallengeId(hex::encode(b)))
     }
 
     pub fn from_wire(s: &str) -> Option<Self> {

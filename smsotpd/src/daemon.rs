@@ -7,7 +7,7 @@
 //! concern: login.rs, answer.rs, resend.rs, decoy.rs, offers.rs, admin.rs,
 //! explain.rs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,11 +19,11 @@ use crate::challenge::{ChallengeId, Challenges, Limits};
 use crate::clock::{SharedClock, Tick};
 use crate::config::Config;
 use crate::error::LoginError;
-use crate::limits::Volatile;
-use crate::offers::Offer;
+use crate::names::UserName;
 use crate::provider::Provider;
 use crate::store::{Store, StoreError};
 use crate::template::Fields;
+use crate::trust::TrustPlan;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
@@ -39,6 +39,26 @@ pub struct Answer {
     pub status: Status,
     /// Tries left; for `AcceptedOfferTrust`, the days of trust offered.
     pub attempts_left: u32,
+}
+
+/// Per-user bookkeeping that need not survive a restart.
+#[derive(Debug, Default)]
+pub(crate) struct Volatile {
+    /// When each SMS went out in the last hour, per user name.
+    pub(crate) sends: HashMap<String, VecDeque<Tick>>,
+    /// Consecutive failures of names without a record (decoys), so that
+    /// they lock out exactly like enrolled users do.
+    pub(crate) decoy_failures: HashMap<String, (u32, u64)>,
+}
+
+pub(crate) const VOLATILE_CAP: usize = 50_000;
+
+/// Trust offered to a user after a right code (policy.ask_user).
+pub(crate) struct Offer {
+    pub(crate) owner: String,
+    pub(crate) user: UserName,
+    pub(crate) plan: TrustPlan,
+    pub(crate) until: Tick,
 }
 
 pub(crate) struct State {

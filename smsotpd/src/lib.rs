@@ -27,6 +27,7 @@ pub mod nss;
 pub mod offers;
 pub mod policy;
 pub mod provider;
+pub mod random;
 pub mod resend;
 pub mod server;
 pub mod store;

@@ -1,24 +1,10 @@
 //! Per-user budgets that need not survive a restart: SMS per hour, and the
 //! failure counts of names that have no record (decoys).
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::clock::Tick;
-use crate::daemon::{Daemon, State};
+use crate::daemon::{Daemon, State, VOLATILE_CAP};
 use crate::provider::Provider;
-
-/// Per-user bookkeeping that need not survive a restart.
-#[derive(Debug, Default)]
-pub(crate) struct Volatile {
-    /// When each SMS went out in the last hour, per user name.
-    pub(crate) sends: HashMap<String, VecDeque<Tick>>,
-    /// Consecutive failures of names without a record (decoys), so that
-    /// they lock out exactly like enrolled users do.
-    pub(crate) decoy_failures: HashMap<String, (u32, u64)>,
-}
-
-pub(crate) const VOLATILE_CAP: usize = 50_000;
 
 impl<P: Provider> Daemon<P> {
     /// Records an SMS to `user` if the hourly budget allows it.

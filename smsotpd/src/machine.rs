@@ -81,39 +81,21 @@ pub fn identify(service: &str, rhost: &str, auth_info: &str) -> Machine {
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// OpenSSH prints fingerprints unpadded; SSH_AUTH_INFO_0 carries padded
+/// keys, but a missing pad is no reason to lose the identity.
+const SSH_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = u32::try_from(B64.iter().position(|&b| b == c)?).ok()?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-        }
-    }
-    Some(out)
+    base64::Engine::decode(&SSH_BASE64, s).ok()
 }
 
 fn base64_encode_unpadded(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(char::from(B64[((acc >> bits) & 63) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(B64[((acc << (6 - bits)) & 63) as usize]));
-    }
-    out
+    base64::Engine::encode(&SSH_BASE64, bytes)
 }
 
 #[cfg(test)]

@@ -3,20 +3,11 @@
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
-use crate::clock::Tick;
 use crate::daemon::Daemon;
 use crate::error::LoginError;
 use crate::names::UserName;
 use crate::provider::Provider;
 use crate::trust::{self, TrustPlan};
-
-/// Trust offered to a user after a right code (policy.ask_user).
-pub(crate) struct Offer {
-    pub(crate) owner: String,
-    pub(crate) user: UserName,
-    pub(crate) plan: TrustPlan,
-    pub(crate) until: Tick,
-}
 
 impl<P: Provider> Daemon<P> {
     pub(crate) fn audit_trust_recorded(&self, name: &UserName, rhost: &str, p: &TrustPlan) {

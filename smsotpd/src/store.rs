@@ -19,6 +19,7 @@ use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use serde::{Deserialize, Serialize};
 
 use crate::names::{PhoneNumber, UserName};
+use crate::trust::TrustRecord;
 
 /// A user's persisted state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,20 +36,6 @@ impl UserRecord {
     pub fn new(phone: PhoneNumber) -> Self {
         UserRecord { phone, failures: 0, locked_until: 0, trust: Vec::new() }
     }
-}
-
-/// A "trust this machine" record (see policy.rs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustRecord {
-    /// What the daemon recognises the machine by (see machine.rs).
-    pub machine: String,
-    /// "remote" or "local": trust never crosses between the two.
-    pub class: String,
-    /// The PAM service it was granted for (sshd trust never opens sudo).
-    pub service: String,
-    pub created: u64,
-    pub expires: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -282,8 +269,7 @@ impl Store {
             }
         }
         let mut key = [0u8; 32];
-        crate::challenge::fill_random(&mut key)
-            .map_err(|e| StoreError::Io { what: "no randomness".into(), source: e })?;
+        crate::random::fill_random(&mut key).map_err(|e| StoreError::Io { what: "no randomness".into(), source: e })?;
         let tmp = path.with_extension("tmp");
         let _ = std::fs::remove_file(&tmp);
         let write = || -> std::io::Result<()> {
@@ -314,7 +300,7 @@ fn corrupt(user: &UserName, reason: &str) -> StoreError {
 
 fn random_suffix() -> Result<String, StoreError> {
     let mut b = [0u8; 8];
-    crate::challenge::fill_random(&mut b).map_err(|e| StoreError::Io { what: "no randomness".into(), source: e })?;
+    crate::random::fill_random(&mut b).map_err(|e| StoreError::Io { what: "no randomness".into(), source: e })?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 

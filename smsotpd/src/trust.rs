@@ -7,9 +7,23 @@
 
 use crate::clock::UnixSeconds;
 use crate::machine::Machine;
-use crate::store::TrustRecord;
+use serde::{Deserialize, Serialize};
 
 pub const DAY: u64 = 86_400;
+
+/// A "trust this machine" record (stored with the user's record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustRecord {
+    /// What the daemon recognises the machine by (see machine.rs).
+    pub machine: String,
+    /// "remote" or "local": trust never crosses between the two.
+    pub class: String,
+    /// The PAM service it was granted for (sshd trust never opens sudo).
+    pub service: String,
+    pub created: u64,
+    pub expires: u64,
+}
 
 /// Trust that a login will earn with the right code.
 #[derive(Debug, Clone, PartialEq, Eq)]

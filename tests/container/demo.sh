@@ -18,8 +18,11 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-bash packaging/build.sh >/dev/null
-bash tests/container/build-rootfs.sh >/dev/null
-cargo build --quiet -p smsotp-tests --bins
+echo "== building the .deb (packaging/build.sh; a first run builds release binaries and installs cargo-deb: 10-15 minutes)"
+bash packaging/build.sh
+echo "== building the container's Debian 12 tree (debootstrap, about 1 minute the first time, then cached)"
+bash tests/container/build-rootfs.sh
+echo "== building the test programs"
+cargo build -p smsotp-tests --bins
 target=${CARGO_TARGET_DIR:-target}
 exec "$target/debug/container-demo"

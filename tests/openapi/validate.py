@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Validates requests smsotpd sent (as recorded by the fake Twilio) against
-Twilio's official OpenAPI descriptions in ../shared/twilio-oai/.
+Twilio's official OpenAPI descriptions in tests/.cache/twilio-oai/
+(tests/fetch-twilio-oai.sh fetches them from the npm registry).
 
 Usage: validate.py SPEC_DIR REQUESTS.json
 REQUESTS.json: [{"api": "api"|"verify", "method", "path", "headers": {...}, "body"}]

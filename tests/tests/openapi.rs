@@ -1,5 +1,6 @@
 //! Every kind of request smsotpd sends to Twilio, checked against Twilio's
-//! official OpenAPI files (../shared/twilio-oai, see SOURCE.md there).
+//! official OpenAPI files (tests/.cache/twilio-oai, fetched from the npm
+//! registry, pinned by version and sha256, by tests/fetch-twilio-oai.sh).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::PathBuf;
@@ -27,10 +28,10 @@ fn python() -> PathBuf {
 fn spec_dir() -> PathBuf {
     let d = std::env::var_os("SMSOTP_TWILIO_OAI")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/twilio-oai"));
+        .unwrap_or_else(|| workspace_root().join("tests/.cache/twilio-oai"));
     assert!(
         d.join("twilio_api_v2010.json").is_file(),
-        "Twilio's OpenAPI files are not in {} (set SMSOTP_TWILIO_OAI)",
+        "Twilio's OpenAPI files are not in {}: run bash tests/fetch-twilio-oai.sh (tests/run.sh does), or set SMSOTP_TWILIO_OAI",
         d.display()
     );
     d

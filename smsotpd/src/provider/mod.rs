@@ -6,6 +6,7 @@
 
 pub mod outbox;
 pub mod twilio;
+pub mod twilio_config;
 
 use std::fmt;
 use std::future::Future;

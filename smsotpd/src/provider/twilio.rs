@@ -182,7 +182,7 @@ impl Twilio {
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(250u64 << attempt.min(5));
     let mut b = [0u8; 1];
-    let jitter = if crate::challenge::fill_random(&mut b).is_ok() { u32::from(b[0]) } else { 0 };
+    let jitter = if crate::random::fill_random(&mut b).is_ok() { u32::from(b[0]) } else { 0 };
     base + base * jitter / 512
 }
 

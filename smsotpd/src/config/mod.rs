@@ -1,0 +1,388 @@
+//! smsotpd.toml: parsing (pure, from a string) apart from loading (a file,
+//! its permissions, systemd credentials).
+//!
+//! Every error names the file, the key and what to write instead; unknown
+//! keys are errors, so a typo never silently leaves a default in force.
+
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::policy::Policy;
+use crate::template::Template;
+
+pub(crate) mod raw;
+pub use raw::DEFAULT_TEMPLATE;
+mod validate;
+
+use raw::RawConfig;
+use validate::{validate_codes, validate_lockout, validate_policy};
+
+pub const DEFAULT_PATH: &str = "/etc/smsotpd/smsotpd.toml";
+pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/smsotpd";
+/// The module's default `timeout=`; the daemon's provider deadline must stay
+/// below it so that PAM hears the daemon's answer rather than a timeout.
+pub const PAM_DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+
+/// A secret held in zeroizing memory that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(Zeroizing::new(s))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    TwilioMessaging,
+    TwilioVerify,
+    Outbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unenrolled {
+    Deny,
+    Allow,
+}
+
+/// The file as written, before validation.
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub provider: Provider,
+    pub unenrolled: Unenrolled,
+    pub state_directory: PathBuf,
+    pub codes: Codes,
+    pub lockout: Lockout,
+    pub template: Template,
+    /// `{host}` in messages; None means the machine's hostname.
+    pub hostname: Option<String>,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codes {
+    pub length: usize,
+    pub expiry: Duration,
+    pub attempts: u32,
+    pub resend_interval: Duration,
+    pub resends: u32,
+    pub max_pending: usize,
+    pub sms_per_user_per_hour: u32,
+    /// The most one provider step (send or check, retries included) may take.
+    pub deadline: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockout {
+    pub failures: u32,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Provider {
+    TwilioMessaging(Twilio),
+    TwilioVerify(Twilio),
+    Outbox { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct Twilio {
+    pub account_sid: String,
+    pub auth: TwilioAuth,
+    /// Programmable Messaging: who the SMS comes from.
+    pub sender: Option<Sender>,
+    pub verify_service_sid: Option<String>,
+    pub api_base: String,
+    pub verify_api_base: String,
+    pub request_timeout: Duration,
+    /// Ask Twilio not to keep the message text (`ContentRetention=discard`;
+    /// needs Message Redaction on the account).
+    pub discard_content: bool,
+    /// An outbound HTTP(S) proxy; None means a direct connection.
+    pub proxy: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum TwilioAuth {
+    /// Account SID + Auth Token (what Twilio suggests for trying things out).
+    AuthToken(Secret),
+    /// API key SID + secret (what Twilio suggests for production).
+    ApiKey { sid: String, secret: Secret },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    From(String),
+    MessagingService(String),
+}
+
+/// What went wrong, with where and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Secrets found outside the file (systemd `LoadCredential=`).
+#[derive(Debug, Default, Clone)]
+pub struct ExternalCredentials {
+    pub auth_token: Option<Secret>,
+    pub api_key_secret: Option<Secret>,
+}
+
+/// File names under `$CREDENTIALS_DIRECTORY`.
+pub const CREDENTIAL_AUTH_TOKEN: &str = "twilio-auth-token";
+pub const CREDENTIAL_API_KEY_SECRET: &str = "twilio-api-key-secret";
+
+impl Config {
+    /// Parses and validates `text`; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str, creds: &ExternalCredentials) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError { origin: origin.to_owned(), message };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| err(describe_toml_error(&e)))?;
+        if raw.version != 1 {
+            return Err(err(format!("version = {} is not supported by this smsotpd; write version = 1", raw.version)));
+        }
+        let codes = validate_codes(&raw.codes).map_err(err)?;
+        let lockout = validate_lockout(&raw.lockout).map_err(err)?;
+        let template = Template::parse(&raw.message.template).map_err(|e| err(format!("message.template: {e}")))?;
+        if let Some(h) = &raw.message.hostname
+            && (h.is_empty() || h.len() > 64 || h.chars().any(char::is_control))
+        {
+            return Err(err(
+                "message.hostname must be 1 to 64 printable characters (or left out to use the machine's hostname)"
+                    .to_owned(),
+            ));
+        }
+        if !raw.state_directory.is_absolute() {
+            return Err(err(format!(
+                "state_directory = {:?} must be an absolute path, e.g. \"{DEFAULT_STATE_DIRECTORY}\"",
+                raw.state_directory
+            )));
+        }
+        let provider = match raw.provider {
+            ProviderKind::Outbox => {
+                if raw.twilio.is_some() {
+                    // Allowed: switching to the outbox for a test keeps the Twilio keys.
+                }
+                let outbox = raw.outbox.ok_or_else(|| {
+                    err("provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\""
+                        .to_owned())
+                })?;
+                if !outbox.path.is_absolute() {
+                    return Err(err("outbox.path must be an absolute path".to_owned()));
+                }
+                Provider::Outbox { path: outbox.path }
+            }
+            kind @ (ProviderKind::TwilioMessaging | ProviderKind::TwilioVerify) => {
+                let tw = raw.twilio.ok_or_else(|| {
+                    err(format!(
+                        "provider = \"{}\" needs a [twilio] table (account_sid, credentials, {})",
+                        kind.name(),
+                        if kind == ProviderKind::TwilioVerify {
+                            "verify_service_sid"
+                        } else {
+                            "from or messaging_service_sid"
+                        }
+                    ))
+                })?;
+                let t = crate::provider::twilio_config::validate_twilio(tw, kind, creds).map_err(err)?;
+                if t.request_timeout > codes.deadline {
+                    return Err(err(format!(
+                        "twilio.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
+                        t.request_timeout.as_secs(),
+                        codes.deadline.as_secs()
+                    )));
+                }
+                if kind == ProviderKind::TwilioVerify {
+                    Provider::TwilioVerify(t)
+                } else {
+                    Provider::TwilioMessaging(t)
+                }
+            }
+        };
+        let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
+        Ok(Config {
+            provider,
+            policy,
+            unenrolled: raw.unenrolled,
+            state_directory: raw.state_directory,
+            codes,
+            lockout,
+            template,
+            hostname: raw.message.hostname,
+        })
+    }
+
+    /// Whether any secret came from the file itself (which then must be private).
+    fn file_holds_secrets(text: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Peek {
+            twilio: Option<PeekTwilio>,
+        }
+        #[derive(Deserialize)]
+        struct PeekTwilio {
+            auth_token: Option<toml::Value>,
+            api_key_secret: Option<toml::Value>,
+        }
+        match toml::from_str::<Peek>(text) {
+            Ok(Peek { twilio: Some(t) }) => t.auth_token.is_some() || t.api_key_secret.is_some(),
+            Ok(_) => false,
+            // Unparseable: be strict about who may read it.
+            Err(_) => true,
+        }
+    }
+
+    /// Reads `path`, checks its owner and mode, and parses it.
+    pub fn load(path: &Path, credentials_directory: Option<&Path>) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let err = |message: String| ConfigError { origin: origin.clone(), message };
+        let file = std::fs::File::open(path).map_err(|e| {
+            err(format!(
+                "cannot read the configuration ({e}); create it from /usr/share/doc/smsotpd/smsotpd.toml.example or pass --config PATH"
+            ))
+        })?;
+        let meta = file.metadata().map_err(|e| err(format!("cannot stat the configuration: {e}")))?;
+        if !meta.is_file() {
+            return Err(err("is not a regular file".to_owned()));
+        }
+        let text = Zeroizing::new(read_limited(file, 1 << 20).map_err(|e| err(format!("cannot read: {e}")))?);
+        check_owner_and_mode(&meta, Config::file_holds_secrets(&text), "the configuration").map_err(err)?;
+        let creds = match credentials_directory {
+            Some(dir) => read_credentials(dir)?,
+            None => ExternalCredentials::default(),
+        };
+        Config::parse(&text, &origin, &creds)
+    }
+
+    /// The longest a login waits for one daemon call; shown to admins.
+    pub fn provider_deadline(&self) -> Duration {
+        self.codes.deadline
+    }
+}
+
+impl ProviderKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProviderKind::TwilioMessaging => "twilio-messaging",
+            ProviderKind::TwilioVerify => "twilio-verify",
+            ProviderKind::Outbox => "outbox",
+        }
+    }
+}
+
+fn read_limited(file: std::fs::File, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    file.take(limit + 1).read_to_string(&mut s)?;
+    if s.len() as u64 > limit {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(s)
+}
+
+/// A file that holds secrets or decides who logs in must be root's and must
+/// not be writable by others; a secret-holding one must not be readable either.
+pub fn check_owner_and_mode(meta: &std::fs::Metadata, holds_secrets: bool, what: &str) -> Result<(), String> {
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(format!("{what} is owned by uid {}, not root; fix with: chown root:root FILE", meta.uid()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!("{what} is writable by group or others (mode {mode:04o}); fix with: chmod 600 FILE"));
+    }
+    if holds_secrets && mode & 0o077 != 0 {
+        return Err(format!(
+            "{what} holds Twilio credentials but is readable by group or others (mode {mode:04o}); fix with: chmod 600 FILE"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads Twilio secrets passed by systemd's `LoadCredential=`.
+pub fn read_credentials(dir: &Path) -> Result<ExternalCredentials, ConfigError> {
+    let read = |name: &str| -> Result<Option<Secret>, ConfigError> {
+        let path = dir.join(name);
+        let origin = path.display().to_string();
+        match std::fs::File::open(&path) {
+            Ok(f) => {
+                let text = Zeroizing::new(
+                    read_limited(f, 4096)
+                        .map_err(|e| ConfigError { origin: origin.clone(), message: format!("cannot read: {e}") })?,
+                );
+                let value = text.trim();
+                if value.is_empty() {
+                    return Err(ConfigError { origin, message: "the credential is empty".to_owned() });
+                }
+                Ok(Some(Secret::new(value.to_owned())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ConfigError { origin, message: format!("cannot read: {e}") }),
+        }
+    };
+    Ok(ExternalCredentials {
+        auth_token: read(CREDENTIAL_AUTH_TOKEN)?,
+        api_key_secret: read(CREDENTIAL_API_KEY_SECRET)?,
+    })
+}
+
+fn describe_toml_error(e: &toml::de::Error) -> String {
+    // toml's message already names the line, the key and the expected keys;
+    // keep it on one line for logs.
+    let msg = e.to_string();
+    let mut lines = msg.lines().filter(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" | ");
+    if lines.contains("missing field `provider`") {
+        lines.push_str(
+            " | choose a provider explicitly: provider = \"twilio-messaging\", \"twilio-verify\" or \"outbox\"",
+        );
+    }
+    lines
+}
+
+pub(crate) fn range<T: PartialOrd + fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    lo: T,
+    hi: T,
+    why: &str,
+) -> Result<T, String> {
+    if v < lo || v > hi {
+        return Err(format!("{key} = {v} is out of range: use {lo} to {hi}{why}"));
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! The configuration file as written: serde structs with defaults and
+//! `deny_unknown_fields`. mod.rs turns them into a checked [`super::Config`].
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{DEFAULT_STATE_DIRECTORY, ProviderKind, Secret, Unenrolled};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) version: u32,
+    pub(crate) provider: ProviderKind,
+    #[serde(default = "default_unenrolled")]
+    pub(crate) unenrolled: Unenrolled,
+    #[serde(default = "default_state_directory")]
+    pub(crate) state_directory: PathBuf,
+    #[serde(default)]
+    pub(crate) codes: RawCodes,
+    #[serde(default)]
+    pub(crate) lockout: RawLockout,
+    #[serde(default)]
+    pub(crate) message: RawMessage,
+    pub(crate) twilio: Option<RawTwilio>,
+    pub(crate) outbox: Option<RawOutbox>,
+    #[serde(default)]
+    pub(crate) policy: RawPolicy,
+    /// Read as plain tables so that an error can name the rule.
+    #[serde(default)]
+    pub(crate) rule: Vec<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPolicy {
+    pub(crate) mode: String,
+    pub(crate) trust_days: u32,
+    pub(crate) ask_user: bool,
+    pub(crate) max_trusted_machines: usize,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy { mode: "always".into(), trust_days: 30, ask_user: false, max_trusted_machines: 20 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    /// Read from the table directly, for the rule's label.
+    #[allow(dead_code)]
+    pub(crate) name: Option<String>,
+    pub(crate) from: Option<Vec<String>>,
+    pub(crate) service: Option<Vec<String>>,
+    pub(crate) user: Option<Vec<String>>,
+    pub(crate) group: Option<Vec<String>>,
+    pub(crate) local: Option<bool>,
+    pub(crate) action: String,
+    pub(crate) trust_days: Option<u32>,
+}
+
+pub(crate) fn default_unenrolled() -> Unenrolled {
+    Unenrolled::Deny
+}
+pub(crate) fn default_state_directory() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIRECTORY)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCodes {
+    pub(crate) length: u32,
+    pub(crate) expiry_seconds: u64,
+    pub(crate) attempts: u32,
+    pub(crate) resend_interval_seconds: u64,
+    pub(crate) resends: u32,
+    pub(crate) max_pending: usize,
+    pub(crate) sms_per_user_per_hour: u32,
+    pub(crate) deadline_seconds: u64,
+}
+
+impl Default for RawCodes {
+    fn default() -> Self {
+        RawCodes {
+            length: 6,
+            expiry_seconds: 300,
+            attempts: 3,
+            resend_interval_seconds: 30,
+            resends: 3,
+            max_pending: 10_000,
+            sms_per_user_per_hour: 10,
+            deadline_seconds: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLockout {
+    pub(crate) failures: u32,
+    pub(crate) minutes: u64,
+}
+
+impl Default for RawLockout {
+    fn default() -> Self {
+        RawLockout { failures: 10, minutes: 15 }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawMessage {
+    pub(crate) template: String,
+    pub(crate) hostname: Option<String>,
+}
+
+pub const DEFAULT_TEMPLATE: &str =
+    "{code} is your login code for {host} ({service}). It expires in {minutes} minutes. Do not share it.";
+
+impl Default for RawMessage {
+    fn default() -> Self {
+        RawMessage { template: DEFAULT_TEMPLATE.to_owned(), hostname: None }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTwilio {
+    pub(crate) account_sid: String,
+    pub(crate) auth_token: Option<Secret>,
+    pub(crate) api_key_sid: Option<String>,
+    pub(crate) api_key_secret: Option<Secret>,
+    pub(crate) from: Option<String>,
+    pub(crate) messaging_service_sid: Option<String>,
+    pub(crate) verify_service_sid: Option<String>,
+    #[serde(default = "default_api_base")]
+    pub(crate) api_base: String,
+    #[serde(default = "default_verify_api_base")]
+    pub(crate) verify_api_base: String,
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout_seconds: u64,
+    #[serde(default)]
+    pub(crate) discard_content: bool,
+    pub(crate) proxy: Option<String>,
+}
+
+pub(crate) fn default_api_base() -> String {
+    "https://api.twilio.com".to_owned()
+}
+pub(crate) fn default_verify_api_base() -> String {
+    "https://verify.twilio.com".to_owned()
+}
+pub(crate) fn default_request_timeout() -> u64 {
+    5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutbox {
+    pub(crate) path: PathBuf,
+}

@@ -1,0 +1,110 @@
+//! Range and shape checks of the [codes], [lockout], [policy] and [[rule]]
+//! sections: each error names the key and the fix.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::raw::{RawCodes, RawLockout, RawPolicy, RawRule};
+use super::{Codes, Lockout, PAM_DEFAULT_TIMEOUT_SECONDS, range};
+use crate::policy::{Action, Cidr, Policy, Rule};
+
+pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
+    let length = range("codes.length", c.length, 6, 10, " (NIST SP 800-63B asks for at least 6 digits)")?;
+    let expiry = range("codes.expiry_seconds", c.expiry_seconds, 60, 600, " (NIST SP 800-63B: at most 10 minutes)")?;
+    let attempts = range("codes.attempts", c.attempts, 1, 10, "")?;
+    let resend_interval = range("codes.resend_interval_seconds", c.resend_interval_seconds, 10, 600, "")?;
+    let resends = range("codes.resends", c.resends, 0, 10, "")?;
+    let max_pending = range("codes.max_pending", c.max_pending, 1, 1_000_000, "")?;
+    let sms = range("codes.sms_per_user_per_hour", c.sms_per_user_per_hour, 1, 100, "")?;
+    let deadline = range(
+        "codes.deadline_seconds",
+        c.deadline_seconds,
+        2,
+        PAM_DEFAULT_TIMEOUT_SECONDS - 5,
+        " (it must stay below pam_sms's default timeout of 30 seconds)",
+    )?;
+    Ok(Codes {
+        length: length as usize,
+        expiry: Duration::from_secs(expiry),
+        attempts,
+        resend_interval: Duration::from_secs(resend_interval),
+        resends,
+        max_pending,
+        sms_per_user_per_hour: sms,
+        deadline: Duration::from_secs(deadline),
+    })
+}
+
+pub(crate) fn validate_lockout(l: &RawLockout) -> Result<Lockout, String> {
+    let failures =
+        range("lockout.failures", l.failures, 1, 100, " (NIST SP 800-63B allows at most 100 consecutive failures)")?;
+    let minutes = range("lockout.minutes", l.minutes, 1, 7 * 24 * 60, "")?;
+    Ok(Lockout { failures, duration: Duration::from_secs(minutes * 60) })
+}
+
+pub(crate) fn trust_days(key: &str, days: u32) -> Result<u32, String> {
+    range(key, days, 1, 365, "")
+}
+
+pub(crate) fn validate_policy(p: &RawPolicy, rules: &[toml::Table]) -> Result<Policy, String> {
+    let days = trust_days("policy.trust_days", p.trust_days)?;
+    let default = match p.mode.as_str() {
+        "always" => Action::Always,
+        "trust" => Action::Trust { days },
+        other => {
+            return Err(format!(
+                "policy.mode = {other:?}: use \"always\" (a code at every login) or \"trust\" (trust the machine for trust_days after a correct code)"
+            ));
+        }
+    };
+    let max_trusted = range("policy.max_trusted_machines", p.max_trusted_machines, 1, 1000, "")?;
+    let mut parsed = Vec::new();
+    for (i, table) in rules.iter().enumerate() {
+        let name = table.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+        let label = match &name {
+            Some(n) => format!("rule {} ({n})", i + 1),
+            None => format!("rule {}", i + 1),
+        };
+        let rule = parse_rule(table, &label, days).map_err(|e| {
+            format!("[[rule]] number {} {}: {e}", i + 1, name.map(|n| format!("({n})")).unwrap_or_default())
+        })?;
+        parsed.push(rule);
+    }
+    Ok(Policy { default, rules: parsed, ask_user: p.ask_user, max_trusted })
+}
+
+pub(crate) fn parse_rule(table: &toml::Table, label: &str, default_days: u32) -> Result<Rule, String> {
+    let raw = RawRule::deserialize(toml::Value::Table(table.clone())).map_err(|e| e.message().to_owned())?;
+    let list = |key: &str, v: &Option<Vec<String>>| -> Result<Vec<String>, String> {
+        match v {
+            Some(items) if items.is_empty() => Err(format!("{key} = [] matches nothing; remove the key to match any")),
+            Some(items) => Ok(items.clone()),
+            None => Ok(Vec::new()),
+        }
+    };
+    let from = list("from", &raw.from)?
+        .iter()
+        .map(|c| Cidr::parse(c).map_err(|e| format!("from: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !from.is_empty() && raw.local == Some(true) {
+        return Err("from and local = true can never both hold (local logins have no address)".to_owned());
+    }
+    let action = match (raw.action.as_str(), raw.trust_days) {
+        ("always", None) => Action::Always,
+        ("skip", None) => Action::Skip,
+        ("deny", None) => Action::Deny,
+        ("trust", days) => Action::Trust { days: trust_days("trust_days", days.unwrap_or(default_days))? },
+        ("always" | "skip" | "deny", Some(_)) => return Err("trust_days only goes with action = \"trust\"".to_owned()),
+        (other, _) => return Err(format!("action = {other:?}: use \"always\", \"trust\", \"skip\" or \"deny\"")),
+    };
+    Ok(Rule {
+        label: label.to_owned(),
+        from,
+        services: list("service", &raw.service)?,
+        users: list("user", &raw.user)?,
+        groups: list("group", &raw.group)?,
+        local: raw.local,
+        action,
+    })
+}
