@@ -8,6 +8,7 @@ pub mod answer;
 pub mod audit;
 pub mod authz;
 pub mod challenge;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;

@@ -33,6 +33,17 @@ struct FakeState {
     checks: Vec<(String, String)>,
 }
 
+/// Scripted answers that were never asked for mean the test did not run
+/// the way it says.
+impl Drop for FakeState {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(self.send_script.is_empty(), "unused scripted sends: {}", self.send_script.len());
+            assert!(self.check_script.is_empty(), "unused scripted checks: {}", self.check_script.len());
+        }
+    }
+}
+
 impl Fake {
     fn verify() -> Self {
         let f = Fake::default();

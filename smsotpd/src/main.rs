@@ -4,24 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use smsotpd::{config, harden, logging, server};
-
-#[derive(Debug, Parser)]
-#[command(name = "smsotpd", version, about = "SMS one-time codes for Linux logins: the daemon pam_sms.so asks")]
-struct Cli {
-    /// configuration file
-    #[arg(long, value_name = "PATH", default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// D-Bus address of the bus to serve on
-    #[arg(long, value_name = "ADDRESS", default_value = smsotp_proto::SYSTEM_BUS_ADDRESS)]
-    bus: String,
-    /// where log lines go: auto (syslog when /dev/log exists), syslog or stderr
-    #[arg(long, value_name = "TARGET", default_value = "auto", value_parser = logging::Target::parse)]
-    log: logging::Target,
-    /// log more, including the D-Bus and HTTP libraries' diagnostics
-    #[arg(long)]
-    debug: bool,
-}
+use smsotpd::cli::Cli;
+use smsotpd::{harden, logging, server};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

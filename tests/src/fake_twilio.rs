@@ -97,6 +97,21 @@ pub struct FakeTwilio {
     state: Arc<(Mutex<State>, Condvar)>,
 }
 
+/// A scripted failure that was never used means the scenario did not run
+/// the way its test says (kanidm's test handlers check the same on drop).
+impl Drop for FakeTwilio {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let unused: Vec<String> = match self.state.0.lock() {
+            Ok(st) => st.canned.iter().filter(|c| !c.forever).map(|c| format!("{c:?}")).collect(),
+            Err(_) => return,
+        };
+        assert!(unused.is_empty(), "the fake Twilio still had scripted answers nobody asked for: {unused:?}");
+    }
+}
+
 impl FakeTwilio {
     pub fn start() -> FakeTwilio {
         FakeTwilio::start_on("127.0.0.1:0")

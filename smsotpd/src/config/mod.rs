@@ -270,7 +270,7 @@ impl Config {
         let err = |message: String| ConfigError { origin: origin.clone(), message };
         let file = std::fs::File::open(path).map_err(|e| {
             err(format!(
-                "cannot read the configuration ({e}); create it from /usr/share/doc/smsotpd/smsotpd.toml.example or pass --config PATH"
+                "cannot read the configuration ({e}); the package installs one at /etc/smsotpd/smsotpd.toml (in the source tree: etc/smsotpd.toml; reference: smsotpd.toml(5)), or pass --config PATH"
             ))
         })?;
         let meta = file.metadata().map_err(|e| err(format!("cannot stat the configuration: {e}")))?;
