@@ -1,6 +1,5 @@
 //! smsotpd: the privileged daemon behind pam_sms.so.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
