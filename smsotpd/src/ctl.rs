@@ -33,7 +33,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send USER's codes to NUMBER (E.164, e.g. +14155550123)
-    Enroll { user: String, number: String },
+    Enroll {
+        /// the login name (it must exist on this system)
+        user: String,
+        /// the phone number in E.164 form: "+" and 8 to 15 digits
+        number: String,
+    },
     /// Forget USER's number, counters and trust records
     Unenroll { user: String },
     /// Enrolled users, masked numbers, lock state

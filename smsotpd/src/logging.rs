@@ -132,3 +132,27 @@ pub fn init(target: Target, debug: bool) -> Result<(), String> {
         .try_init()
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::filter;
+
+    #[test]
+    fn libraries_speak_up_only_with_debug() {
+        let quiet = filter(false);
+        assert!(quiet.would_enable("smsotpd::login", &Level::INFO));
+        assert!(quiet.would_enable("audit", &Level::INFO));
+        assert!(!quiet.would_enable("smsotpd::login", &Level::DEBUG));
+        assert!(quiet.would_enable("zbus::connection", &Level::WARN));
+        assert!(!quiet.would_enable("zbus::object_server", &Level::DEBUG));
+        assert!(!quiet.would_enable("hyper_util::client", &Level::INFO));
+        let debug = filter(true);
+        assert!(debug.would_enable("zbus::object_server", &Level::DEBUG));
+        assert!(debug.would_enable("reqwest::connect", &Level::DEBUG));
+        assert!(debug.would_enable("smsotpd::login", &Level::DEBUG));
+        // Trace is where libraries print whole messages: never.
+        assert!(!debug.would_enable("zbus::connection", &Level::TRACE));
+    }
+}
