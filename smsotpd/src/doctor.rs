@@ -85,15 +85,22 @@ pub struct AuthLine {
     pub module: String,
     pub args: Vec<String>,
     pub origin: String,
+    /// 0 for the service's own stack; each `substack` gets its own number.
+    /// A `sufficient` success or a jump inside a substack ends or moves
+    /// within that substack only, never past the lines after it.
+    pub scope: usize,
 }
 
 /// The `auth` lines of a service, with `@include` and `auth include/substack`
-/// expanded through `read(name)` (a file under /etc/pam.d).
+/// expanded through `read(name)` (a file under /etc/pam.d). An included
+/// file's lines join the stack as if written there; a substack stays one
+/// line of its parent (jumps count it once) and its lines get a scope.
 pub fn auth_stack(service: &str, read: &dyn Fn(&str) -> Option<String>) -> Result<Vec<AuthLine>, String> {
     fn walk(
         name: &str,
         read: &dyn Fn(&str) -> Option<String>,
         depth: usize,
+        scope: usize,
         out: &mut Vec<AuthLine>,
     ) -> Result<(), String> {
         if depth > 8 {
@@ -114,7 +121,7 @@ pub fn auth_stack(service: &str, read: &dyn Fn(&str) -> Option<String>) -> Resul
             let Some(first) = words.next() else { continue };
             if first == "@include" {
                 if let Some(inc) = words.next() {
-                    walk(&inc, read, depth + 1, out)?;
+                    walk(&inc, read, depth + 1, scope, out)?;
                 }
                 continue;
             }
@@ -124,16 +131,28 @@ pub fn auth_stack(service: &str, read: &dyn Fn(&str) -> Option<String>) -> Resul
             }
             let Some(control) = words.next() else { continue };
             let Some(module) = words.next() else { continue };
-            if control == "include" || control == "substack" {
-                walk(&module, read, depth + 1, out)?;
+            if control == "include" {
+                walk(&module, read, depth + 1, scope, out)?;
                 continue;
             }
-            out.push(AuthLine { control, module, args: words.collect(), origin: name.to_owned() });
+            if control == "substack" {
+                out.push(AuthLine {
+                    control: control.clone(),
+                    module: module.clone(),
+                    args: Vec::new(),
+                    origin: name.to_owned(),
+                    scope,
+                });
+                let inner = 1 + out.iter().map(|l| l.scope).max().unwrap_or(0);
+                walk(&module, read, depth + 1, inner, out)?;
+                continue;
+            }
+            out.push(AuthLine { control, module, args: words.collect(), origin: name.to_owned(), scope });
         }
         Ok(())
     }
     let mut out = Vec::new();
-    walk(service, read, 0, &mut out)?;
+    walk(service, read, 0, 0, &mut out)?;
     Ok(out)
 }
 
@@ -190,6 +209,10 @@ fn success_jump(control: &str) -> Option<Option<usize>> {
     }
 }
 
+/// Services run by a user to become another (su, sudo): the PAM caller is
+/// that user, so pam_rootok's "the caller is root" means a root shell.
+const ROOT_CALLER_SERVICES: &[&str] = &["su", "su-l", "sudo", "sudo-i", "runuser", "runuser-l"];
+
 /// Checks one service's auth stack for pam_sms and for ways around it.
 pub fn check_stack(service: &str, lines: &[AuthLine]) -> Vec<Finding> {
     let Some(at) = lines.iter().position(|l| is_pam_sms(&l.module)) else {
@@ -215,19 +238,31 @@ pub fn check_stack(service: &str, lines: &[AuthLine]) -> Vec<Finding> {
     }
     for (i, l) in lines[..at].iter().enumerate() {
         let name = Path::new(&l.module).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        if l.scope != sms.scope {
+            // Inside a substack: its success or jumps end only the substack.
+            continue;
+        }
         match success_jump(&l.control) {
-            // pam_rootok succeeds only for a caller who is already root (su
-            // and sudo from a root shell); root can become anyone without
-            // it, so it bypasses nothing. Debian's /etc/pam.d/su starts with it.
-            Some(_) if name == "pam_rootok.so" => out.push(ok(format!(
+            // pam_rootok succeeds when the *calling process* is root. In su
+            // and sudo that is a root shell, which can become anyone anyway
+            // (Debian's /etc/pam.d/su starts with it). sshd and login call
+            // PAM as root for everybody: there it lets everyone in.
+            Some(_) if name == "pam_rootok.so" && ROOT_CALLER_SERVICES.contains(&service) => out.push(ok(format!(
                 "pam: {service}: {name} ({}) lets root skip the code; root needs no code to become anyone",
                 l.control
             ))),
+            Some(_) if name == "pam_rootok.so" => out.push(fail(
+                format!(
+                    "pam: {service}: {name} ({}, in {}) comes before pam_sms.so: {service} calls PAM as root, so it lets everyone in without password or code",
+                    l.control, l.origin
+                ),
+                format!("remove pam_rootok.so from /etc/pam.d/{} (it belongs in su and sudo only)", l.origin),
+            )),
             Some(None) => out.push(fail(
                 format!("pam: {service}: {name} ({}, in {}) comes before pam_sms.so and ends the stack on success: it skips the code", l.control, l.origin),
                 format!("move pam_sms.so before {name}, or make {name} \"required\""),
             )),
-            Some(Some(n)) if i + 1 + n > at => out.push(fail(
+            Some(Some(n)) if i + 1 + n > at - lines[i + 1..at].iter().filter(|m| m.scope != sms.scope).count() => out.push(fail(
                 format!("pam: {service}: {name} ({}, in {}) jumps over pam_sms.so on success", l.control, l.origin),
                 format!("put pam_sms.so before {name} or shorten the jump"),
             )),
@@ -355,6 +390,70 @@ mod tests {
         let f = check_stack("su", &lines);
         assert_eq!(levels(&f), [Level::Ok, Level::Ok], "{f:?}");
         assert!(f[1].what.contains("pam_rootok.so (sufficient) lets root skip the code"), "{f:?}");
+    }
+
+    #[test]
+    fn pam_rootok_in_sshd_or_login_lets_everyone_in() {
+        for service in ["sshd", "login"] {
+            let stack = "auth sufficient pam_rootok.so\n@include common-auth\nauth required pam_sms.so\n";
+            let lines = auth_stack("sshd", &files(stack)).unwrap();
+            let f = check_stack(service, &lines);
+            let bad = f.iter().find(|f| f.level == Level::Fail).unwrap_or_else(|| panic!("{service}: {f:?}"));
+            assert!(bad.what.contains("lets everyone in without password or code"), "{bad:?}");
+        }
+    }
+
+    /// Fedora/RHEL's stock sshd: `auth substack password-auth`, whose
+    /// `sufficient pam_unix.so` ends the substack only.
+    #[test]
+    fn a_substack_is_not_an_include() {
+        let password_auth = "auth required pam_env.so\nauth required pam_faildelay.so delay=2000000\n\
+            auth [default=1 ignore=ignore success=ok] pam_usertype.so isregular\n\
+            auth [default=1 ignore=ignore success=ok] pam_localuser.so\nauth sufficient pam_unix.so nullok\n\
+            auth [default=1 ignore=ignore success=ok] pam_usertype.so isregular\n\
+            auth sufficient pam_sss.so forward_pass\nauth required pam_deny.so\n";
+        let read = move |name: &str| match name {
+            "sshd" => {
+                Some("auth substack password-auth\nauth include postlogin\nauth required pam_sms.so\n".to_owned())
+            }
+            "password-auth" => Some(password_auth.to_owned()),
+            "postlogin" => Some(String::new()),
+            _ => None,
+        };
+        let lines = auth_stack("sshd", &read).unwrap();
+        assert_eq!(lines[0].control, "substack");
+        assert!(lines[1..9].iter().all(|l| l.scope == 1) && lines[9].scope == 0, "{lines:?}");
+        let f = check_stack("sshd", &lines);
+        assert_eq!(levels(&f), [Level::Ok], "{f:?}");
+        // The same lines included (not a substack) do skip the code.
+        let read = move |name: &str| match name {
+            "sshd" => Some("auth include password-auth\nauth required pam_sms.so\n".to_owned()),
+            "password-auth" => Some(password_auth.to_owned()),
+            _ => None,
+        };
+        let f = check_stack("sshd", &auth_stack("sshd", &read).unwrap());
+        assert!(f.iter().any(|f| f.level == Level::Fail && f.what.contains("pam_unix.so")), "{f:?}");
+        // A jump in the parent counts the substack as one line.
+        let read = move |name: &str| match name {
+            "sshd" => Some(
+                "auth [success=1 default=ignore] pam_unix.so\nauth substack password-auth\nauth required pam_sms.so\n"
+                    .to_owned(),
+            ),
+            "password-auth" => Some(password_auth.to_owned()),
+            _ => None,
+        };
+        let f = check_stack("sshd", &auth_stack("sshd", &read).unwrap());
+        assert_eq!(levels(&f), [Level::Ok], "success=1 skips the substack line, not pam_sms: {f:?}");
+        let read = move |name: &str| match name {
+            "sshd" => Some(
+                "auth [success=2 default=ignore] pam_unix.so\nauth substack password-auth\nauth required pam_sms.so\n"
+                    .to_owned(),
+            ),
+            "password-auth" => Some(password_auth.to_owned()),
+            _ => None,
+        };
+        let f = check_stack("sshd", &auth_stack("sshd", &read).unwrap());
+        assert!(f.iter().any(|f| f.what.contains("jumps over pam_sms.so")), "{f:?}");
     }
 
     #[test]
