@@ -62,6 +62,8 @@ fn read_items(pamh: &mut PamHandle) -> Result<Items, PamResultCode> {
     let rhost = pamh.get_item::<RHost>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
     let tty = pamh.get_item::<Tty>().ok().flatten().map(|s| cstr_item(&s)).unwrap_or_default();
     let auth_info = pam_env(pamh, c"SSH_AUTH_INFO_0").unwrap_or_default();
+    // The daemon treats longer names as unknown users; never send more.
+    let user = smsotp_proto::truncate_bytes(&user, smsotp_proto::limits::USER + 1).to_owned();
     Ok(Items { user, context: smsotp_proto::LoginContext { service, rhost, tty, auth_info } })
 }
 

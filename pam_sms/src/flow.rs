@@ -151,6 +151,11 @@ pub mod text {
             if left == 1 { "try" } else { "tries" }
         )
     }
+    /// The prompt under PAM_SILENT (sudo passes it), where the info line
+    /// that says where the code went is never shown.
+    pub fn silent_prompt(destination: &str) -> String {
+        format!("Code sent by SMS to {destination} (empty answer: a new code). {}", super::PROMPT)
+    }
     pub fn trust_question(days: u32) -> String {
         format!("Trust this machine for {days} days? [y/N] ")
     }
@@ -241,8 +246,9 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             self.daemon.cancel(&challenge);
             return Outcome::ConversationFailed;
         }
+        let prompt = if self.silent { text::silent_prompt(&start.destination) } else { PROMPT.to_owned() };
         for _ in 0..MAX_ROUNDS {
-            let raw = match self.prompter.prompt_secret(PROMPT) {
+            let raw = match self.prompter.prompt_secret(&prompt) {
                 Ok(Some(raw)) => raw,
                 Ok(None) | Err(ConvError) => {
                     self.log.debug("the conversation returned no answer; cancelling");

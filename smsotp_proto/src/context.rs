@@ -13,6 +13,30 @@ pub mod context_key {
     pub const ALL: &[&str] = &[SERVICE, RHOST, TTY, AUTH_INFO];
 }
 
+/// The longest strings the daemon accepts from the module, in bytes. The
+/// module caps the user name itself; the daemon checks everything again.
+pub mod limits {
+    /// A user name longer than this is treated as an unknown user.
+    pub const USER: usize = 256;
+    pub const SERVICE: usize = 256;
+    pub const RHOST: usize = 1024;
+    pub const TTY: usize = 256;
+    pub const AUTH_INFO: usize = 16 * 1024;
+    pub const CONTEXT_ENTRIES: usize = 32;
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoginContext {
     pub service: String,
@@ -33,5 +57,18 @@ impl LoginContext {
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_keeps_characters_whole() {
+        assert_eq!(truncate_bytes("abc", 5), "abc");
+        assert_eq!(truncate_bytes("abcdef", 3), "abc");
+        assert_eq!(truncate_bytes("aé", 2), "a", "é is two bytes");
+        assert_eq!(truncate_bytes(&"x".repeat(60_000), limits::USER).len(), limits::USER);
     }
 }

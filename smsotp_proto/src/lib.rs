@@ -11,7 +11,7 @@ mod proxy;
 mod rows;
 mod wire;
 
-pub use context::{LoginContext, context_key};
+pub use context::{LoginContext, context_key, limits, truncate_bytes};
 pub use error::Error;
 pub use proxy::SmsOtp1Proxy;
 pub use rows::{ExplainKey, ExplainLine, TrustClass, TrustRow, UserRow, UserState};

@@ -12,6 +12,7 @@ use zbus::message::Header;
 use zbus::{Connection, interface};
 
 use smsotp_proto::context_key as key;
+use smsotp_proto::limits;
 use smsotp_proto::{Action, Error as SmsOtpError, ExplainLine, LoginContext, Status, TrustRow, UserRow};
 
 use crate::authz::identify;
@@ -32,7 +33,7 @@ impl SmsOtp {
 /// Reads the `a{ss}` the module sends. Unknown keys are ignored so a
 /// newer module works with an older daemon; sizes are capped.
 fn login_context(map: &HashMap<String, String>) -> Result<LoginContext, LoginError> {
-    if map.len() > 32 {
+    if map.len() > limits::CONTEXT_ENTRIES {
         return Err(LoginError::InvalidArgument("too many context entries".into()));
     }
     let get = |key: &str, max: usize| -> Result<String, LoginError> {
@@ -45,11 +46,24 @@ fn login_context(map: &HashMap<String, String>) -> Result<LoginContext, LoginErr
         }
     };
     Ok(LoginContext {
-        service: get(key::SERVICE, 256)?,
-        rhost: get(key::RHOST, 1024)?,
-        tty: get(key::TTY, 256)?,
-        auth_info: get(key::AUTH_INFO, 16 * 1024)?,
+        service: get(key::SERVICE, limits::SERVICE)?,
+        rhost: get(key::RHOST, limits::RHOST)?,
+        tty: get(key::TTY, limits::TTY)?,
+        auth_info: get(key::AUTH_INFO, limits::AUTH_INFO)?,
     })
+}
+
+/// A user name as the daemon keeps it: no valid name is longer than
+/// [`limits::USER`] bytes, so a longer one is an unknown user, kept as a
+/// short stand-in (never valid, stable per name) so that it costs no more
+/// memory than any other and gets the same answers.
+fn bounded_user(user: &str) -> String {
+    if user.len() <= limits::USER {
+        return user.to_owned();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(user.as_bytes());
+    format!("too-long:{}", hex::encode(&digest[..16]))
 }
 
 #[interface(name = "org.smsotp.SmsOtp1")]
@@ -70,7 +84,7 @@ impl SmsOtp {
     ) -> Result<(Action, String, String), SmsOtpError> {
         let root = identify(&header, conn).await?;
         let ctx = login_context(&context)?;
-        let s = self.daemon.start_login(&root, &user, &ctx).await?;
+        let s = self.daemon.start_login(&root, &bounded_user(&user), &ctx).await?;
         Ok((s.action, s.challenge, s.destination))
     }
 
@@ -206,7 +220,7 @@ impl SmsOtp {
     ) -> Result<Vec<ExplainLine>, SmsOtpError> {
         let root = identify(&header, conn).await?;
         let ctx = login_context(&context)?;
-        Ok(self.daemon.explain(&root, &user, &ctx)?)
+        Ok(self.daemon.explain(&root, &bounded_user(&user), &ctx)?)
     }
 
     #[zbus(out_args("destination"))]

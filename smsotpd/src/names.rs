@@ -153,19 +153,25 @@ impl fmt::Display for PhoneError {
     }
 }
 
-/// Makes text from outside safe for a one-line log entry: control characters
-/// (ESC, BEL, newlines) become `\x..` escapes and the length is capped
-/// (128 characters: a whole machine id, `key:SHA256:<43>@<IPv6 /64>`, fits,
-/// so an admin can read the network in the audit log).
+/// Makes text from outside safe for a one-line log entry: control
+/// characters (ESC, BEL, newlines), other line breaks (U+2028, U+2029),
+/// invisible format characters and bidirectional overrides (U+202E can make
+/// a log line read backwards) become `\x..` / `\u{....}` escapes, and the
+/// length is capped (128 characters: a whole machine id,
+/// `key:SHA256:<43>@<IPv6 /64>`, fits, so an admin can read the network).
 pub fn sanitize_for_log(s: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i >= 128 {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        let code = u32::from(c);
+        if code < 0x100 && (c.is_control() || code == 0xAD || code == 0xA0) {
+            let _ = write!(out, "\\x{code:02x}");
+        } else if needs_escape(c) {
+            let _ = write!(out, "\\u{{{code:04x}}}");
         } else {
             out.push(c);
         }
@@ -173,9 +179,31 @@ pub fn sanitize_for_log(s: &str) -> String {
     out
 }
 
+/// Characters that print as nothing, move the text, or break the line.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(u32::from(c),
+            0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
+            | 0x2060..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x1D173..=0x1D17A
+            | 0xE0001 | 0xE0020..=0xE007F)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_text_cannot_hide_or_reorder_itself() {
+        assert_eq!(sanitize_for_log("bob\nevent=accepted"), "bob\\x0aevent=accepted");
+        assert_eq!(sanitize_for_log("alice\u{202e}nimda"), "alice\\u{202e}nimda");
+        assert_eq!(sanitize_for_log("a\u{2028}b\u{2029}c"), "a\\u{2028}b\\u{2029}c");
+        assert_eq!(sanitize_for_log("zero\u{200b}width\u{feff}"), "zero\\u{200b}width\\u{feff}");
+        assert_eq!(sanitize_for_log("iso\u{2066}late\u{2069}"), "iso\\u{2066}late\\u{2069}");
+        assert_eq!(sanitize_for_log("nb\u{a0}sp\u{85}"), "nb\\xa0sp\\x85");
+        assert_eq!(sanitize_for_log("tag\u{e0041}"), "tag\\u{e0041}");
+        assert_eq!(sanitize_for_log("jörg 名前 ok"), "jörg 名前 ok", "printable text stays as it is");
+    }
 
     #[test]
     fn user_names() {

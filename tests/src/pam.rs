@@ -109,6 +109,8 @@ pub struct Pam {
     pub syslog: Option<PathBuf>,
     /// The PAM service name (the file written to the temporary /etc/pam.d).
     pub service: String,
+    /// pamtester's operation, with flags: `authenticate(PAM_SILENT)`.
+    pub operation: String,
 }
 
 impl Pam {
@@ -124,6 +126,7 @@ impl Pam {
             binds: Vec::new(),
             syslog: None,
             service: "smsotp-test".into(),
+            operation: "authenticate".into(),
         }
     }
 
@@ -146,6 +149,12 @@ impl Pam {
 
     pub fn service(mut self, name: &str) -> Pam {
         self.service = name.to_owned();
+        self
+    }
+
+    /// Authenticate with PAM_SILENT, as sudo does.
+    pub fn silent(mut self) -> Pam {
+        self.operation = "authenticate(PAM_SILENT)".into();
         self
     }
 
@@ -194,7 +203,7 @@ impl Pam {
         for (k, v) in &self.pam_env {
             cmd.arg(format!("-E{k}={v}"));
         }
-        cmd.args([self.service.as_str(), &self.user, "authenticate"]);
+        cmd.args([self.service.as_str(), &self.user, &self.operation]);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -33,4 +33,11 @@ impl SyslogCapture {
     pub fn text(&self) -> String {
         self.lines().join("\n")
     }
+
+    /// The text once it contains `needle` (or after 5 s): a datagram the
+    /// module sent just before it returned may not have been read yet.
+    pub fn text_with(&self, needle: &str) -> String {
+        crate::tools::poll(std::time::Duration::from_secs(5), || self.text().contains(needle));
+        self.text()
+    }
 }

@@ -129,7 +129,8 @@ fn the_module_refuses_a_daemon_that_is_not_root() {
     let run = pam.run(vec![]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "never IGNORE, whatever the fail mode: {}", run.output);
     assert_eq!(run.prompts, 0);
-    assert!(syslog.text().contains("with uid 65534, not root"), "{}", syslog.text());
+    let log = syslog.text_with("with uid 65534, not root");
+    assert!(log.contains("with uid 65534, not root"), "{log}");
     assert!(twilio.messages().is_empty(), "the impostor was never asked: {:?}", twilio.messages());
     // An admin who runs the daemon as that user says so explicitly.
     let mut pam = Pam::new(&bus.address(), USER).probe().arg("daemon_user=nobody");

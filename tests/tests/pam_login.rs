@@ -190,7 +190,8 @@ fn daemon_not_running_fail_mode_secure() {
     let run = pam.run(vec![]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
     assert_eq!(run.shown(), "The SMS login service is not available.\n");
-    assert!(syslog.text().contains("smsotpd is unreachable"), "{}", syslog.text());
+    let log = syslog.text_with("smsotpd is unreachable");
+    assert!(log.contains("smsotpd is unreachable"), "{log}");
     // No bus at all: the same.
     let mut pam = Pam::new("unix:path=/nonexistent/bus", USER).probe();
     pam.syslog = Some(syslog.path.clone());
@@ -206,7 +207,7 @@ fn daemon_not_running_fail_mode_safe() {
     let run = pam.run(vec![]);
     assert_eq!(run.code, Code::Ignore, "{}", run.output);
     assert_eq!(run.prompts, 0);
-    let log = syslog.text();
+    let log = syslog.text_with("returning PAM_IGNORE because fail_mode=safe");
     assert!(log.contains("returning PAM_IGNORE because fail_mode=safe"), "the bypass is logged every time: {log}");
 }
 
@@ -291,7 +292,7 @@ fn bad_module_arguments() {
         let run = w.pam(USER).probe().arg(arg).run(vec![]);
         assert_eq!(run.code, Code::ServiceErr, "{arg}: {}", run.output);
         assert_eq!(run.prompts, 0);
-        let log = w.syslog.text();
+        let log = w.syslog.text_with(named);
         assert!(log.contains("bad module arguments") && log.contains(named), "{arg}: {log}");
     }
     assert!(w.twilio.requests().is_empty());
@@ -350,4 +351,51 @@ fn connections_to_twilio_are_reused() {
     }
     assert_eq!(w.twilio.requests().len(), 3);
     assert_eq!(w.twilio.connections(), 1, "one kept-alive connection for three SMS");
+}
+
+/// Issue 13, findings 4 and 6: a 60 KB name costs the daemon no more than
+/// any unknown name and gets the same answers; names that would reorder or
+/// split a log line are escaped in the audit trail.
+#[test]
+fn hostile_user_names_are_unknown_users_and_logged_escaped() {
+    let w = World::messaging("unenrolled = \"deny\"", "");
+    let answers = || vec![typed("111111"), typed("222222"), typed("333333")];
+    let blank_digits = |s: String| s.replacen(&s[38..42].to_owned(), "NNNN", 1);
+    let plain = w.pam("no-such-user-xyz").probe().run(answers());
+    let long = "x".repeat(60_000);
+    let bidi = "alice\u{202e}nimda\u{2028}event=code-accepted";
+    for user in [long.as_str(), bidi] {
+        let run = w.pam(user).probe().run(answers());
+        assert_eq!(run.code, Code::MaxTries, "{}", run.output);
+        assert_eq!(blank_digits(run.shown()), blank_digits(plain.shown()), "the same answers as any unknown user");
+    }
+    let log = w.daemon.log_text();
+    assert!(!log.contains(&"x".repeat(300)), "the long name was not kept whole");
+    assert!(log.contains("event=unknown-user user=too-long:"), "{log}");
+    assert!(!log.contains('\u{202e}') && !log.contains('\u{2028}'), "raw bidi/line-separator characters in the log");
+    assert!(log.contains("alice\\u{202e}nimda\\u{2028}event=code-accepted"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("event=code-accepted")), "no forged line");
+    assert_eq!(w.twilio.messages().len(), 0);
+    w.assert_clean();
+}
+
+/// Issue 13, finding 9: sudo passes PAM_SILENT, which drops the info line;
+/// the prompt itself then says where the code went and that an empty
+/// answer asks for a new one.
+#[test]
+fn under_pam_silent_the_prompt_carries_the_destination() {
+    let w = World::messaging("", "");
+    let run = w.pam(USER).silent().run(vec![
+        // 31 s later (on the daemon's clock), so the resend is allowed.
+        Box::new(|| {
+            w.daemon.set_time_offset(31);
+            String::new()
+        }),
+        Box::new(|| w.code(2)),
+    ]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let prompt = "Code sent by SMS to ******0123 (empty answer: a new code). SMS code: ";
+    assert_eq!(run.shown(), format!("{prompt}{prompt}"), "no info or error lines, only the prompts");
+    assert_eq!(w.twilio.messages().len(), 2, "the empty answer sent a new code");
+    w.assert_clean();
 }
