@@ -169,6 +169,7 @@ pub mod text {
     pub const DENIED: &str = "SMS login is not allowed for this login.";
     pub const RATE_LIMITED: &str = "Too many codes were requested for this account. Try again later.";
     pub const DELIVERY: &str = "The login code could not be sent. Try again later.";
+    pub const CHECK_FAILED: &str = "The code could not be checked. Try again later.";
     pub const BUSY: &str = "The SMS login service is busy. Try again in a moment.";
     pub const UNUSABLE: &str = "SMS login is unavailable for this account. Contact your administrator.";
     pub const UNAVAILABLE: &str = "The SMS login service is not available.";
@@ -256,7 +257,9 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     return Outcome::ConversationFailed;
                 }
             };
-            let answer = match classify(&raw) {
+            let reply = classify(&raw);
+            let checked = !matches!(reply, Reply::Empty);
+            let answer = match reply {
                 Reply::Empty => self.daemon.resend(&challenge),
                 Reply::Digits(code) => self.daemon.check_code(&challenge, &code),
                 // The daemon counts "" as wrong; the typed text stays here.
@@ -268,6 +271,16 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 Err(e) => {
                     if matches!(e, ClientError::Protocol(_)) {
                         self.daemon.cancel(&challenge);
+                    }
+                    // With Verify, checking a typed code talks to the
+                    // provider too; its failure is not a failed send.
+                    if checked && let ClientError::Daemon(smsotp_proto::Error::DeliveryFailed(text)) = &e {
+                        self.log.warn(&format!(
+                            "smsotpd: the code could not be checked: {}",
+                            text.chars().take(200).collect::<String>()
+                        ));
+                        self.say_error(text::CHECK_FAILED);
+                        return Outcome::Unavailable;
                     }
                     return self.daemon_failed(e);
                 }

@@ -81,8 +81,8 @@ impl<P: Provider> Daemon<P> {
                         .field("to", &c.destination)
                         .log();
                 }
-                tracing::warn!("{}: {e}", self.provider.name());
-                Err(LoginError::DeliveryFailed(e.to_string()))
+                tracing::warn!("{}: checking a code failed: {e}", self.provider.name());
+                Err(LoginError::CheckFailed(e.to_string()))
             }
         }
     }

@@ -303,9 +303,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
 async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     use crate::doctor::{Finding, Level};
     let io = |e: std::io::Error| fail(1, e.to_string());
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let mut findings: Vec<Finding> = Vec::new();
-    let cfg = match Config::load(config, creds.as_deref()) {
+    let loaded = config::credentials::for_tools(config::credentials::UNIT_DIRS)
+        .and_then(|(creds, _)| Config::load_with(config, &creds));
+    let cfg = match loaded {
         Ok(c) => {
             findings.push(Finding {
                 level: Level::Ok,
@@ -376,8 +377,9 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
 }
 
 fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let cfg = Config::load(path, creds.as_deref()).map_err(|e| fail(5, e.to_string()))?;
+    let (creds, credentials_from) =
+        config::credentials::for_tools(config::credentials::UNIT_DIRS).map_err(|e| fail(5, e.to_string()))?;
+    let cfg = Config::load_with(path, &creds).map_err(|e| fail(5, e.to_string()))?;
     let provider = match &cfg.provider {
         Provider::TwilioMessaging(_) => "twilio-messaging".to_owned(),
         Provider::TwilioVerify(_) => "twilio-verify".to_owned(),
@@ -387,7 +389,7 @@ fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     };
     writeln!(
         out,
-        "{}: OK\nprovider:   {provider}\nunenrolled: {:?}\ncodes:      {} digits, valid {} s, {} attempts, {} resends\nlockout:    after {} failures for {} min\nstate:      {}",
+        "{}: OK\nprovider:   {provider}\ncredentials: {credentials_from}\nunenrolled: {:?}\ncodes:      {} digits, valid {} s, {} attempts, {} resends\nlockout:    after {} failures for {} min\nstate:      {}",
         path.display(),
         cfg.unenrolled,
         cfg.codes.length,

@@ -14,6 +14,8 @@ pub enum LoginError {
     Busy,
     RateLimited,
     DeliveryFailed(String),
+    /// The provider could not check a typed code (Verify).
+    CheckFailed(String),
     /// The user's record cannot be read or written: no login for them.
     Storage(String),
     NotEnrolled(String),
@@ -29,6 +31,7 @@ impl std::fmt::Display for LoginError {
             LoginError::Busy => f.write_str("too many logins are pending; try again shortly"),
             LoginError::RateLimited => f.write_str("too many codes were sent to this account recently"),
             LoginError::DeliveryFailed(s) => write!(f, "the code could not be sent: {s}"),
+            LoginError::CheckFailed(s) => write!(f, "the code could not be checked: {s}"),
             LoginError::Storage(s) => write!(f, "state storage failed: {s}"),
             LoginError::NotEnrolled(u) => write!(f, "{u} is not enrolled"),
             LoginError::Internal(s) => write!(f, "internal error: {s}"),
@@ -45,7 +48,7 @@ impl From<LoginError> for WireError {
             LoginError::UnknownChallenge => WireError::UnknownChallenge(text),
             LoginError::Busy => WireError::Busy(text),
             LoginError::RateLimited => WireError::RateLimited(text),
-            LoginError::DeliveryFailed(_) => WireError::DeliveryFailed(text),
+            LoginError::DeliveryFailed(_) | LoginError::CheckFailed(_) => WireError::DeliveryFailed(text),
             LoginError::Storage(_) => WireError::StorageFailed(text),
             LoginError::NotEnrolled(_) => WireError::NotEnrolled(text),
             LoginError::Internal(_) => WireError::Internal(text),

@@ -165,7 +165,10 @@ impl<P: Provider> Daemon<P> {
             }
             Err(e) => {
                 self.log_provider_failure(user, ctx, phone, &e);
-                Err(LoginError::DeliveryFailed(e.to_string()))
+                match e {
+                    ProviderError::Limited { .. } => Err(LoginError::RateLimited),
+                    other => Err(LoginError::DeliveryFailed(other.to_string())),
+                }
             }
         }
     }

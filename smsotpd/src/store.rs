@@ -147,7 +147,32 @@ impl Store {
         .map_err(io(format!("cannot open the state directory {}", root.display())))?;
         check_private_dir(&root_fd, &root.display().to_string())?;
         let users = open_dir_at(&root_fd, USERS, true)?;
-        Ok(Store { root: root.to_owned(), users })
+        let store = Store { root: root.to_owned(), users };
+        store.remove_interrupted_writes();
+        Ok(store)
+    }
+
+    /// A write cut short (kill -9, power loss) leaves its temp file behind,
+    /// with a full phone number in it. Only this daemon writes here, and it
+    /// is starting: every temp file is abandoned.
+    fn remove_interrupted_writes(&self) -> usize {
+        let dir = self.root.join(USERS);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                match unlinkat(&self.users, name, UnlinkatFlags::NoRemoveDir) {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!("cannot remove the interrupted write {}/{name}: {e}", dir.display()),
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::warn!("removed {removed} temp file(s) of interrupted writes from {}", dir.display());
+        }
+        removed
     }
 
     pub fn root(&self) -> &Path {
@@ -420,6 +445,26 @@ mod tests {
         s.save(&alice(), &record()).unwrap();
         assert!(!std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "version = 1\nphone = \"+14155550123\"\n");
+    }
+
+    #[test]
+    fn interrupted_writes_are_cleaned_up_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        store.save(&alice, &UserRecord::new(PhoneNumber::parse("+14155550123").unwrap())).unwrap();
+        let users = dir.path().join(USERS);
+        for stale in [".alice.3f9a.tmp", ".bob.00ff.tmp"] {
+            std::fs::write(users.join(stale), "phone = \"+14155550123\"").unwrap();
+        }
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(&users).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["alice"], "only the real record stays");
+        assert!(store.load(&alice).unwrap().is_some());
     }
 
     #[test]

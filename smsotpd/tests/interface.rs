@@ -93,6 +93,7 @@ fn every_internal_error_becomes_a_named_wire_error() {
         LoginError::Busy,
         LoginError::RateLimited,
         LoginError::DeliveryFailed(text()),
+        LoginError::CheckFailed(text()),
         LoginError::Storage(text()),
         LoginError::NotEnrolled(text()),
         LoginError::Internal(text()),

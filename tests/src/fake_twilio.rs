@@ -185,6 +185,11 @@ impl FakeTwilio {
         }
     }
 
+    /// Forgets every scripted answer (a `forever` one included).
+    pub fn clear_canned(&self) {
+        self.state.0.lock().unwrap().canned.clear();
+    }
+
     /// Expires every open verification (what Twilio does after 10 minutes).
     pub fn expire_verifications(&self) {
         for v in self.state.0.lock().unwrap().verifications.values_mut() {

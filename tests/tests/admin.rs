@@ -146,3 +146,67 @@ fn the_daemon_runs_hardened() {
     assert_eq!(std::fs::metadata(&users).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(std::fs::metadata(users.join(USER)).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+/// Issue 13, finding 5: a write killed halfway leaves a temp file holding
+/// a full number; the daemon removes such files when it starts.
+#[test]
+fn interrupted_writes_do_not_outlive_a_restart() {
+    let mut w = World::messaging("", "");
+    let users = w.daemon.state_dir().join("users");
+    let stale = users.join(format!(".{USER}.5e1f0a.tmp"));
+    std::fs::write(&stale, format!("version = 1\nphone = \"{NUMBER}\"\n")).unwrap();
+    w.daemon.restart();
+    assert!(!stale.exists(), "the temp file of an interrupted write survived a restart");
+    assert!(users.join(USER).exists(), "the real record stays");
+    assert!(w.daemon.log_text().contains("removed 1 temp file(s) of interrupted writes"), "{}", w.daemon.log_text());
+}
+
+/// Issue 13, finding 10: with the README's set-up (the token in its own
+/// file, `LoadCredential=` in a drop-in), check-config finds the token
+/// where the unit loads it, as the daemon would.
+#[test]
+fn check_config_finds_the_credential_the_unit_loads() {
+    let dir = private_tempdir();
+    let path = dir.path().join("smsotpd.toml");
+    let without_token: String = messaging_config("https://api.twilio.com", "", "")
+        .replace("@STATE@", "/var/lib/smsotpd")
+        .lines()
+        .filter(|l| !l.starts_with("auth_token"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, without_token).unwrap();
+    let token = dir.path().join("twilio-auth-token");
+    std::fs::write(&token, format!("{}\n", smsotp_tests::fake_twilio::AUTH_TOKEN)).unwrap();
+    for f in [&path, &token] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let units = dir.path().join("units");
+    std::fs::create_dir_all(units.join("smsotpd.service.d")).unwrap();
+    let bwrap = smsotp_tests::tools::require("bwrap", "bubblewrap");
+    // The machine's /etc/systemd/system is replaced by `units` for smsotpctl.
+    let check = || {
+        Command::new(&bwrap)
+            .args(["--bind", "/", "/", "--bind"])
+            .arg(&units)
+            .arg("/etc/systemd/system")
+            .arg(&built().smsotpctl)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(code(&out), 5, "no token anywhere: {}", stderr(&out));
+    assert!(stderr(&out).contains("no Twilio credentials"), "{}", stderr(&out));
+    std::fs::write(
+        units.join("smsotpd.service.d/credentials.conf"),
+        format!("[Service]\nLoadCredential=twilio-auth-token:{}\n", token.display()),
+    )
+    .unwrap();
+    let out = check();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("twilio-auth-token from {}", token.display())), "{stdout}");
+    assert!(!stdout.contains(smsotp_tests::fake_twilio::AUTH_TOKEN), "the token itself is never shown");
+}

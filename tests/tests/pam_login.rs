@@ -399,3 +399,30 @@ fn under_pam_silent_the_prompt_carries_the_destination() {
     assert_eq!(w.twilio.messages().len(), 2, "the empty answer sent a new code");
     w.assert_clean();
 }
+
+/// Issue 13, finding 8: with Verify, a failure while checking the typed
+/// code says so (not "could not be sent"), and Verify's per-number limit
+/// (60203, sent as HTTP 429) is not retried like throttling.
+#[test]
+fn verify_check_failures_and_send_limits() {
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), ""));
+    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let pam = || Pam::new(&bus.address(), USER);
+    let run = pam().run(vec![Box::new(|| {
+        let code = twilio.wait_message(1).code();
+        twilio.push(Canned::error(503, 20500).forever());
+        code
+    })]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    assert!(run.shown().ends_with("SMS code: The code could not be checked. Try again later.\n"), "{}", run.shown());
+    twilio.clear_canned();
+    let before = twilio.requests().len();
+    twilio.push(Canned::error(429, 60203));
+    let run = pam().run(vec![]);
+    assert_eq!(run.code, Code::AuthErr, "{}", run.output);
+    assert_eq!(run.shown(), "Too many codes were requested for this account. Try again later.\n");
+    assert_eq!(twilio.requests().len(), before + 1, "60203 is not retried");
+    assert!(daemon.log_text().contains("error 60203"), "the operator sees Twilio's code");
+}

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::policy::Policy;
 use crate::template::Template;
 
+pub mod credentials;
 pub(crate) mod raw;
 pub use raw::DEFAULT_TEMPLATE;
 mod validate;
@@ -266,6 +267,15 @@ impl Config {
 
     /// Reads `path`, checks its owner and mode, and parses it.
     pub fn load(path: &Path, credentials_directory: Option<&Path>) -> Result<Config, ConfigError> {
+        let creds = match credentials_directory {
+            Some(dir) => read_credentials(dir)?,
+            None => ExternalCredentials::default(),
+        };
+        Config::load_with(path, &creds)
+    }
+
+    /// Reads and checks the file, with credentials found elsewhere.
+    pub fn load_with(path: &Path, creds: &ExternalCredentials) -> Result<Config, ConfigError> {
         let origin = path.display().to_string();
         let err = |message: String| ConfigError { origin: origin.clone(), message };
         let file = std::fs::File::open(path).map_err(|e| {
@@ -279,11 +289,7 @@ impl Config {
         }
         let text = Zeroizing::new(read_limited(file, 1 << 20).map_err(|e| err(format!("cannot read: {e}")))?);
         check_owner_and_mode(&meta, Config::file_holds_secrets(&text), "the configuration").map_err(err)?;
-        let creds = match credentials_directory {
-            Some(dir) => read_credentials(dir)?,
-            None => ExternalCredentials::default(),
-        };
-        Config::parse(&text, &origin, &creds)
+        Config::parse(&text, &origin, creds)
     }
 
     /// The longest a login waits for one daemon call; shown to admins.
@@ -333,10 +339,17 @@ pub fn check_owner_and_mode(meta: &std::fs::Metadata, holds_secrets: bool, what:
 
 /// Reads Twilio secrets passed by systemd's `LoadCredential=`.
 pub fn read_credentials(dir: &Path) -> Result<ExternalCredentials, ConfigError> {
-    let read = |name: &str| -> Result<Option<Secret>, ConfigError> {
-        let path = dir.join(name);
+    Ok(ExternalCredentials {
+        auth_token: read_credential(&dir.join(CREDENTIAL_AUTH_TOKEN))?,
+        api_key_secret: read_credential(&dir.join(CREDENTIAL_API_KEY_SECRET))?,
+    })
+}
+
+/// One credential file; `Ok(None)` when it does not exist.
+pub fn read_credential(path: &Path) -> Result<Option<Secret>, ConfigError> {
+    {
         let origin = path.display().to_string();
-        match std::fs::File::open(&path) {
+        match std::fs::File::open(path) {
             Ok(f) => {
                 let text = Zeroizing::new(
                     read_limited(f, 4096)
@@ -351,11 +364,7 @@ pub fn read_credentials(dir: &Path) -> Result<ExternalCredentials, ConfigError> 
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ConfigError { origin, message: format!("cannot read: {e}") }),
         }
-    };
-    Ok(ExternalCredentials {
-        auth_token: read(CREDENTIAL_AUTH_TOKEN)?,
-        api_key_secret: read(CREDENTIAL_API_KEY_SECRET)?,
-    })
+    }
 }
 
 fn describe_toml_error(e: &toml::de::Error) -> String {

@@ -43,6 +43,10 @@ pub enum ProviderError {
     /// The provider will never deliver this (21211 invalid number, 21408
     /// region disabled, 21610 opted out, 21614 not mobile, other 4xx).
     Permanent { status: u16, code: Option<u32> },
+    /// The provider refuses more codes to this number for now (Verify's
+    /// 60203 max send attempts, 60212 too many concurrent requests): a
+    /// retry cannot help, and the user is told to wait.
+    Limited { status: u16, code: u32 },
     /// Throttled or failing (429, 5xx, connection errors) after every retry
     /// the deadline allowed.
     Unavailable { detail: String },
@@ -76,6 +80,12 @@ impl fmt::Display for ProviderError {
                 "the provider refused the message (HTTP {status}{}){}",
                 code.map(|c| format!(", error {c}: {}", twilio::describe_code(c))).unwrap_or_default(),
                 ProviderError::more_info(*code)
+            ),
+            ProviderError::Limited { status, code } => write!(
+                f,
+                "the provider refuses more codes to this number for now (HTTP {status}, error {code}: {}){}",
+                twilio::describe_code(*code),
+                ProviderError::more_info(Some(*code))
             ),
             ProviderError::Unavailable { detail } => write!(f, "the provider is unavailable: {detail}"),
             ProviderError::NoAnswer => f.write_str(

@@ -70,6 +70,7 @@ pub fn describe_code(code: u32) -> &'static str {
         60200 => "invalid parameter",
         60202 => "maximum check attempts reached",
         60203 => "maximum send attempts reached",
+        60212 => "too many concurrent requests for this phone number",
         60410 => "blocked by Verify Fraud Guard",
         60605 => "blocked by Verify Geo Permissions",
         _ => "see Twilio's error reference",
@@ -218,6 +219,9 @@ fn classify_error<T>(status: u16, body: &[u8], retry_after: Option<Duration>) ->
     let code = error_code(body);
     match (status, code) {
         (401, _) | (_, Some(20003)) => Outcome::Fail(ProviderError::Credentials { status, code }),
+        // Verify says "no more for this number now" with HTTP 429: retrying
+        // inside the deadline only adds requests.
+        (_, Some(c @ (60203 | 60212))) => Outcome::Fail(ProviderError::Limited { status, code: c }),
         (429, _) | (_, Some(20429)) => Outcome::Retry {
             reason: format!("throttled (HTTP {status}{})", code.map(|c| format!(", error {c}")).unwrap_or_default()),
             after: retry_after,
@@ -411,6 +415,19 @@ mod tests {
         assert_eq!(interpret_check(404, &body(20404, 404), None), Outcome::Done(RemoteVerdict::Gone));
         assert_eq!(interpret_check(429, &body(60202, 429), None), Outcome::Done(RemoteVerdict::Gone));
         assert!(matches!(interpret_check(429, &body(20429, 429), None), Outcome::Retry { .. }));
+        // Verify's per-number limits are not throttling: no retry.
+        assert_eq!(
+            interpret_created(429, &body(60203, 429), None),
+            Outcome::Fail(ProviderError::Limited { status: 429, code: 60203 })
+        );
+        assert_eq!(
+            interpret_check(429, &body(60212, 429), None),
+            Outcome::Fail(ProviderError::Limited { status: 429, code: 60212 })
+        );
+        assert_eq!(
+            interpret_created(400, &body(60200, 400), None),
+            Outcome::Fail(ProviderError::Permanent { status: 400, code: Some(60200) })
+        );
         assert!(matches!(interpret_check(200, br#"{"status":"weird"}"#, None), Outcome::Fail(_)));
     }
 
