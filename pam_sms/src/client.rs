@@ -1,12 +1,16 @@
 //! The D-Bus client for smsotpd.
 //!
+//! Each call connects, checks who owns the daemon's name, makes the call on
+//! that verified unique name and disconnects: nothing is held while the
+//! person types, so a thousand people at the code prompt hold no bus
+//! connection (the system bus allows 256 per uid, and every sshd pre-auth
+//! child is root). The daemon finds the login by its challenge id.
+//!
 //! A current-thread tokio runtime lives exactly as long as one PAM call, so
 //! no thread or task outlives the login (sshd forks PAM children; login
 //! execs a shell). The bus address is fixed or from the `bus=` argument,
 //! never from the environment. Before trusting any answer, the owner of the
-//! daemon's name must be uid 0 (or `daemon_user`), and every call goes to
-//! that verified unique name, so a name that changes hands mid-login cannot
-//! redirect us.
+//! daemon's name must be uid 0 (or `daemon_user`).
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,8 +23,14 @@ use crate::options::Options;
 
 pub struct DbusDaemon {
     runtime: Option<tokio::runtime::Runtime>,
-    conn: Option<zbus::Connection>,
-    proxy: Option<SmsOtp1Proxy<'static>>,
+    bus: String,
+    timeout: Duration,
+    allowed_uids: Vec<u32>,
+}
+
+/// Where the daemon is and whom to believe, for one connection.
+#[derive(Clone)]
+struct Target {
     bus: String,
     timeout: Duration,
     allowed_uids: Vec<u32>,
@@ -39,14 +49,7 @@ impl DbusDaemon {
                 _ => return Err(format!("daemon_user={name}: no such user")),
             }
         }
-        Ok(DbusDaemon {
-            runtime: Some(runtime),
-            conn: None,
-            proxy: None,
-            bus: options.bus.clone(),
-            timeout: options.timeout,
-            allowed_uids,
-        })
+        Ok(DbusDaemon { runtime: Some(runtime), bus: options.bus.clone(), timeout: options.timeout, allowed_uids })
     }
 
     /// Runs `f` to completion with the timeout. Inside an application that
@@ -72,67 +75,72 @@ impl DbusDaemon {
         }
     }
 
-    fn connect(&mut self) -> Result<(), ClientError> {
-        let (bus, timeout, allowed) = (self.bus.clone(), self.timeout, self.allowed_uids.clone());
-        let (conn, proxy) = self
-            .block(async move {
-                let unreachable = |e: zbus::Error| ClientError::Unreachable(format!("{bus}: {e}"));
-                let conn = zbus::connection::Builder::address(bus.as_str())
-                    .map_err(unreachable)?
-                    .method_timeout(timeout)
-                    .build()
-                    .await
-                    .map_err(|e| ClientError::Unreachable(format!("cannot connect to {bus}: {e}")))?;
-                let dbus = zbus::fdo::DBusProxy::builder(&conn)
-                    .cache_properties(zbus::proxy::CacheProperties::No)
-                    .build()
-                    .await
-                    .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-                let name = BusName::try_from(BUS_NAME).map_err(|e| ClientError::Unreachable(e.to_string()))?;
-                let owner = dbus
-                    .get_name_owner(name)
-                    .await
-                    .map_err(|e| ClientError::Unreachable(format!("{BUS_NAME} has no owner: {e}")))?;
-                let uid = dbus
-                    .get_connection_unix_user(owner.clone().into())
-                    .await
-                    .map_err(|e| ClientError::Unreachable(format!("cannot learn who owns {BUS_NAME}: {e}")))?;
-                if !allowed.contains(&uid) {
-                    return Err(ClientError::Impostor(format!(
-                        "{BUS_NAME} is owned by {owner} with uid {uid}, not root"
-                    )));
-                }
-                let proxy = SmsOtp1Proxy::builder(&conn)
-                    .destination(owner)
-                    .map_err(|e| ClientError::Unreachable(e.to_string()))?
-                    .cache_properties(zbus::proxy::CacheProperties::No)
-                    .build()
-                    .await
-                    .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-                Ok((conn, proxy))
-            })
-            .map_err(|e| match e {
-                ClientError::Lost(why) => ClientError::Unreachable(why),
-                other => other,
-            })?;
-        self.conn = Some(conn);
-        self.proxy = Some(proxy);
-        Ok(())
+    fn target(&self) -> Target {
+        Target { bus: self.bus.clone(), timeout: self.timeout, allowed_uids: self.allowed_uids.clone() }
     }
 
-    /// A proxy bound to the verified unique name, so a name that changes
-    /// hands mid-login cannot redirect the call.
-    fn proxy(&self) -> Result<SmsOtp1Proxy<'static>, ClientError> {
-        self.proxy.clone().ok_or_else(|| ClientError::Lost("not connected".into()))
-    }
-
-    fn call<T: Send>(
+    /// One call on its own connection. A daemon that cannot be reached is
+    /// `Unreachable` at the start of a login and `Lost` later (then no fail
+    /// mode lets the login through).
+    fn call<T: Send, F>(
         &self,
         method: &'static str,
-        f: impl Future<Output = Result<T, DaemonError>> + Send,
-    ) -> Result<T, ClientError> {
-        self.block(async move { f.await.map_err(|e| classify(method, e)) })
+        starting: bool,
+        f: impl FnOnce(SmsOtp1Proxy<'static>) -> F + Send,
+    ) -> Result<T, ClientError>
+    where
+        F: Future<Output = Result<T, DaemonError>> + Send,
+    {
+        let target = self.target();
+        self.block(async move {
+            let (conn, proxy) = connect(&target).await.map_err(|e| match e {
+                ClientError::Unreachable(why) if !starting => ClientError::Lost(why),
+                other => other,
+            })?;
+            let result = f(proxy).await.map_err(|e| classify(method, e));
+            drop(conn);
+            result
+        })
     }
+}
+
+/// Connects, finds the owner of the daemon's name, checks its uid, and
+/// returns a proxy bound to that unique name, so a name that changes hands
+/// between the check and the call cannot redirect it.
+async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>), ClientError> {
+    let bus = t.bus.as_str();
+    let unreachable = |e: zbus::Error| ClientError::Unreachable(format!("{bus}: {e}"));
+    let conn = zbus::connection::Builder::address(bus)
+        .map_err(unreachable)?
+        .method_timeout(t.timeout)
+        .build()
+        .await
+        .map_err(|e| ClientError::Unreachable(format!("cannot connect to {bus}: {e}")))?;
+    let dbus = zbus::fdo::DBusProxy::builder(&conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    let name = BusName::try_from(BUS_NAME).map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    let owner = dbus
+        .get_name_owner(name)
+        .await
+        .map_err(|e| ClientError::Unreachable(format!("{BUS_NAME} has no owner: {e}")))?;
+    let uid = dbus
+        .get_connection_unix_user(owner.clone().into())
+        .await
+        .map_err(|e| ClientError::Unreachable(format!("cannot learn who owns {BUS_NAME}: {e}")))?;
+    if !t.allowed_uids.contains(&uid) {
+        return Err(ClientError::Impostor(format!("{BUS_NAME} is owned by {owner} with uid {uid}, not root")));
+    }
+    let proxy = SmsOtp1Proxy::builder(&conn)
+        .destination(owner)
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    Ok((conn, proxy))
 }
 
 /// Sorts what went wrong: a named error of ours, the bus's own refusal, an
@@ -154,10 +162,9 @@ fn classify(method: &str, e: DaemonError) -> ClientError {
 
 impl Daemon for DbusDaemon {
     fn start_login(&mut self, user: &str, context: &LoginContext) -> Result<Start, ClientError> {
-        self.connect()?;
-        let (p, user, context) = (self.proxy()?, user.to_owned(), context.clone());
+        let (user, context) = (user.to_owned(), context.clone());
         let (action, challenge, destination) = self
-            .call("StartLogin", async move { p.start_login(&user, context.to_wire()).await })
+            .call("StartLogin", true, move |p| async move { p.start_login(&user, context.to_wire()).await })
             .map_err(|e| match e {
                 // The daemon went away between the owner check and the call.
                 ClientError::Lost(why) => ClientError::Unreachable(why),
@@ -167,38 +174,32 @@ impl Daemon for DbusDaemon {
     }
 
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
-        let (p, challenge, code) = (self.proxy()?, challenge.to_owned(), zeroize::Zeroizing::new(code.to_owned()));
-        let (status, detail) = self.call("CheckCode", async move { p.check_code(&challenge, &code).await })?;
+        let (challenge, code) = (challenge.to_owned(), zeroize::Zeroizing::new(code.to_owned()));
+        let (status, detail) =
+            self.call("CheckCode", false, move |p| async move { p.check_code(&challenge, &code).await })?;
         Ok(Answer { status, detail })
     }
 
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
-        let (p, challenge) = (self.proxy()?, challenge.to_owned());
-        let (status, detail) = self.call("Resend", async move { p.resend(&challenge).await })?;
+        let challenge = challenge.to_owned();
+        let (status, detail) = self.call("Resend", false, move |p| async move { p.resend(&challenge).await })?;
         Ok(Answer { status, detail })
     }
 
     fn cancel(&mut self, challenge: &str) {
-        if let Ok(p) = self.proxy() {
-            let challenge = challenge.to_owned();
-            let _ = self.call("Cancel", async move { p.cancel(&challenge).await });
-        }
+        let challenge = challenge.to_owned();
+        let _ = self.call("Cancel", false, move |p| async move { p.cancel(&challenge).await });
     }
 
     fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError> {
-        let (p, challenge) = (self.proxy()?, challenge.to_owned());
-        self.call("TrustMachine", async move { p.trust_machine(&challenge).await })
+        let challenge = challenge.to_owned();
+        self.call("TrustMachine", false, move |p| async move { p.trust_machine(&challenge).await })
     }
 }
 
 impl Drop for DbusDaemon {
     fn drop(&mut self) {
         if let Some(rt) = self.runtime.take() {
-            {
-                let _inside = rt.enter();
-                self.proxy.take();
-                self.conn.take();
-            }
             rt.shutdown_timeout(Duration::from_millis(100));
         }
     }

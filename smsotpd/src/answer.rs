@@ -18,20 +18,20 @@ use crate::trust;
 
 impl<P: Provider> Daemon<P> {
     /// Checks an answer. Anything but the right digits counts as wrong.
-    pub async fn check_code(&self, root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
+    pub async fn check_code(&self, _root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
         let remote = {
             let mut state = self.lock();
-            let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+            let Some(c) = state.challenges.get_mut(&id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             if c.in_flight {
                 return Err(LoginError::Busy);
             }
-            if let Some(done) = self.expired_or_locked(&mut state, &id, root.connection())? {
+            if let Some(done) = self.expired_or_locked(&mut state, &id)? {
                 return Ok(done);
             }
-            let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+            let Some(c) = state.challenges.get_mut(&id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             match &c.secret {
@@ -42,11 +42,7 @@ impl<P: Provider> Daemon<P> {
                 _ => {
                     let ok = challenge::is_code_shaped(code, self.cfg.codes.length..=self.cfg.codes.length)
                         && c.matches_local(code);
-                    return if ok {
-                        self.accept(&mut state, &id, root.connection())
-                    } else {
-                        self.wrong(&mut state, &id, root.connection())
-                    };
+                    return if ok { self.accept(&mut state, &id) } else { self.wrong(&mut state, &id) };
                 }
             }
         };
@@ -55,15 +51,15 @@ impl<P: Provider> Daemon<P> {
         };
         let verdict = self.provider.check(&reference, code, self.deadline()).await;
         let mut state = self.lock();
-        let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+        let Some(c) = state.challenges.get_mut(&id) else {
             return Err(LoginError::UnknownChallenge);
         };
         c.in_flight = false;
         match verdict {
-            Ok(RemoteVerdict::Approved) => self.accept(&mut state, &id, root.connection()),
-            Ok(RemoteVerdict::Wrong) => self.wrong(&mut state, &id, root.connection()),
+            Ok(RemoteVerdict::Approved) => self.accept(&mut state, &id),
+            Ok(RemoteVerdict::Wrong) => self.wrong(&mut state, &id),
             Ok(RemoteVerdict::Gone) => {
-                if let Some(c) = state.challenges.remove(&id, root.connection()) {
+                if let Some(c) = state.challenges.remove(&id) {
                     audit::event(Event::Expired)
                         .field("user", &c.user)
                         .field("service", &c.service)
@@ -73,7 +69,7 @@ impl<P: Provider> Daemon<P> {
                 Ok(Answer { status: Status::Expired, attempts_left: 0 })
             }
             Err(e) => {
-                if let Some(c) = state.challenges.remove(&id, root.connection()) {
+                if let Some(c) = state.challenges.remove(&id) {
                     audit::event(Event::ProviderFailure)
                         .field("user", &c.user)
                         .field("service", &c.service)
@@ -88,18 +84,13 @@ impl<P: Provider> Daemon<P> {
     }
 
     /// Ends a challenge that expired or whose user got locked out meanwhile.
-    pub(crate) fn expired_or_locked(
-        &self,
-        state: &mut State,
-        id: &ChallengeId,
-        owner: &str,
-    ) -> Result<Option<Answer>, LoginError> {
+    pub(crate) fn expired_or_locked(&self, state: &mut State, id: &ChallengeId) -> Result<Option<Answer>, LoginError> {
         let now = self.clock.tick();
-        let Some(c) = state.challenges.get_mut(id, owner) else {
+        let Some(c) = state.challenges.get_mut(id) else {
             return Err(LoginError::UnknownChallenge);
         };
         if c.is_expired(now) {
-            if let Some(c) = state.challenges.remove(id, owner) {
+            if let Some(c) = state.challenges.remove(id) {
                 audit::event(Event::Expired)
                     .field("user", &c.user)
                     .field("service", &c.service)
@@ -117,25 +108,25 @@ impl<P: Provider> Daemon<P> {
                 Ok(Some(r)) => r.locked_until > self.clock.unix_now(),
                 Ok(None) => {
                     // Unenrolled while the login was pending: nothing may succeed.
-                    state.challenges.remove(id, owner);
+                    state.challenges.remove(id);
                     return Err(LoginError::UnknownChallenge);
                 }
                 Err(e) => {
-                    state.challenges.remove(id, owner);
+                    state.challenges.remove(id);
                     tracing::error!("{e}");
                     return Err(LoginError::Storage(format!("the record of {user} is unusable")));
                 }
             },
         };
         if locked {
-            state.challenges.remove(id, owner);
+            state.challenges.remove(id);
             return Ok(Some(Answer { status: Status::LockedOut, attempts_left: 0 }));
         }
         Ok(None)
     }
 
-    pub(crate) fn accept(&self, state: &mut State, id: &ChallengeId, owner: &str) -> Result<Answer, LoginError> {
-        let Some(c) = state.challenges.remove(id, owner) else {
+    pub(crate) fn accept(&self, state: &mut State, id: &ChallengeId) -> Result<Answer, LoginError> {
+        let Some(c) = state.challenges.remove(id) else {
             return Err(LoginError::UnknownChallenge);
         };
         audit::event(Event::Accepted)
@@ -154,7 +145,7 @@ impl<P: Provider> Daemon<P> {
             let now = self.clock.tick();
             state.offers.retain(|_, o| o.until > now);
             let until = now.saturating_add(Duration::from_secs(120));
-            state.offers.insert(id.clone(), Offer { owner: owner.to_owned(), user: name.clone(), plan: p, until });
+            state.offers.insert(id.clone(), Offer { user: name.clone(), plan: p, until });
         }
         if let Ok(Some(mut r)) = self.store.load(&name) {
             let before = r.clone();
@@ -187,20 +178,14 @@ impl<P: Provider> Daemon<P> {
     }
 
     /// Counts a wrong answer on the challenge and on the user.
-    pub(crate) fn wrong(&self, state: &mut State, id: &ChallengeId, owner: &str) -> Result<Answer, LoginError> {
-        self.wrong_as(state, id, owner, Status::Wrong)
+    pub(crate) fn wrong(&self, state: &mut State, id: &ChallengeId) -> Result<Answer, LoginError> {
+        self.wrong_as(state, id, Status::Wrong)
     }
 
-    pub(crate) fn wrong_as(
-        &self,
-        state: &mut State,
-        id: &ChallengeId,
-        owner: &str,
-        status: Status,
-    ) -> Result<Answer, LoginError> {
+    pub(crate) fn wrong_as(&self, state: &mut State, id: &ChallengeId, status: Status) -> Result<Answer, LoginError> {
         let now = self.clock.unix_now();
         let lock_for = self.cfg.lockout.duration.as_secs();
-        let Some(c) = state.challenges.get_mut(id, owner) else {
+        let Some(c) = state.challenges.get_mut(id) else {
             return Err(LoginError::UnknownChallenge);
         };
         let after = c.wrong();
@@ -213,11 +198,11 @@ impl<P: Provider> Daemon<P> {
                 let mut r = match self.store.load(&name) {
                     Ok(Some(r)) => r,
                     Ok(None) => {
-                        state.challenges.remove(id, owner);
+                        state.challenges.remove(id);
                         return Err(LoginError::UnknownChallenge);
                     }
                     Err(e) => {
-                        state.challenges.remove(id, owner);
+                        state.challenges.remove(id);
                         tracing::error!("{e}");
                         return Err(LoginError::Storage(format!("the record of {name} is unusable")));
                     }
@@ -230,7 +215,7 @@ impl<P: Provider> Daemon<P> {
                 }
                 if let Err(e) = self.store.save(&name, &r) {
                     // An uncounted guess is a free guess: refuse instead.
-                    state.challenges.remove(id, owner);
+                    state.challenges.remove(id);
                     tracing::error!("could not record a failed code for {name}: {e}");
                     return Err(LoginError::Storage(e.to_string()));
                 }
@@ -251,14 +236,14 @@ impl<P: Provider> Daemon<P> {
             }
         };
         if locked {
-            state.challenges.remove(id, owner);
+            state.challenges.remove(id);
             line(Event::LockedOut).field("minutes", &(lock_for / 60).to_string()).log();
             return Ok(Answer { status: Status::LockedOut, attempts_left: 0 });
         }
         match after {
             AfterWrong::TryAgain { attempts_left } => Ok(Answer { status, attempts_left }),
             AfterWrong::NoTriesLeft => {
-                state.challenges.remove(id, owner);
+                state.challenges.remove(id);
                 line(Event::TooManyTries).log();
                 Ok(Answer { status: Status::TooManyTries, attempts_left: 0 })
             }

@@ -108,8 +108,6 @@ pub struct Limits {
 pub struct Challenge {
     /// The user as PAM named them (for decoys, possibly not a valid name).
     pub user: String,
-    /// The D-Bus connection that started it; nobody else may answer it.
-    pub owner: String,
     pub secret: Secret,
     pub destination: String,
     pub service: String,
@@ -143,7 +141,6 @@ impl Challenge {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         user: String,
-        owner: String,
         secret: Secret,
         destination: String,
         service: String,
@@ -153,7 +150,6 @@ impl Challenge {
     ) -> Self {
         Challenge {
             user,
-            owner,
             secret,
             destination,
             service,
@@ -255,21 +251,15 @@ impl Challenges {
         Ok(())
     }
 
-    /// Only the connection that started a challenge can see it; to anybody
-    /// else it does not exist (no oracle for guessed ids).
-    pub fn get_mut(&mut self, id: &ChallengeId, owner: &str) -> Option<&mut Challenge> {
-        self.map.get_mut(id).filter(|c| c.owner == owner)
+    /// A challenge is found by its 128-bit random id alone (and only root
+    /// may ask): the module connects for each call and holds nothing while
+    /// the person types, so no connection can own it.
+    pub fn get_mut(&mut self, id: &ChallengeId) -> Option<&mut Challenge> {
+        self.map.get_mut(id)
     }
 
-    pub fn remove(&mut self, id: &ChallengeId, owner: &str) -> Option<Challenge> {
-        if self.map.get(id).is_some_and(|c| c.owner == owner) { self.map.remove(id) } else { None }
-    }
-
-    /// Drops everything a vanished connection left behind.
-    pub fn remove_owner(&mut self, owner: &str) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, c| c.owner != owner);
-        before - self.map.len()
+    pub fn remove(&mut self, id: &ChallengeId) -> Option<Challenge> {
+        self.map.remove(id)
     }
 
     /// Removes every challenge of `user` (unenroll, number change).
@@ -295,7 +285,6 @@ mod tests {
     fn local(code: &str, now: Tick) -> Challenge {
         Challenge::new(
             "alice".into(),
-            ":1.7".into(),
             Secret::Local(Zeroizing::new(code.into())),
             "******0123".into(),
             "sshd".into(),
@@ -399,20 +388,20 @@ mod tests {
     }
 
     #[test]
-    fn table_is_capped_and_owner_bound() {
+    fn table_is_capped_and_keyed_by_id() {
         let mut table = Challenges::new(2);
         let a = ChallengeId::new().unwrap();
         let b = ChallengeId::new().unwrap();
         table.insert(a.clone(), local("1", t(0))).unwrap();
         table.insert(b.clone(), local("2", t(100))).unwrap();
         assert_eq!(table.insert(ChallengeId::new().unwrap(), local("3", t(0))), Err(Full));
-        assert!(table.get_mut(&a, ":1.8").is_none(), "another connection cannot see it");
-        assert!(table.remove(&a, ":1.8").is_none());
-        assert!(table.get_mut(&a, ":1.7").is_some());
+        assert!(table.get_mut(&ChallengeId::new().unwrap()).is_none(), "an unknown id finds nothing");
+        assert!(table.get_mut(&a).is_some());
         let swept = table.sweep(t(300));
         assert_eq!(swept.len(), 1);
         assert_eq!(table.len(), 1);
-        assert_eq!(table.remove_owner(":1.7"), 1);
+        assert!(table.remove(&b).is_some());
+        assert!(table.remove(&b).is_none(), "removed once");
         assert!(table.is_empty());
     }
 }

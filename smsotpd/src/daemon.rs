@@ -55,7 +55,6 @@ pub(crate) const VOLATILE_CAP: usize = 50_000;
 
 /// Trust offered to a user after a right code (policy.ask_user).
 pub(crate) struct Offer {
-    pub(crate) owner: String,
     pub(crate) user: UserName,
     pub(crate) plan: TrustPlan,
     pub(crate) until: Tick,
@@ -156,11 +155,6 @@ impl<P: Provider> Daemon<P> {
 
     pub(crate) fn parse_id(id: &str) -> Result<ChallengeId, LoginError> {
         ChallengeId::from_wire(id).ok_or(LoginError::UnknownChallenge)
-    }
-
-    /// A bus connection went away: its pending logins go with it.
-    pub fn connection_closed(&self, connection: &str) -> usize {
-        self.lock().challenges.remove_owner(connection)
     }
 
     pub fn pending(&self) -> usize {

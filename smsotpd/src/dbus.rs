@@ -234,26 +234,3 @@ impl SmsOtp {
         Ok(self.daemon.test_send(&root, &target).await?)
     }
 }
-
-/// Drops the pending logins of connections that leave the bus (sshd kills
-/// its PAM child when the client goes away).
-pub async fn watch_departures(conn: Connection, daemon: Arc<Daemon<AnyProvider>>) {
-    use futures_lite::StreamExt;
-    let Ok(dbus) = zbus::fdo::DBusProxy::new(&conn).await else {
-        tracing::warn!("cannot watch for departing connections; pending logins will expire instead");
-        return;
-    };
-    let Ok(mut changes) = dbus.receive_name_owner_changed().await else {
-        tracing::warn!("cannot watch for departing connections; pending logins will expire instead");
-        return;
-    };
-    while let Some(signal) = changes.next().await {
-        let Ok(args) = signal.args() else { continue };
-        if args.new_owner().is_none() && args.name().starts_with(':') {
-            let n = daemon.connection_closed(args.name());
-            if n > 0 {
-                tracing::info!("{} left with {n} pending login(s); dropped", args.name());
-            }
-        }
-    }
-}

@@ -5,7 +5,6 @@
 use smsotp_proto::Action;
 
 use crate::audit::{self, Event};
-use crate::authz::Root;
 use crate::challenge::{Challenge, ChallengeId, Secret};
 use crate::config::Unenrolled;
 use crate::daemon::{Daemon, Start};
@@ -31,7 +30,6 @@ impl<P: Provider> Daemon<P> {
 
     pub(crate) async fn start_unenrolled(
         &self,
-        root: &Root,
         user: &str,
         valid_name: bool,
         ctx: &LoginContext,
@@ -66,7 +64,6 @@ impl<P: Provider> Daemon<P> {
             let destination = self.decoy_destination(user);
             let c = Challenge::new(
                 user.to_owned(),
-                root.connection().to_owned(),
                 Secret::Decoy,
                 destination.clone(),
                 ctx.service.clone(),

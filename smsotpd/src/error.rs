@@ -27,7 +27,7 @@ impl std::fmt::Display for LoginError {
         match self {
             LoginError::PermissionDenied(s) => write!(f, "permission denied: {s}"),
             LoginError::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
-            LoginError::UnknownChallenge => f.write_str("no such challenge for this connection"),
+            LoginError::UnknownChallenge => f.write_str("no such challenge (it ended, expired or never existed)"),
             LoginError::Busy => f.write_str("too many logins are pending; try again shortly"),
             LoginError::RateLimited => f.write_str("too many codes were sent to this account recently"),
             LoginError::DeliveryFailed(s) => write!(f, "the code could not be sent: {s}"),

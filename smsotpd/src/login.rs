@@ -18,7 +18,7 @@ use crate::trust::{self, TrustPlan};
 impl<P: Provider> Daemon<P> {
     /// Starts a login for `user`: policy first, then enrollment, lockout,
     /// trust, and finally a code.
-    pub async fn start_login(&self, root: &Root, user: &str, ctx: &LoginContext) -> Result<Start, LoginError> {
+    pub async fn start_login(&self, _root: &Root, user: &str, ctx: &LoginContext) -> Result<Start, LoginError> {
         let parsed = UserName::parse(user);
         let origin = policy::parse_rhost(&ctx.rhost);
         let groups = parsed.as_ref().map(nss::user_groups).unwrap_or_default();
@@ -62,7 +62,7 @@ impl<P: Provider> Daemon<P> {
             }
         };
         let Some((record, name)) = record.zip(name.clone()) else {
-            return self.start_unenrolled(root, user, name.is_some(), ctx).await;
+            return self.start_unenrolled(user, name.is_some(), ctx).await;
         };
         let now = self.clock.unix_now();
         if record.locked_until > now {
@@ -82,12 +82,11 @@ impl<P: Provider> Daemon<P> {
             }
             plan = Some(TrustPlan { machine, service: ctx.service.clone(), days });
         }
-        self.send_new_code(root, name.as_str(), &record.phone, ctx, plan).await
+        self.send_new_code(name.as_str(), &record.phone, ctx, plan).await
     }
 
     pub(crate) async fn send_new_code(
         &self,
-        root: &Root,
         user: &str,
         phone: &PhoneNumber,
         ctx: &LoginContext,
@@ -120,7 +119,6 @@ impl<P: Provider> Daemon<P> {
         };
         let mut c = Challenge::new(
             user.to_owned(),
-            root.connection().to_owned(),
             secret,
             phone.masked(),
             ctx.service.clone(),

@@ -23,15 +23,15 @@ enum Resend {
 
 impl<P: Provider> Daemon<P> {
     /// An empty answer: a new code if allowed, otherwise a wrong answer.
-    pub async fn resend(&self, root: &Root, id: &str) -> Result<Answer, LoginError> {
+    pub async fn resend(&self, _root: &Root, id: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
         let (user, ctx, plan) = {
             let mut state = self.lock();
-            if let Some(done) = self.expired_or_locked(&mut state, &id, root.connection())? {
+            if let Some(done) = self.expired_or_locked(&mut state, &id)? {
                 return Ok(done);
             }
             let now = self.clock.tick();
-            let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+            let Some(c) = state.challenges.get_mut(&id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             if c.in_flight {
@@ -42,12 +42,12 @@ impl<P: Provider> Daemon<P> {
                 if let ResendRefused::TooSoon(d) = why {
                     tracing::info!("resend for {} refused: next one in {} s", sanitize_for_log(&user), d.as_secs());
                 }
-                return self.wrong_as(&mut state, &id, root.connection(), Status::ResendRefused);
+                return self.wrong_as(&mut state, &id, Status::ResendRefused);
             }
             if !self.take_send_budget(&mut state, &user) {
-                return self.wrong_as(&mut state, &id, root.connection(), Status::ResendRefused);
+                return self.wrong_as(&mut state, &id, Status::ResendRefused);
             }
-            let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+            let Some(c) = state.challenges.get_mut(&id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             let ctx = LoginContext { service: c.service.clone(), rhost: c.rhost.clone(), ..LoginContext::default() };
@@ -83,7 +83,7 @@ impl<P: Provider> Daemon<P> {
         let phone = match UserName::parse(&user).ok().and_then(|n| self.store.load(&n).ok().flatten()) {
             Some(r) => r.phone,
             None => {
-                self.lock().challenges.remove(&id, root.connection());
+                self.lock().challenges.remove(&id);
                 return Err(LoginError::UnknownChallenge);
             }
         };
@@ -91,7 +91,7 @@ impl<P: Provider> Daemon<P> {
         let mut state = self.lock();
         match sent {
             Ok(reference) => {
-                let Some(c) = state.challenges.get_mut(&id, root.connection()) else {
+                let Some(c) = state.challenges.get_mut(&id) else {
                     return Err(LoginError::UnknownChallenge);
                 };
                 c.in_flight = false;
@@ -101,15 +101,15 @@ impl<P: Provider> Daemon<P> {
                 Ok(Answer { status: Status::Resent, attempts_left: c.attempts_left() })
             }
             Err(e) => {
-                state.challenges.remove(&id, root.connection());
+                state.challenges.remove(&id);
                 Err(e)
             }
         }
     }
 
-    pub fn cancel(&self, root: &Root, id: &str) -> Result<(), LoginError> {
+    pub fn cancel(&self, _root: &Root, id: &str) -> Result<(), LoginError> {
         let id = Self::parse_id(id)?;
-        match self.lock().challenges.remove(&id, root.connection()) {
+        match self.lock().challenges.remove(&id) {
             Some(c) => {
                 audit::event(Event::Cancelled)
                     .field("user", &c.user)

@@ -8,7 +8,7 @@ use crate::config::{Config, Provider as ProviderConfig};
 use smsotp_proto::{BUS_NAME, OBJECT_PATH};
 
 use crate::daemon::Daemon;
-use crate::dbus::{SmsOtp, watch_departures};
+use crate::dbus::SmsOtp;
 use crate::provider::twilio::{Api, Twilio};
 use crate::provider::{AnyProvider, outbox::Outbox};
 use crate::store::Store;
@@ -69,7 +69,6 @@ pub async fn run(opts: Options) -> Result<(), String> {
             zbus::fdo::RequestNameReply::PrimaryOwner | zbus::fdo::RequestNameReply::AlreadyOwner => Ok(()),
             other => Err(format!("cannot own {BUS_NAME}: {other:?}; is another smsotpd running?")),
         })?;
-    tokio::spawn(watch_departures(conn.clone(), daemon.clone()));
     tracing::info!(
         "smsotpd {} ready on {BUS_NAME} (provider {})",
         env!("CARGO_PKG_VERSION"),

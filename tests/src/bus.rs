@@ -54,6 +54,23 @@ impl Bus {
         bus
     }
 
+    /// How many connections the bus has now (unique names), this
+    /// question's own included.
+    pub fn connections(&self) -> usize {
+        let out = std::process::Command::new(crate::tools::require("dbus-send", "dbus-bin"))
+            .arg(format!("--bus={}", self.address()))
+            .args([
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.ListNames",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ListNames: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).matches("string \":").count()
+    }
+
     pub fn address(&self) -> String {
         format!("unix:path={}", self.socket.display())
     }

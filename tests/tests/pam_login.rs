@@ -426,3 +426,25 @@ fn verify_check_failures_and_send_limits() {
     assert_eq!(twilio.requests().len(), before + 1, "60203 is not retried");
     assert!(daemon.log_text().contains("error 60203"), "the operator sees Twilio's code");
 }
+
+/// Issue 13: the module holds no bus connection while the person types, so
+/// the system bus's 256-connections-per-uid limit cannot refuse logins when
+/// many people sit at the code prompt; the login still completes on a new
+/// connection per call.
+#[test]
+fn nothing_is_held_on_the_bus_while_the_code_is_typed() {
+    let w = World::messaging("", "");
+    let idle = w.bus.connections();
+    assert!(idle >= 2, "the daemon and this question are connected: {idle}");
+    let at_prompt = std::cell::Cell::new(0);
+    let run = w.pam(USER).run(vec![
+        typed("000000x"),
+        Box::new(|| {
+            at_prompt.set(w.bus.connections());
+            w.code(1)
+        }),
+    ]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(at_prompt.get(), idle, "pamtester holds a bus connection at the prompt");
+    w.assert_clean();
+}
