@@ -21,7 +21,10 @@ impl<P: Provider> Daemon<P> {
     pub async fn start_login(&self, _root: &Root, user: &str, ctx: &LoginContext) -> Result<Start, LoginError> {
         let parsed = UserName::parse(user);
         let origin = policy::parse_rhost(&ctx.rhost);
-        let groups = parsed.as_ref().map(nss::user_groups).unwrap_or_default();
+        let groups = match &parsed {
+            Ok(name) if self.cfg.policy.uses_groups() => nss::user_groups(name),
+            _ => Vec::new(),
+        };
         let decision = self.cfg.policy.decide(&Facts { user, service: &ctx.service, origin: &origin, groups: &groups });
         let no_code = |action| Ok(Start { action, challenge: String::new(), destination: String::new() });
         let line =

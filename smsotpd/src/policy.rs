@@ -190,6 +190,12 @@ impl Decision {
 }
 
 impl Policy {
+    /// Whether any rule matches on groups: only then are a user's groups
+    /// worth an NSS lookup on every login.
+    pub fn uses_groups(&self) -> bool {
+        self.rules.iter().any(|r| !r.groups.is_empty())
+    }
+
     pub fn decide(&self, f: &Facts<'_>) -> Decision {
         for r in &self.rules {
             if r.matches(f) {
@@ -240,6 +246,24 @@ mod tests {
         assert_eq!(parse_rhost("fe80::1%eth0"), Origin::Address("fe80::1".parse().unwrap()));
         assert_eq!(parse_rhost("[2001:db8::1]"), Origin::Address("2001:db8::1".parse().unwrap()));
         assert_eq!(parse_rhost("Laptop.Example.COM"), Origin::Name("laptop.example.com".into()));
+    }
+
+    #[test]
+    fn groups_are_looked_up_only_for_group_rules() {
+        let mut p = Policy::default();
+        assert!(!p.uses_groups());
+        p.rules.push(Rule {
+            label: "a".into(),
+            from: vec![],
+            services: vec![],
+            users: vec![],
+            groups: vec![],
+            local: None,
+            action: Action::Skip,
+        });
+        assert!(!p.uses_groups());
+        p.rules[0].groups = vec!["wheel".into()];
+        assert!(p.uses_groups());
     }
 
     #[test]
