@@ -209,6 +209,57 @@ fn success_jump(control: &str) -> Option<Option<usize>> {
     }
 }
 
+/// Modules that check a password. A wrong password must stop the stack
+/// before pam_sms: otherwise anyone who knows a user name can text that
+/// user and push them towards a lockout.
+const PASSWORD_MODULES: &[&str] =
+    &["pam_unix.so", "pam_sss.so", "pam_ldap.so", "pam_krb5.so", "pam_winbind.so", "pam_systemd_home.so"];
+
+fn module_name(module: &str) -> String {
+    Path::new(module).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn is_password_module(module: &str) -> bool {
+    PASSWORD_MODULES.contains(&module_name(module).as_str())
+}
+
+/// Runs the lines before pam_sms (in its scope) with every password module
+/// failing, pam_deny failing and everything else succeeding, and says
+/// whether the stack still gets to pam_sms. A substack holding a password
+/// module fails as a whole and, like `required`, does not stop the stack.
+fn wrong_password_reaches_pam_sms(lines: &[AuthLine], at: usize) -> bool {
+    let scope = lines[at].scope;
+    let own: Vec<usize> = (0..at).filter(|&i| lines[i].scope == scope).collect();
+    let mut k = 0;
+    while k < own.len() {
+        let i = own[k];
+        let l = &lines[i];
+        let fails = if l.control == "substack" {
+            lines[i + 1..at].iter().take_while(|m| m.scope > scope).any(|m| is_password_module(&m.module))
+        } else {
+            is_password_module(&l.module) || module_name(&l.module) == "pam_deny.so"
+        };
+        let action = match l.control.as_str() {
+            "required" | "substack" | "optional" => "ignore".to_owned(),
+            "requisite" => if fails { "die" } else { "ok" }.to_owned(),
+            "sufficient" => if fails { "ignore" } else { "done" }.to_owned(),
+            c if c.starts_with('[') => {
+                let inner = c.trim_start_matches('[').trim_end_matches(']');
+                let pairs: Vec<(&str, &str)> = inner.split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
+                let find = |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned());
+                let own_key = if fails { find("auth_err").or_else(|| find("default")) } else { find("success") };
+                own_key.unwrap_or_else(|| "ignore".to_owned())
+            }
+            _ => "ignore".to_owned(),
+        };
+        match action.as_str() {
+            "die" | "done" => return false,
+            n => k += 1 + n.parse::<usize>().unwrap_or(0),
+        }
+    }
+    true
+}
+
 /// Services run by a user to become another (su, sudo): the PAM caller is
 /// that user, so pam_rootok's "the caller is root" means a root shell.
 const ROOT_CALLER_SERVICES: &[&str] = &["su", "su-l", "sudo", "sudo-i", "runuser", "runuser-l"];
@@ -236,8 +287,23 @@ pub fn check_stack(service: &str, lines: &[AuthLine]) -> Vec<Finding> {
             format!("use \"auth required pam_sms.so\" in /etc/pam.d/{}", sms.origin),
         )),
     }
+    if let Some(after) = lines[at + 1..].iter().find(|l| is_password_module(&l.module)) {
+        out.push(fail(
+            format!(
+                "pam: {service}: pam_sms.so runs before the password check ({}, in {}): a wrong password still sends an SMS and counts toward the user's lockout",
+                module_name(&after.module),
+                after.origin
+            ),
+            format!("put pam_sms.so after the password check in /etc/pam.d/{} (after @include common-auth on Debian)", sms.origin),
+        ));
+    } else if lines[..at].iter().any(|l| is_password_module(&l.module)) && wrong_password_reaches_pam_sms(lines, at) {
+        out.push(fail(
+            format!("pam: {service}: a wrong password does not stop the stack before pam_sms.so: it still sends an SMS and counts toward the user's lockout"),
+            "make the password check stop the stack on failure: Debian's common-auth does (pam_deny.so requisite); on Fedora/RHEL replace \"auth substack password-auth\" with \"auth requisite pam_unix.so nullok\" before pam_sms.so (see the README, PAM and sshd)".to_owned(),
+        ));
+    }
     for (i, l) in lines[..at].iter().enumerate() {
-        let name = Path::new(&l.module).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = module_name(&l.module);
         if l.scope != sms.scope {
             // Inside a substack: its success or jumps end only the substack.
             continue;
@@ -424,7 +490,10 @@ mod tests {
         assert_eq!(lines[0].control, "substack");
         assert!(lines[1..9].iter().all(|l| l.scope == 1) && lines[9].scope == 0, "{lines:?}");
         let f = check_stack("sshd", &lines);
-        assert_eq!(levels(&f), [Level::Ok], "{f:?}");
+        assert!(!f.iter().any(|f| f.what.contains("skips the code")), "no bypass through a substack: {f:?}");
+        // But a wrong password inside it does not stop the stack (finding 3).
+        assert_eq!(levels(&f), [Level::Ok, Level::Fail], "{f:?}");
+        assert!(f[1].what.contains("a wrong password does not stop the stack"), "{f:?}");
         // The same lines included (not a substack) do skip the code.
         let read = move |name: &str| match name {
             "sshd" => Some("auth include password-auth\nauth required pam_sms.so\n".to_owned()),
@@ -443,7 +512,10 @@ mod tests {
             _ => None,
         };
         let f = check_stack("sshd", &auth_stack("sshd", &read).unwrap());
-        assert_eq!(levels(&f), [Level::Ok], "success=1 skips the substack line, not pam_sms: {f:?}");
+        assert!(
+            !f.iter().any(|f| f.what.contains("jumps over")),
+            "success=1 skips the substack line, not pam_sms: {f:?}"
+        );
         let read = move |name: &str| match name {
             "sshd" => Some(
                 "auth [success=2 default=ignore] pam_unix.so\nauth substack password-auth\nauth required pam_sms.so\n"
@@ -454,6 +526,43 @@ mod tests {
         };
         let f = check_stack("sshd", &auth_stack("sshd", &read).unwrap());
         assert!(f.iter().any(|f| f.what.contains("jumps over pam_sms.so")), "{f:?}");
+    }
+
+    /// Issue 13, finding 3: the shapes where a wrong password still sends
+    /// an SMS, and the ones that stop first.
+    #[test]
+    fn a_wrong_password_must_stop_before_pam_sms() {
+        let password_auth = "auth required pam_env.so\nauth sufficient pam_unix.so nullok\nauth required pam_deny.so\n";
+        let stack = |sshd: &'static str| {
+            let read = move |name: &str| match name {
+                "sshd" => Some(sshd.to_owned()),
+                "common-auth" => Some(DEBIAN_COMMON_AUTH.to_owned()),
+                "password-auth" => Some(password_auth.to_owned()),
+                _ => None,
+            };
+            check_stack("sshd", &auth_stack("sshd", &read).unwrap())
+        };
+        let stops = [
+            "@include common-auth\nauth required pam_sms.so\n",
+            "auth required pam_env.so\nauth requisite pam_unix.so nullok\nauth required pam_sms.so\n",
+            "auth [success=ok default=die] pam_unix.so\nauth required pam_sms.so\n",
+            // key + SMS: no password at all.
+            "auth required pam_sms.so\n",
+        ];
+        for sshd in stops {
+            let f = stack(sshd);
+            assert!(f.iter().all(|f| f.level == Level::Ok), "{sshd}: {f:?}");
+        }
+        let sends = [
+            ("auth required pam_sms.so\n@include common-auth\n", "runs before the password check (pam_unix.so"),
+            ("auth substack password-auth\nauth required pam_sms.so\n", "does not stop the stack"),
+            ("auth required pam_unix.so\nauth required pam_sms.so\n", "does not stop the stack"),
+            ("auth optional pam_unix.so\nauth required pam_sms.so\n", "does not stop the stack"),
+        ];
+        for (sshd, want) in sends {
+            let f = stack(sshd);
+            assert!(f.iter().any(|f| f.level == Level::Fail && f.what.contains(want)), "{sshd}: {f:?}");
+        }
     }
 
     #[test]

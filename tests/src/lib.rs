@@ -17,3 +17,5 @@ pub mod world;
 pub const PROMPT: &str = "SMS code: ";
 /// How the "Trust this machine for N days? [y/N] " question ends.
 pub const TRUST_PROMPT_END: &str = "[y/N] ";
+/// pam_unix's prompt.
+pub const PASSWORD_PROMPT: &str = "Password: ";

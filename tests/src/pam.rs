@@ -51,11 +51,15 @@ pub enum Stack {
     /// Shows every return code: success ends the stack, ignore falls through
     /// to a line that fails with PAM_CRED_EXPIRED, anything else is returned.
     Probe,
+    /// A whole stack; `@PAM_SMS@` stands for the module with its arguments.
+    Custom(String),
 }
 
-/// Prompts shown so far: code prompts and the trust question.
+/// Prompts shown so far: password and code prompts and the trust question.
 fn prompts(text: &str) -> usize {
-    text.matches(crate::PROMPT).count() + text.matches(crate::TRUST_PROMPT_END).count()
+    text.matches(crate::PROMPT).count()
+        + text.matches(crate::TRUST_PROMPT_END).count()
+        + text.matches(crate::PASSWORD_PROMPT).count()
 }
 
 /// One answer typed at the n-th prompt ("SMS code: " or the trust question).
@@ -111,6 +115,8 @@ pub struct Pam {
     pub service: String,
     /// pamtester's operation, with flags: `authenticate(PAM_SILENT)`.
     pub operation: String,
+    /// More files for the temporary /etc/pam.d (a substack's file).
+    pub pam_files: Vec<(String, String)>,
 }
 
 impl Pam {
@@ -127,6 +133,7 @@ impl Pam {
             syslog: None,
             service: "smsotp-test".into(),
             operation: "authenticate".into(),
+            pam_files: Vec::new(),
         }
     }
 
@@ -152,6 +159,24 @@ impl Pam {
         self
     }
 
+    /// A whole auth stack; `@PAM_SMS@` stands for pam_sms with its arguments.
+    pub fn stack(mut self, text: &str) -> Pam {
+        self.stack = Stack::Custom(text.to_owned());
+        self
+    }
+
+    /// Another file in the temporary /etc/pam.d.
+    pub fn pam_file(mut self, name: &str, text: &str) -> Pam {
+        self.pam_files.push((name.to_owned(), text.to_owned()));
+        self
+    }
+
+    /// pam_unix sees `shadow` (from [`shadow_with_root_password`]) as /etc/shadow.
+    pub fn shadow(mut self, shadow: &std::path::Path) -> Pam {
+        self.binds.push((shadow.to_owned(), "/etc/shadow".into()));
+        self
+    }
+
     /// Authenticate with PAM_SILENT, as sudo does.
     pub fn silent(mut self) -> Pam {
         self.operation = "authenticate(PAM_SILENT)".into();
@@ -166,11 +191,12 @@ impl Pam {
     fn service_file(&self) -> String {
         let module = built().pam_sms.display().to_string();
         let args = self.args.join(" ");
-        match self.stack {
+        match &self.stack {
             Stack::Required => format!("auth required {module} {args}\n"),
             Stack::Probe => format!(
                 "auth [success=done ignore=ignore default=die] {module} {args}\nauth requisite pam_debug.so auth=cred_expired\n"
             ),
+            Stack::Custom(text) => text.replace("@PAM_SMS@", &format!("{module} {args}")),
         }
     }
 
@@ -183,6 +209,9 @@ impl Pam {
         let pamd = dir.path().join("pam.d");
         std::fs::create_dir(&pamd).unwrap();
         std::fs::write(pamd.join(&self.service), self.service_file()).unwrap();
+        for (name, text) in &self.pam_files {
+            std::fs::write(pamd.join(name), text).unwrap();
+        }
         let mut cmd = Command::new(bwrap);
         cmd.args(["--bind", "/", "/"]).arg("--bind").arg(&pamd).arg("/etc/pam.d").args(["--dev", "/dev"]);
         if let Some(log) = &self.syslog {
@@ -262,4 +291,28 @@ impl Pam {
             output.rfind("pamtester: ").map(|i| output[i..].lines().next().unwrap_or("")).unwrap_or("").to_owned();
         Run { code: Code::from_line(&last), prompts: prompts(&output), output }
     }
+}
+
+/// A copy of /etc/shadow in which root's password is `password` (SHA-512
+/// crypt made by `openssl passwd -6`), for pam_unix inside the sandbox.
+pub fn shadow_with_root_password(dir: &std::path::Path, password: &str) -> PathBuf {
+    let openssl = require("openssl", "openssl");
+    let out = Command::new(openssl).args(["passwd", "-6", "-salt", "smsotptest", password]).output().unwrap();
+    assert!(out.status.success(), "openssl passwd: {}", String::from_utf8_lossy(&out.stderr));
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
+    let text: String = shadow
+        .lines()
+        .map(|l| match l.split_once(':') {
+            Some(("root", rest)) => {
+                let tail = rest.split_once(':').map(|(_, t)| t).unwrap_or("");
+                format!("root:{hash}:{tail}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let path = dir.join("shadow");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path
 }
