@@ -13,6 +13,8 @@ use crate::names::sanitize_for_log;
 pub enum Event {
     CodeSent,
     CodeResent,
+    /// A new round of the same login got the code already sent (no SMS).
+    CodeReused,
     Accepted,
     Wrong,
     TooManyTries,
@@ -43,6 +45,7 @@ impl Event {
         match self {
             Event::CodeSent => "code-sent",
             Event::CodeResent => "code-resent",
+            Event::CodeReused => "code-reused",
             Event::Accepted => "code-accepted",
             Event::Wrong => "code-wrong",
             Event::TooManyTries => "too-many-tries",

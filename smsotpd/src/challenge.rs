@@ -120,6 +120,10 @@ pub struct Challenge {
     pub in_flight: bool,
     /// Trust to record (or offer) once the right code is given.
     pub on_success: Option<crate::trust::TrustPlan>,
+    /// The user, service and machine of the login: a new round of the same
+    /// login (OpenSSH restarts keyboard-interactive after a failure) finds
+    /// this challenge instead of sending another SMS.
+    pub round: String,
     limits: Limits,
 }
 
@@ -160,6 +164,7 @@ impl Challenge {
             last_sent: now,
             in_flight: false,
             on_success: None,
+            round: String::new(),
             limits,
         }
     }
@@ -260,6 +265,22 @@ impl Challenges {
 
     pub fn remove(&mut self, id: &ChallengeId) -> Option<Challenge> {
         self.map.remove(id)
+    }
+
+    /// A live challenge of the same round whose code went out less than
+    /// `within` ago: its id and masked destination. Its counts stay as they
+    /// are (a new round never resets them).
+    pub fn live_round(&self, round: &str, now: Tick, within: Duration) -> Option<(ChallengeId, String)> {
+        self.map
+            .iter()
+            .find(|(_, c)| {
+                !c.round.is_empty()
+                    && c.round == round
+                    && !c.in_flight
+                    && !c.is_expired(now)
+                    && now < c.last_sent.saturating_add(within)
+            })
+            .map(|(id, c)| (id.clone(), c.destination.clone()))
     }
 
     /// Removes every challenge of `user` (unenroll, number change).

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use smsotp_proto::{Action, Status};
+use smsotp_proto::{Action, LoginContext, Status};
 use zeroize::Zeroizing;
 
 use crate::audit::{self, Event};
@@ -66,6 +66,10 @@ pub(crate) struct State {
     pub(crate) volatile: Volatile,
     /// Running average of how long a real send takes; decoys wait as long.
     pub(crate) send_latency: Duration,
+    /// Rounds whose send failed just now: a new round of the same login
+    /// within the resend interval fails at once instead of asking the
+    /// provider again (one ssh command must not become many requests).
+    pub(crate) failed_rounds: HashMap<String, Tick>,
 }
 
 pub struct Daemon<P> {
@@ -100,6 +104,7 @@ impl<P: Provider> Daemon<P> {
                 offers: HashMap::new(),
                 volatile: Volatile::default(),
                 send_latency: Duration::from_millis(400),
+                failed_rounds: HashMap::new(),
             }),
         })
     }
@@ -132,6 +137,43 @@ impl<P: Provider> Daemon<P> {
 
     pub(crate) fn deadline(&self) -> Tick {
         self.clock.tick().saturating_add(self.cfg.codes.deadline)
+    }
+
+    /// The round a login belongs to: user, service and machine.
+    pub(crate) fn round_key(user: &str, ctx: &LoginContext) -> String {
+        let machine = crate::machine::identify(&ctx.service, &ctx.rhost, &ctx.auth_info);
+        format!("{user}\n{}\n{}", ctx.service, machine.id)
+    }
+
+    /// A new round of a login whose code went out moments ago gets that
+    /// code's challenge back (no second SMS); one whose send failed moments
+    /// ago fails again without asking the provider. `None`: go on.
+    pub(crate) fn repeat_round(
+        &self,
+        state: &mut State,
+        round: &str,
+        user: &str,
+        ctx: &LoginContext,
+    ) -> Option<Result<Start, LoginError>> {
+        let now = self.clock.tick();
+        let within = self.cfg.codes.resend_interval;
+        if let Some((id, destination)) = state.challenges.live_round(round, now, within) {
+            audit::event(Event::CodeReused)
+                .field("user", user)
+                .field("service", &ctx.service)
+                .field("rhost", &ctx.rhost)
+                .log();
+            return Some(Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination }));
+        }
+        if state.failed_rounds.len() >= VOLATILE_CAP {
+            state.failed_rounds.retain(|_, t| t.saturating_add(within) > now);
+        }
+        if state.failed_rounds.get(round).is_some_and(|t| t.saturating_add(within) > now) {
+            return Some(Err(LoginError::DeliveryFailed(
+                "sending failed moments ago for this login; not asking the provider again yet".into(),
+            )));
+        }
+        None
     }
 
     pub(crate) fn sweep(&self, state: &mut State) {

@@ -51,8 +51,12 @@ impl<P: Provider> Daemon<P> {
             return Ok(Start { action: Action::Ignore, challenge: String::new(), destination: String::new() });
         }
         // Deny: the same prompts as a real login, with a code nobody has.
+        let round = Self::round_key(user, ctx);
         let (id, destination, wait) = {
             let mut state = self.lock();
+            if let Some(repeat) = self.repeat_round(&mut state, &round, user, ctx) {
+                return repeat;
+            }
             let now = self.clock.unix_now();
             if state.volatile.decoy_failures.get(user).is_some_and(|&(_, until)| until > now) {
                 return Ok(Start { action: Action::LockedOut, challenge: String::new(), destination: String::new() });
@@ -62,7 +66,7 @@ impl<P: Provider> Daemon<P> {
             }
             let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
             let destination = self.decoy_destination(user);
-            let c = Challenge::new(
+            let mut c = Challenge::new(
                 user.to_owned(),
                 Secret::Decoy,
                 destination.clone(),
@@ -71,6 +75,7 @@ impl<P: Provider> Daemon<P> {
                 self.clock.tick(),
                 self.limits(),
             );
+            c.round = round;
             state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
             (id, destination, state.send_latency)
         };

@@ -101,8 +101,12 @@ impl<P: Provider> Daemon<P> {
         } else {
             Some(challenge::new_code(self.cfg.codes.length).map_err(|e| LoginError::Internal(e.to_string()))?)
         };
+        let round = Self::round_key(user, ctx);
         {
             let mut state = self.lock();
+            if let Some(repeat) = self.repeat_round(&mut state, &round, user, ctx) {
+                return repeat;
+            }
             if !self.take_send_budget(&mut state, user) {
                 audit::event(Event::RateLimited)
                     .field("user", user)
@@ -115,26 +119,45 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::Busy);
             }
         }
-        let reference = self.deliver(user, phone, code.as_deref().map(String::as_str), ctx, Event::CodeSent).await?;
+        let sent = self.deliver(user, phone, code.as_deref().map(String::as_str), ctx, Event::CodeSent).await;
+        let challenge = |secret: Secret| {
+            let mut c = Challenge::new(
+                user.to_owned(),
+                secret,
+                phone.masked(),
+                ctx.service.clone(),
+                ctx.rhost.clone(),
+                self.clock.tick(),
+                self.limits(),
+            );
+            c.on_success = plan;
+            c.round = round.clone();
+            c
+        };
+        let reference = match sent {
+            Ok(reference) => reference,
+            Err((e, maybe_sent)) => {
+                let mut state = self.lock();
+                state.failed_rounds.insert(round.clone(), self.clock.tick());
+                // Sent but unanswered: the SMS may still arrive, so the next
+                // round shows the prompt for that code instead of failing.
+                if let (true, Some(code)) = (maybe_sent, code) {
+                    state.failed_rounds.remove(&round);
+                    let _ = state.challenges.insert(id, challenge(Secret::Local(code)));
+                }
+                return Err(e);
+            }
+        };
         let secret = match code {
             Some(c) => Secret::Local(c),
             None => Secret::Remote { reference },
         };
-        let mut c = Challenge::new(
-            user.to_owned(),
-            secret,
-            phone.masked(),
-            ctx.service.clone(),
-            ctx.rhost.clone(),
-            self.clock.tick(),
-            self.limits(),
-        );
-        c.on_success = plan;
-        self.lock().challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
+        self.lock().challenges.insert(id.clone(), challenge(secret)).map_err(|_| LoginError::Busy)?;
         Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination: phone.masked() })
     }
 
-    /// Sends one SMS and logs the outcome either way.
+    /// Sends one SMS and logs the outcome either way. On failure, also
+    /// whether the message may still be on its way (sent, not answered).
     pub(crate) async fn deliver(
         &self,
         user: &str,
@@ -142,7 +165,7 @@ impl<P: Provider> Daemon<P> {
         code: Option<&str>,
         ctx: &LoginContext,
         sent_event: Event,
-    ) -> Result<String, LoginError> {
+    ) -> Result<String, (LoginError, bool)> {
         let body = self.render(code.unwrap_or_default(), &ctx.service);
         let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry };
         let started = self.clock.tick();
@@ -166,9 +189,10 @@ impl<P: Provider> Daemon<P> {
             }
             Err(e) => {
                 self.log_provider_failure(user, ctx, phone, &e);
+                let maybe_sent = e == ProviderError::NoAnswer;
                 match e {
-                    ProviderError::Limited { .. } => Err(LoginError::RateLimited),
-                    other => Err(LoginError::DeliveryFailed(other.to_string())),
+                    ProviderError::Limited { .. } => Err((LoginError::RateLimited, false)),
+                    other => Err((LoginError::DeliveryFailed(other.to_string()), maybe_sent)),
                 }
             }
         }

@@ -436,12 +436,14 @@ async fn pending_logins_are_capped() {
 #[tokio::test]
 async fn hourly_sms_budget() {
     let w = World::with(Fake::default(), |c| c.codes.sms_per_user_per_hour = 2);
-    w.start(USER).await;
-    w.start(USER).await;
-    assert_eq!(w.daemon.start_login(&root(":1.9"), USER, &ctx()).await, Err(LoginError::RateLimited));
+    // Logins from three machines (one machine's new rounds reuse its code).
+    let at = |n: u8| from(&format!("192.0.2.{n}"), "sshd");
+    w.start_ctx(USER, &at(1)).await;
+    w.start_ctx(USER, &at(2)).await;
+    assert_eq!(w.daemon.start_login(&root(":1.9"), USER, &at(3)).await, Err(LoginError::RateLimited));
     assert_eq!(w.fake.sent().len(), 2);
     w.clock.advance(Duration::from_secs(3600));
-    assert_eq!(w.start(USER).await.action, Action::Code);
+    assert_eq!(w.start_ctx(USER, &at(3)).await.action, Action::Code);
 }
 
 #[tokio::test]
@@ -519,8 +521,8 @@ async fn concurrent_guesses_are_all_counted() {
         c.lockout.failures = 100;
     }));
     let mut ids = Vec::new();
-    for _ in 0..5 {
-        ids.push(w.start(USER).await.challenge);
+    for n in 0..5 {
+        ids.push(w.start_ctx(USER, &from(&format!("192.0.2.{n}"), "sshd")).await.challenge);
     }
     let mut tasks = Vec::new();
     for id in ids {

@@ -87,7 +87,10 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::UnknownChallenge);
             }
         };
-        let sent = self.deliver(&user, &phone, new_code.as_deref().map(String::as_str), &ctx, Event::CodeResent).await;
+        let sent = self
+            .deliver(&user, &phone, new_code.as_deref().map(String::as_str), &ctx, Event::CodeResent)
+            .await
+            .map_err(|(e, _)| e);
         let mut state = self.lock();
         match sent {
             Ok(reference) => {
