@@ -448,3 +448,33 @@ fn nothing_is_held_on_the_bus_while_the_code_is_typed() {
     assert_eq!(at_prompt.get(), idle, "pamtester holds a bus connection at the prompt");
     w.assert_clean();
 }
+
+/// Issue 13, finding 7: OpenSSH starts keyboard-interactive again after a
+/// failed round (each round is a pam_authenticate, as pamtester's run is).
+/// A failing Twilio is asked for one round's worth, not once per round; a
+/// slow one that got the request delivers a code the next round accepts,
+/// and no second SMS goes out.
+#[test]
+fn new_rounds_of_one_login_send_no_more_sms() {
+    let w = World::messaging("", "[codes]\ndeadline_seconds = 3");
+    w.twilio.push(Canned::error(500, 20500).forever());
+    for round in 1..=3 {
+        let run = w.pam(USER).run(vec![]);
+        assert_eq!(run.code, Code::AuthinfoUnavail, "round {round}: {}", run.output);
+    }
+    let tries = w.twilio.requests().len();
+    assert!((2..=4).contains(&tries), "three rounds, one round's requests: {tries}");
+    w.twilio.clear_canned();
+
+    let w = World::messaging("", "");
+    w.twilio.push(Canned::slow(Duration::from_secs(3)));
+    let first = w.pam(USER).run(vec![]);
+    assert_eq!(first.code, Code::AuthinfoUnavail, "{}", first.output);
+    // The late SMS arrives; the next round prompts for its code.
+    let late = w.code(1);
+    let second = w.pam(USER).run(vec![typed(&late)]);
+    assert_eq!(second.code, Code::Success, "{}", second.output);
+    assert_eq!(w.twilio.requests().len(), 1, "one request for both rounds");
+    assert!(w.daemon.log_text().contains("event=code-reused user=root"), "{}", w.daemon.log_text());
+    w.assert_clean();
+}
