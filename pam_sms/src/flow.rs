@@ -257,9 +257,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     return Outcome::ConversationFailed;
                 }
             };
-            let reply = classify(&raw);
-            let checked = !matches!(reply, Reply::Empty);
-            let answer = match reply {
+            let answer = match classify(&raw) {
                 Reply::Empty => self.daemon.resend(&challenge),
                 Reply::Digits(code) => self.daemon.check_code(&challenge, &code),
                 // The daemon counts "" as wrong; the typed text stays here.
@@ -271,16 +269,6 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 Err(e) => {
                     if matches!(e, ClientError::Protocol(_)) {
                         self.daemon.cancel(&challenge);
-                    }
-                    // With Verify, checking a typed code talks to the
-                    // provider too; its failure is not a failed send.
-                    if checked && let ClientError::Daemon(smsotp_proto::Error::DeliveryFailed(text)) = &e {
-                        self.log.warn(&format!(
-                            "smsotpd: the code could not be checked: {}",
-                            text.chars().take(200).collect::<String>()
-                        ));
-                        self.say_error(text::CHECK_FAILED);
-                        return Outcome::Unavailable;
                     }
                     return self.daemon_failed(e);
                 }
@@ -342,6 +330,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 let (message, outcome) = match &error {
                     E::RateLimited(_) => (text::RATE_LIMITED, Outcome::RateLimited),
                     E::DeliveryFailed(_) => (text::DELIVERY, Outcome::Unavailable),
+                    E::CheckFailed(_) => (text::CHECK_FAILED, Outcome::Unavailable),
                     E::Busy(_) => (text::BUSY, Outcome::Unavailable),
                     E::StorageFailed(_) => (text::UNUSABLE, Outcome::Unavailable),
                     E::UnknownChallenge(_) => (text::EXPIRED, Outcome::Expired),

@@ -346,6 +346,7 @@ fn daemon_errors() {
     let x = || "x".to_owned();
     let cases: Vec<(DaemonError, P, &str)> = vec![
         (DaemonError::DeliveryFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::DELIVERY),
+        (DaemonError::CheckFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::CHECK_FAILED),
         (DaemonError::Busy(x()), P::PAM_AUTHINFO_UNAVAIL, text::BUSY),
         (DaemonError::StorageFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNUSABLE),
         (DaemonError::RateLimited(x()), P::PAM_AUTH_ERR, text::RATE_LIMITED),
@@ -361,6 +362,19 @@ fn daemon_errors() {
         assert_eq!(r.code, code, "{name}");
         assert_eq!(r.said, vec![Said::Error(message.into())], "{name}");
     }
+    // A failed check (Verify) is not a failed send.
+    let r = run(
+        User::typing(&[b"123456"]),
+        Smsotpd::code_sent().then_err(ClientError::Daemon(DaemonError::CheckFailed(x()))),
+    );
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(r.said.last(), Some(&Said::Error(text::CHECK_FAILED.into())));
+    // A send that failed in the background surfaces at the next call.
+    let r = run(
+        User::typing(&[b"123456"]),
+        Smsotpd::code_sent().then_err(ClientError::Daemon(DaemonError::DeliveryFailed(x()))),
+    );
+    assert_eq!(r.said.last(), Some(&Said::Error(text::DELIVERY.into())));
     let r = run(
         User::typing(&[b"1"]),
         Smsotpd::code_sent().then_err(ClientError::Daemon(DaemonError::UnknownChallenge(x()))),

@@ -21,6 +21,8 @@ pub enum Error {
     RateLimited(String),
     /// The provider could not send the code.
     DeliveryFailed(String),
+    /// The provider could not check a typed code (Verify).
+    CheckFailed(String),
     /// The user's record cannot be read or written.
     StorageFailed(String),
     /// The user has no enrolled number (admin methods only).
@@ -41,6 +43,7 @@ impl Error {
             Error::Busy(_) => "Busy",
             Error::RateLimited(_) => "RateLimited",
             Error::DeliveryFailed(_) => "DeliveryFailed",
+            Error::CheckFailed(_) => "CheckFailed",
             Error::StorageFailed(_) => "StorageFailed",
             Error::NotEnrolled(_) => "NotEnrolled",
             Error::Internal(_) => "Internal",
@@ -57,6 +60,7 @@ impl Error {
             Error::Busy(t()),
             Error::RateLimited(t()),
             Error::DeliveryFailed(t()),
+            Error::CheckFailed(t()),
             Error::StorageFailed(t()),
             Error::NotEnrolled(t()),
             Error::Internal(t()),
@@ -73,6 +77,7 @@ impl Error {
             | Error::Busy(t)
             | Error::RateLimited(t)
             | Error::DeliveryFailed(t)
+            | Error::CheckFailed(t)
             | Error::StorageFailed(t)
             | Error::NotEnrolled(t)
             | Error::Internal(t) => t,
