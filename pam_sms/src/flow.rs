@@ -137,10 +137,10 @@ const MAX_ROUNDS: usize = 32;
 
 pub mod text {
     pub fn sent(destination: &str) -> String {
-        format!("A login code was sent by SMS to {destination}.")
+        format!("A login code is on its way by SMS to {destination}.")
     }
     pub fn resent(destination: &str) -> String {
-        format!("A new code was sent by SMS to {destination}.")
+        format!("A new code is on its way by SMS to {destination}.")
     }
     pub fn wrong(left: u32) -> String {
         format!("Wrong code. {left} {} left.", if left == 1 { "try" } else { "tries" })

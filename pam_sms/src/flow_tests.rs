@@ -183,7 +183,7 @@ fn run(user: User, daemon: Smsotpd) -> Run {
 }
 
 fn sent() -> Said {
-    Said::Info("A login code was sent by SMS to ******1234.".into())
+    Said::Info("A login code is on its way by SMS to ******1234.".into())
 }
 fn prompt() -> Said {
     Said::Prompt("SMS code: ".into())
@@ -237,7 +237,7 @@ fn empty_answer_asks_for_a_resend() {
         vec![
             sent(),
             prompt(),
-            Said::Info("A new code was sent by SMS to ******1234.".into()),
+            Said::Info("A new code is on its way by SMS to ******1234.".into()),
             prompt(),
             Said::Error("A new code cannot be sent yet; enter the code you received. 2 tries left.".into()),
             prompt()

@@ -20,6 +20,7 @@ impl<P: Provider> Daemon<P> {
     /// Checks an answer. Anything but the right digits counts as wrong.
     pub async fn check_code(&self, _root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
+        self.delivered(&id).await?;
         let remote = {
             let mut state = self.lock();
             let Some(c) = state.challenges.get_mut(&id) else {

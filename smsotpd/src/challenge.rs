@@ -124,6 +124,7 @@ pub struct Challenge {
     /// login (OpenSSH restarts keyboard-interactive after a failure) finds
     /// this challenge instead of sending another SMS.
     pub round: String,
+    pub delivery: Delivery,
     limits: Limits,
 }
 
@@ -132,6 +133,16 @@ pub struct Challenge {
 pub enum AfterWrong {
     TryAgain { attempts_left: u32 },
     NoTriesLeft,
+}
+
+/// Whether the code has gone out (see delivery.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// The provider call is under way.
+    Pending,
+    /// The provider failed; the next call of the login gets this error.
+    Failed(crate::error::LoginError),
 }
 
 /// Why a resend is not allowed right now.
@@ -165,6 +176,7 @@ impl Challenge {
             in_flight: false,
             on_success: None,
             round: String::new(),
+            delivery: Delivery::Sent,
             limits,
         }
     }
@@ -277,6 +289,7 @@ impl Challenges {
                 !c.round.is_empty()
                     && c.round == round
                     && !c.in_flight
+                    && !matches!(c.delivery, Delivery::Failed(_))
                     && !c.is_expired(now)
                     && now < c.last_sent.saturating_add(within)
             })

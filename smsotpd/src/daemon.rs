@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use smsotp_proto::{Action, LoginContext, Status};
 use zeroize::Zeroizing;
@@ -64,8 +63,6 @@ pub(crate) struct State {
     pub(crate) challenges: Challenges,
     pub(crate) offers: HashMap<ChallengeId, Offer>,
     pub(crate) volatile: Volatile,
-    /// Running average of how long a real send takes; decoys wait as long.
-    pub(crate) send_latency: Duration,
     /// Rounds whose send failed just now: a new round of the same login
     /// within the resend interval fails at once instead of asking the
     /// provider again (one ssh command must not become many requests).
@@ -80,6 +77,8 @@ pub struct Daemon<P> {
     pub(crate) clock: SharedClock,
     pub(crate) decoy_key: [u8; 32],
     state: Mutex<State>,
+    /// Woken whenever a background send ends (delivery.rs).
+    pub(crate) deliveries: tokio::sync::Notify,
 }
 
 impl<P: Provider> Daemon<P> {
@@ -103,9 +102,9 @@ impl<P: Provider> Daemon<P> {
                 challenges: Challenges::new(max),
                 offers: HashMap::new(),
                 volatile: Volatile::default(),
-                send_latency: Duration::from_millis(400),
                 failed_rounds: HashMap::new(),
             }),
+            deliveries: tokio::sync::Notify::new(),
         })
     }
 

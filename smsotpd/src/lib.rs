@@ -15,6 +15,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dbus;
 pub mod decoy;
+pub mod delivery;
 pub mod doctor;
 pub mod error;
 pub mod explain;

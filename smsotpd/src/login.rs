@@ -1,12 +1,15 @@
 //! Starting a login: policy first, then enrollment, lockout, trust, and
 //! finally a code sent through the provider.
 
+use std::sync::Arc;
+
 use smsotp_proto::{Action, LoginContext};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
-use crate::challenge::{self, Challenge, ChallengeId, Secret};
+use crate::challenge::{self, Challenge, ChallengeId, Delivery, Secret};
 use crate::daemon::{Daemon, Start};
+use crate::delivery::SendJob;
 use crate::error::LoginError;
 use crate::machine;
 use crate::names::{PhoneNumber, UserName};
@@ -18,7 +21,12 @@ use crate::trust::{self, TrustPlan};
 impl<P: Provider> Daemon<P> {
     /// Starts a login for `user`: policy first, then enrollment, lockout,
     /// trust, and finally a code.
-    pub async fn start_login(&self, _root: &Root, user: &str, ctx: &LoginContext) -> Result<Start, LoginError> {
+    pub async fn start_login(
+        self: &Arc<Self>,
+        _root: &Root,
+        user: &str,
+        ctx: &LoginContext,
+    ) -> Result<Start, LoginError> {
         let parsed = UserName::parse(user);
         let origin = policy::parse_rhost(&ctx.rhost);
         let groups = match &parsed {
@@ -89,7 +97,7 @@ impl<P: Provider> Daemon<P> {
     }
 
     pub(crate) async fn send_new_code(
-        &self,
+        self: &Arc<Self>,
         user: &str,
         phone: &PhoneNumber,
         ctx: &LoginContext,
@@ -119,40 +127,34 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::Busy);
             }
         }
-        let sent = self.deliver(user, phone, code.as_deref().map(String::as_str), ctx, Event::CodeSent).await;
-        let challenge = |secret: Secret| {
-            let mut c = Challenge::new(
-                user.to_owned(),
-                secret,
-                phone.masked(),
-                ctx.service.clone(),
-                ctx.rhost.clone(),
-                self.clock.tick(),
-                self.limits(),
-            );
-            c.on_success = plan;
-            c.round = round.clone();
-            c
+        // The answer goes out now, for everyone alike; the provider call
+        // runs in the background and the next call waits for it.
+        let secret = match &code {
+            Some(c) => Secret::Local(c.clone()),
+            None => Secret::Remote { reference: String::new() },
         };
-        let reference = match sent {
-            Ok(reference) => reference,
-            Err((e, maybe_sent)) => {
-                let mut state = self.lock();
-                state.failed_rounds.insert(round.clone(), self.clock.tick());
-                // Sent but unanswered: the SMS may still arrive, so the next
-                // round shows the prompt for that code instead of failing.
-                if let (true, Some(code)) = (maybe_sent, code) {
-                    state.failed_rounds.remove(&round);
-                    let _ = state.challenges.insert(id, challenge(Secret::Local(code)));
-                }
-                return Err(e);
-            }
+        let mut c = Challenge::new(
+            user.to_owned(),
+            secret,
+            phone.masked(),
+            ctx.service.clone(),
+            ctx.rhost.clone(),
+            self.clock.tick(),
+            self.limits(),
+        );
+        c.on_success = plan;
+        c.round = round.clone();
+        c.delivery = Delivery::Pending;
+        self.lock().challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
+        let job = SendJob {
+            user: user.to_owned(),
+            phone: phone.clone(),
+            code,
+            ctx: ctx.clone(),
+            event: Event::CodeSent,
+            round: Some(round),
         };
-        let secret = match code {
-            Some(c) => Secret::Local(c),
-            None => Secret::Remote { reference },
-        };
-        self.lock().challenges.insert(id.clone(), challenge(secret)).map_err(|_| LoginError::Busy)?;
+        self.send_in_background(id.clone(), job);
         Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination: phone.masked() })
     }
 
@@ -168,15 +170,9 @@ impl<P: Provider> Daemon<P> {
     ) -> Result<String, (LoginError, bool)> {
         let body = self.render(code.unwrap_or_default(), &ctx.service);
         let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry };
-        let started = self.clock.tick();
         let result = self.provider.send(&msg, self.deadline()).await;
-        let took = started.until(self.clock.tick());
         match result {
             Ok(reference) => {
-                {
-                    let mut state = self.lock();
-                    state.send_latency = (state.send_latency * 3 + took) / 4;
-                }
                 audit::event(sent_event)
                     .field("user", user)
                     .field("service", &ctx.service)

@@ -31,6 +31,8 @@ struct FakeState {
     send_script: VecDeque<Result<String, ProviderError>>,
     check_script: VecDeque<Result<RemoteVerdict, ProviderError>>,
     checks: Vec<(String, String)>,
+    /// Every send waits forever (a provider that never answers).
+    hang: bool,
 }
 
 /// Scripted answers that were never asked for mean the test did not run
@@ -75,6 +77,10 @@ impl Provider for Fake {
         self.inner.lock().unwrap().verify
     }
     async fn send(&self, msg: &Outgoing<'_>, _deadline: Tick) -> Result<String, ProviderError> {
+        let hang = self.inner.lock().unwrap().hang;
+        if hang {
+            std::future::pending::<()>().await;
+        }
         let mut s = self.inner.lock().unwrap();
         if let Some(r) = s.send_script.pop_front() {
             return r;
@@ -147,7 +153,15 @@ struct World {
     dir: tempfile::TempDir,
     clock: ManualClock,
     fake: Fake,
-    daemon: Daemon<Fake>,
+    daemon: Arc<Daemon<Fake>>,
+}
+
+/// Lets the background send of the last StartLogin or Resend run (the
+/// scripted provider answers at once; tokio::test runs on one thread).
+async fn settle() {
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
 }
 
 fn root(conn: &str) -> Root {
@@ -173,7 +187,7 @@ impl World {
         tweak(&mut cfg);
         let clock = ManualClock::new(1_800_000_000);
         let store = Store::open(dir.path()).unwrap();
-        let daemon = Daemon::new(cfg, "web1".into(), store, fake.clone(), Arc::new(clock.clone())).unwrap();
+        let daemon = Arc::new(Daemon::new(cfg, "web1".into(), store, fake.clone(), Arc::new(clock.clone())).unwrap());
         daemon.enroll(&root(":1.1"), USER, NUMBER).unwrap();
         World { _logs: logs, dir, clock, fake, daemon }
     }
@@ -182,12 +196,15 @@ impl World {
     fn restart(self) -> World {
         let cfg = self.daemon.config().clone();
         let store = Store::open(self.dir.path()).unwrap();
-        let daemon = Daemon::new(cfg, "web1".into(), store, self.fake.clone(), Arc::new(self.clock.clone())).unwrap();
+        let daemon =
+            Arc::new(Daemon::new(cfg, "web1".into(), store, self.fake.clone(), Arc::new(self.clock.clone())).unwrap());
         World { daemon, ..self }
     }
 
     async fn start(&self, user: &str) -> Start {
-        self.daemon.start_login(&root(":1.9"), user, &ctx()).await.unwrap()
+        let s = self.daemon.start_login(&root(":1.9"), user, &ctx()).await.unwrap();
+        settle().await;
+        s
     }
 
     async fn check(&self, id: &str, code: &str) -> Answer {
@@ -195,7 +212,9 @@ impl World {
     }
 
     async fn resend(&self, id: &str) -> Answer {
-        self.daemon.resend(&root(":1.9"), id).await.unwrap()
+        let a = self.daemon.resend(&root(":1.9"), id).await.unwrap();
+        settle().await;
+        a
     }
 
     fn record(&self) -> UserRecord {
@@ -353,6 +372,7 @@ async fn a_correct_code_clears_the_failure_count() {
 async fn a_login_continues_on_a_new_connection() {
     let w = World::new();
     let s = w.daemon.start_login(&root(":1.9"), USER, &ctx()).await.unwrap();
+    settle().await;
     let code = w.fake.last_code();
     let wrong = wrong_code(&code);
     assert_eq!(w.daemon.check_code(&root(":1.10"), &s.challenge, &wrong).await.unwrap().status, Status::Wrong);
@@ -450,8 +470,12 @@ async fn hourly_sms_budget() {
 async fn provider_failures_leave_nothing_behind() {
     let w = World::new();
     w.fake.fail_next_send(ProviderError::Credentials { status: 401, code: Some(20003) });
-    let e = w.daemon.start_login(&root(":1.9"), USER, &ctx()).await.unwrap_err();
-    assert!(matches!(e, LoginError::DeliveryFailed(_)));
+    // StartLogin answers before the provider does; the failure surfaces at
+    // the next call of the login.
+    let s = w.start(USER).await;
+    assert_eq!(s.action, Action::Code);
+    let e = w.daemon.check_code(&root(":1.9"), &s.challenge, "123456").await.unwrap_err();
+    assert!(matches!(e, LoginError::DeliveryFailed(_)), "{e:?}");
     assert_eq!(w.daemon.pending(), 0);
     assert!(logs().iter().any(|l| l.contains("event=provider-failure user=root")));
     assert!(logs().iter().any(|l| l.contains("rejected our credentials (HTTP 401, error 20003)")));
@@ -514,6 +538,75 @@ async fn test_send_carries_no_code() {
     assert!(bodies.iter().all(|b| b.starts_with("smsotp test message from web1")));
 }
 
+/// Issue 13, finding 1: StartLogin answers before the provider does, for
+/// enrolled users and decoys alike, so its timing cannot tell them apart.
+/// Here the provider never answers at all, and both still get a prompt.
+#[tokio::test]
+async fn start_login_never_waits_for_the_provider() {
+    let w = World::new();
+    w.fake.inner.lock().unwrap().hang = true;
+    // Polled once: an answer that had to wait for anything is a failure here.
+    let (caller, context) = (root(":1.9"), ctx());
+    let once = |user: &'static str| futures_lite::future::poll_once(w.daemon.start_login(&caller, user, &context));
+    let enrolled = once(USER).await.expect("answered without waiting").unwrap();
+    let unknown = once("nosuchuser").await.expect("answered without waiting").unwrap();
+    assert_eq!((enrolled.action, unknown.action), (Action::Code, Action::Code));
+    assert_eq!(w.daemon.pending(), 2);
+    assert!(w.clock.slept().is_empty(), "nobody is made to wait: {:?}", w.clock.slept());
+}
+
+/// Issue 13, finding 7: OpenSSH starts keyboard-interactive again after a
+/// failed round; the same user, service and machine get the live code
+/// back instead of a new SMS, and the counts go on where they were.
+#[tokio::test]
+async fn a_new_round_reuses_the_live_code_and_keeps_the_counts() {
+    let w = World::new();
+    let first = w.start(USER).await;
+    let code = w.fake.last_code();
+    assert_eq!(w.check(&first.challenge, &wrong_code(&code)).await.attempts_left, 2);
+    let again = w.start(USER).await;
+    assert_eq!(again, first, "same challenge, same destination");
+    assert_eq!(w.fake.sent().len(), 1, "no second SMS");
+    assert!(logs().iter().any(|l| l.starts_with("event=code-reused user=root")), "{:?}", logs());
+    assert_eq!(w.check(&again.challenge, &wrong_code(&code)).await.attempts_left, 1, "counts are not reset");
+    // Another machine is another login.
+    let other = w.start_ctx(USER, &from("198.51.100.1", "sshd")).await;
+    assert_ne!(other.challenge, first.challenge);
+    assert_eq!(w.fake.sent().len(), 2);
+    // After the resend interval a new round gets a new code.
+    w.clock.advance(Duration::from_secs(31));
+    let later = w.start(USER).await;
+    assert_ne!(later.challenge, first.challenge);
+    assert_eq!(w.fake.sent().len(), 3);
+    assert_eq!(w.check(&later.challenge, &w.fake.last_code()).await.status, Status::Accepted);
+}
+
+/// A failing provider is asked once per resend interval for one login,
+/// not once per round; a sent-but-unanswered code keeps the login going.
+#[tokio::test]
+async fn failed_rounds_do_not_ask_the_provider_again() {
+    let w = World::new();
+    w.fake.fail_next_send(ProviderError::Unavailable { detail: "HTTP 500".into() });
+    let s = w.start(USER).await;
+    let e = w.daemon.check_code(&root(":1.9"), &s.challenge, "123456").await.unwrap_err();
+    assert!(matches!(e, LoginError::DeliveryFailed(_)), "{e:?}");
+    let e = w.daemon.start_login(&root(":1.9"), USER, &ctx()).await.unwrap_err();
+    assert!(e.to_string().contains("not asking the provider again yet"), "{e}");
+    assert_eq!(w.fake.sent().len(), 0);
+    w.clock.advance(Duration::from_secs(31));
+    assert_eq!(w.start(USER).await.action, Action::Code, "later, a new attempt");
+    assert_eq!(w.fake.sent().len(), 1);
+    // Sent but not answered in time: the SMS may still come, so the login
+    // goes on with that code and a new round sends nothing.
+    let other = from("198.51.100.7", "sshd");
+    w.fake.fail_next_send(ProviderError::NoAnswer);
+    let s = w.start_ctx(USER, &other).await;
+    assert_eq!(w.check(&s.challenge, "000000").await.status, Status::Wrong, "the login is still on");
+    let again = w.start_ctx(USER, &other).await;
+    assert_eq!(again.challenge, s.challenge);
+    assert_eq!(w.fake.sent().len(), 1, "no second request");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_guesses_are_all_counted() {
     let w = Arc::new(World::with(Fake::default(), |c| {
@@ -554,7 +647,9 @@ fn from(rhost: &str, service: &str) -> LoginContext {
 
 impl World {
     async fn start_ctx(&self, user: &str, ctx: &LoginContext) -> Start {
-        self.daemon.start_login(&root(":1.9"), user, ctx).await.unwrap()
+        let s = self.daemon.start_login(&root(":1.9"), user, ctx).await.unwrap();
+        settle().await;
+        s
     }
 
     /// A full login with the right code; returns whether an SMS was needed.

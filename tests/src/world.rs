@@ -54,6 +54,20 @@ impl World {
         Box::new(move || self.code(n))
     }
 
+    /// Moves the daemon's clock, once every SMS the fake Twilio received
+    /// has been recorded by the daemon: sends run in the background, and a
+    /// clock that jumps mid-send would make a sent code look unanswered.
+    pub fn set_time_offset(&self, seconds: i64) {
+        let recorded = || {
+            let log = self.daemon.log_text();
+            log.matches("event=code-sent ").count() + log.matches("event=code-resent ").count()
+        };
+        crate::tools::wait_for("the daemon to record its sends", std::time::Duration::from_secs(20), || {
+            recorded() >= self.twilio.messages().len()
+        });
+        self.daemon.set_time_offset(seconds);
+    }
+
     /// Fails if the fake Twilio saw anything malformed, or if the daemon's
     /// or the module's logs hold a code or the full number.
     pub fn assert_clean(&self) {

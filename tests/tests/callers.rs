@@ -137,6 +137,6 @@ fn the_module_refuses_a_daemon_that_is_not_root() {
     pam.syslog = Some(syslog.path.clone());
     let run =
         pam.run(vec![smsotp_tests::pam::typed("1"), smsotp_tests::pam::typed("2"), smsotp_tests::pam::typed("3")]);
-    assert!(run.output.contains("A login code was sent by SMS to ******0123"), "{}", run.output);
+    assert!(run.output.contains("A login code is on its way by SMS to ******0123"), "{}", run.output);
     assert_eq!(twilio.messages().len(), 1, "this time the daemon was asked, and sent the code");
 }

@@ -8,7 +8,7 @@ use smsotp_tests::container::{Answer, Container, Login, NUMBER, SshSetup, USER, 
 use std::process::Command;
 
 const FAKE_TWILIO: &str = env!("CARGO_BIN_EXE_fake-twilio");
-const SENT: &str = "A login code was sent by SMS to ******0100.";
+const SENT: &str = "A login code is on its way by SMS to ******0100.";
 
 fn start(setup: SshSetup, tables: &str) -> Container {
     Container::start(FAKE_TWILIO, setup, "", tables)

@@ -103,7 +103,7 @@ fn asking_the_user() {
     assert_eq!(run.code, Code::Success);
     assert_eq!(
         run.shown(),
-        "A login code was sent by SMS to ******0123.\nSMS code: Trust this machine for 30 days? [y/N] ",
+        "A login code is on its way by SMS to ******0123.\nSMS code: Trust this machine for 30 days? [y/N] ",
         "{}",
         run.output
     );

@@ -1,0 +1,104 @@
+//! Sending in the background, so that no answer's timing tells anything.
+//!
+//! StartLogin and Resend answer as soon as the challenge exists, for
+//! enrolled users and decoys alike; the provider call runs on its own task
+//! and records its outcome on the challenge. The next call of the login
+//! (CheckCode, Resend) waits for that outcome, so a failed send surfaces
+//! there. A provider call always ends by the deadline (codes.deadline).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_lite::FutureExt;
+use smsotp_proto::LoginContext;
+use zeroize::Zeroizing;
+
+use crate::audit::Event;
+use crate::challenge::{ChallengeId, Delivery, Secret};
+use crate::daemon::Daemon;
+use crate::error::LoginError;
+use crate::names::PhoneNumber;
+use crate::provider::Provider;
+
+/// One message to send for a challenge.
+pub(crate) struct SendJob {
+    pub(crate) user: String,
+    pub(crate) phone: PhoneNumber,
+    /// None when the provider makes the code (Verify).
+    pub(crate) code: Option<Zeroizing<String>>,
+    pub(crate) ctx: LoginContext,
+    pub(crate) event: Event,
+    /// The login's round (StartLogin only): a failure there spares the
+    /// provider the next rounds for a while.
+    pub(crate) round: Option<String>,
+}
+
+impl<P: Provider> Daemon<P> {
+    /// Starts sending for challenge `id`, whose delivery must be Pending.
+    pub(crate) fn send_in_background(self: &Arc<Self>, id: ChallengeId, job: SendJob) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let done = AssertUnwindSafe(this.finish_send(&id, job)).catch_unwind().await;
+            if done.is_err() {
+                tracing::error!("sending a code failed unexpectedly; the login is refused");
+                if let Some(c) = this.lock().challenges.get_mut(&id) {
+                    c.delivery = Delivery::Failed(LoginError::Internal("sending failed unexpectedly".into()));
+                }
+                this.deliveries.notify_waiters();
+            }
+        });
+    }
+
+    async fn finish_send(&self, id: &ChallengeId, job: SendJob) {
+        let code = job.code.as_deref().map(String::as_str);
+        let sent = self.deliver(&job.user, &job.phone, code, &job.ctx, job.event).await;
+        {
+            let mut state = self.lock();
+            if let (Err((_, false)), Some(round)) = (&sent, &job.round) {
+                let now = self.clock.tick();
+                state.failed_rounds.insert(round.clone(), now);
+            }
+            if let Some(c) = state.challenges.get_mut(id) {
+                c.delivery = match sent {
+                    Ok(reference) => {
+                        if let Secret::Remote { reference: r } = &mut c.secret {
+                            *r = reference;
+                        }
+                        Delivery::Sent
+                    }
+                    // Sent but not answered in time: the SMS may still come,
+                    // and the code it carries is the one we hold.
+                    Err((_, true)) if job.code.is_some() => Delivery::Sent,
+                    Err((e, _)) => Delivery::Failed(e),
+                };
+            }
+        }
+        self.deliveries.notify_waiters();
+    }
+
+    /// Waits until the code of challenge `id` has gone out. A failed send
+    /// ends the challenge and is returned as the error of this call.
+    pub async fn delivered(&self, id: &ChallengeId) -> Result<(), LoginError> {
+        loop {
+            let notified = self.deliveries.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.lock();
+                let Some(c) = state.challenges.get_mut(id) else {
+                    return Err(LoginError::UnknownChallenge);
+                };
+                match &c.delivery {
+                    Delivery::Sent => return Ok(()),
+                    Delivery::Failed(e) => {
+                        let e = e.clone();
+                        state.challenges.remove(id);
+                        return Err(e);
+                    }
+                    Delivery::Pending => {}
+                }
+            }
+            notified.await;
+        }
+    }
+}
