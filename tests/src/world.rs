@@ -54,16 +54,20 @@ impl World {
         Box::new(move || self.code(n))
     }
 
-    /// Moves the daemon's clock, once every SMS the fake Twilio received
-    /// has been recorded by the daemon: sends run in the background, and a
-    /// clock that jumps mid-send would make a sent code look unanswered.
+    /// Moves the daemon's clock once its sends are done: they run in the
+    /// background, the prompt comes before them, and a clock that jumps
+    /// mid-send makes a sent code look unanswered. Every caller has started
+    /// at least one send; all that reached the fake Twilio must be recorded.
     pub fn set_time_offset(&self, seconds: i64) {
         let recorded = || {
             let log = self.daemon.log_text();
-            log.matches("event=code-sent ").count() + log.matches("event=code-resent ").count()
+            log.matches("event=code-sent ").count()
+                + log.matches("event=code-resent ").count()
+                + log.matches("event=provider-failure ").count()
         };
         crate::tools::wait_for("the daemon to record its sends", std::time::Duration::from_secs(20), || {
-            recorded() >= self.twilio.messages().len()
+            let done = recorded();
+            done >= 1 && done >= self.twilio.messages().len()
         });
         self.daemon.set_time_offset(seconds);
     }
