@@ -14,6 +14,7 @@ use crate::daemon::{Answer, Daemon, State};
 use crate::error::LoginError;
 use crate::names::UserName;
 use crate::provider::{Provider, RemoteVerdict};
+use crate::store::UserRecord;
 use crate::trust;
 
 impl<P: Provider> Daemon<P> {
@@ -105,25 +106,30 @@ impl<P: Provider> Daemon<P> {
             (Secret::Decoy, _) | (_, Err(_)) => {
                 state.volatile.decoy_failures.get(&user).is_some_and(|&(_, until)| until > self.clock.unix_now())
             }
-            (_, Ok(name)) => match self.store.load(&name) {
-                Ok(Some(r)) => r.locked_until > self.clock.unix_now(),
-                Ok(None) => {
-                    // Unenrolled while the login was pending: nothing may succeed.
-                    state.challenges.remove(id);
-                    return Err(LoginError::UnknownChallenge);
-                }
-                Err(e) => {
-                    state.challenges.remove(id);
-                    tracing::error!("{e}");
-                    return Err(LoginError::Storage(format!("the record of {user} is unusable")));
-                }
-            },
+            (_, Ok(name)) => self.pending_record(state, id, &name)?.locked_until > self.clock.unix_now(),
         };
         if locked {
             state.challenges.remove(id);
             return Ok(Some(Answer { status: Status::LockedOut, attempts_left: 0 }));
         }
         Ok(None)
+    }
+
+    /// The record of a pending login's user. Unenrolled meanwhile: nothing
+    /// may succeed; unreadable: no login. Either way the challenge ends.
+    fn pending_record(&self, state: &mut State, id: &ChallengeId, name: &UserName) -> Result<UserRecord, LoginError> {
+        match self.store.load(name) {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => {
+                state.challenges.remove(id);
+                Err(LoginError::UnknownChallenge)
+            }
+            Err(e) => {
+                state.challenges.remove(id);
+                tracing::error!("{e}");
+                Err(LoginError::Storage(format!("the record of {name} is unusable")))
+            }
+        }
     }
 
     pub(crate) fn accept(&self, state: &mut State, id: &ChallengeId) -> Result<Answer, LoginError> {
@@ -196,18 +202,7 @@ impl<P: Provider> Daemon<P> {
         line(Event::Wrong).log();
         let locked = match UserName::parse(&user) {
             Ok(name) if !decoy => {
-                let mut r = match self.store.load(&name) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => {
-                        state.challenges.remove(id);
-                        return Err(LoginError::UnknownChallenge);
-                    }
-                    Err(e) => {
-                        state.challenges.remove(id);
-                        tracing::error!("{e}");
-                        return Err(LoginError::Storage(format!("the record of {name} is unusable")));
-                    }
-                };
+                let mut r = self.pending_record(state, id, &name)?;
                 r.failures = r.failures.saturating_add(1);
                 let locked = r.failures >= self.cfg.lockout.failures;
                 if locked {
