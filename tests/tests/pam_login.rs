@@ -379,7 +379,14 @@ fn hostile_user_names_are_unknown_users_and_logged_escaped() {
     assert!(log.contains("event=unknown-user user=too-long:"), "{log}");
     assert!(!log.contains('\u{202e}') && !log.contains('\u{2028}'), "raw bidi/line-separator characters in the log");
     assert!(log.contains("alice\\u{202e}nimda\\u{2028}event=code-accepted"), "{log}");
-    assert!(!log.lines().any(|l| l.starts_with("event=code-accepted")), "no forged line");
+    // Lines carry a "<6>" priority prefix; a forged event would follow it.
+    let forged =
+        log.lines().any(|l| l.split_once('>').is_some_and(|(_, rest)| rest.starts_with("event=code-accepted")));
+    assert!(!forged, "no forged line");
+    assert!(
+        log.lines().any(|l| l.split_once('>').is_some_and(|(_, rest)| rest.starts_with("event=unknown-user"))),
+        "{log}"
+    );
     assert_eq!(w.twilio.messages().len(), 0);
     w.assert_clean();
 }
