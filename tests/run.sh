@@ -20,7 +20,9 @@ packages=(libpam0g-dev pamtester bubblewrap dbus-daemon dbus-bin faketime libfak
           # container tests: root filesystem, namespaces, the ssh client
           debootstrap iproute2 openssh-client mount
           # package checks
-          dpkg-dev lintian rpm rpmlint systemd)
+          dpkg-dev lintian rpm rpmlint systemd
+          # the benchmark's baseline (tests/tests/bench.rs runs it, tiny)
+          libpam-google-authenticator)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -150,6 +150,17 @@ impl FakeTwilio {
         self.state.0.lock().unwrap().messages.clone()
     }
 
+    /// The SMS from the n-th on (0-based), without copying the earlier ones.
+    pub fn messages_from(&self, n: usize) -> Vec<Sms> {
+        let st = self.state.0.lock().unwrap();
+        st.messages.get(n..).map(<[Sms]>::to_vec).unwrap_or_default()
+    }
+
+    /// Requests answered so far.
+    pub fn answered(&self) -> usize {
+        self.state.0.lock().unwrap().answered
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.0.lock().unwrap().connections
@@ -271,6 +282,9 @@ fn base64(input: &[u8]) -> String {
 
 #[allow(clippy::disallowed_methods)] // a slow Twilio is slow in real time
 fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
+    // Twilio answers at once; without this, Nagle and the client's delayed
+    // ACK add 40 ms to every answer written in more than one piece.
+    let _ = conn.set_nodelay(true);
     let mut writer = conn.try_clone().unwrap();
     let mut reader = BufReader::new(conn);
     while let Some(req) = read_request(&mut reader) {

@@ -24,13 +24,13 @@ fn main() {
         if !twilio.wait_requests(answered + 1, Duration::from_secs(3600)) {
             continue;
         }
-        answered += 1;
-        let messages = twilio.messages();
-        for sms in &messages[written..] {
+        answered = twilio.answered();
+        let messages = twilio.messages_from(written);
+        for sms in &messages {
             writeln!(file, "{}\t{}", sms.to, sms.body.replace('\n', " ")).unwrap();
         }
         file.sync_all().unwrap();
-        written = messages.len();
+        written += messages.len();
         let violations = twilio.violations();
         for v in &violations[reported..] {
             eprintln!("violation: {v}");

@@ -1,0 +1,94 @@
+//! What a person would type: the TOTP code of google-authenticator's secret,
+//! or the code of the newest SMS to a number, read from the outbox or the
+//! fake Twilio's log after the point where this login began.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+
+/// google-authenticator's secret for every bench user, in the file's base32
+/// and as bytes ("Hello!\xde\xad\xbe\xef", the RFC 4226-style example key).
+pub const TOTP_SECRET_BASE32: &str = "JBSWY3DPEHPK3PXP";
+const TOTP_SECRET: &[u8] = b"Hello!\xde\xad\xbe\xef";
+
+/// RFC 6238 TOTP, 30 s steps, 6 digits, HMAC-SHA1 (google-authenticator's
+/// defaults).
+pub fn totp(unix_seconds: u64) -> String {
+    totp_with(TOTP_SECRET, unix_seconds)
+}
+
+fn totp_with(key: &[u8], unix_seconds: u64) -> String {
+    let counter = (unix_seconds / 30).to_be_bytes();
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(&counter);
+    let h = mac.finalize().into_bytes();
+    let offset = (h[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([h[offset] & 0x7f, h[offset + 1], h[offset + 2], h[offset + 3]]);
+    format!("{:06}", value % 1_000_000)
+}
+
+/// Bytes in the SMS file now: where this login's SMS will start.
+pub fn sms_mark(file: &Path) -> u64 {
+    std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Waits for an SMS to `number` written after `mark` and returns its code.
+#[allow(clippy::disallowed_methods)] // the benchmark waits on real delivery
+pub fn sms_code(file: &Path, mark: u64, number: &str, limit: Duration) -> Option<String> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(code) = read_code(file, mark, number) {
+            return Some(code);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn read_code(file: &Path, mark: u64, number: &str) -> Option<String> {
+    let mut f = std::fs::File::open(file).ok()?;
+    f.seek(SeekFrom::Start(mark)).ok()?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|line| code_in(line, number))
+}
+
+/// The code in one line for `number`: the first run of six or more digits
+/// after the number (outbox: `... to=N  body=CODE is ...`; fake Twilio's
+/// log: `N<TAB>CODE is ...`).
+pub fn code_in(line: &str, number: &str) -> Option<String> {
+    let at = line.find(number)?;
+    let rest = &line[at + number.len()..];
+    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let digits: String = rest.chars().skip_while(|c| !c.is_ascii_digit()).take_while(|c| c.is_ascii_digit()).collect();
+    (digits.len() >= 6).then_some(digits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totp_matches_rfc_6238_sha1_vectors() {
+        // RFC 6238 appendix B (8 digits there; the last 6 here).
+        let key = b"12345678901234567890";
+        assert_eq!(totp_with(key, 59), "287082");
+        assert_eq!(totp_with(key, 1_111_111_109), "081804");
+        assert_eq!(totp_with(key, 2_000_000_000), "279037");
+    }
+
+    #[test]
+    fn finds_the_code_after_the_number() {
+        let outbox = "2026-11-23T17:00:00Z  to=+14150000001  body=123456 is your login code for h (sshd).";
+        assert_eq!(code_in(outbox, "+14150000001").as_deref(), Some("123456"));
+        assert_eq!(code_in(outbox, "+1415000000"), None);
+        assert_eq!(code_in("+14150000002\t654321 is your", "+14150000002").as_deref(), Some("654321"));
+        assert_eq!(code_in("+14150000002\t654321 is your", "+14150000001"), None);
+    }
+}
