@@ -51,7 +51,7 @@ pub struct Bench {
 
 impl Bench {
     /// Everything but the daemon, with `users` bench users known to NSS.
-    pub fn prepare(users: usize) -> Result<Bench, String> {
+    pub fn prepare(users: usize, own_syslog: bool) -> Result<Bench, String> {
         let bin = std::env::current_exe().map_err(|e| e.to_string())?.parent().ok_or("no exe dir")?.to_owned();
         for b in ["smsotpd", "libpam_sms.so"] {
             if !bin.join(b).is_file() {
@@ -69,6 +69,9 @@ impl Bench {
         mount(Some("tmpfs"), &dir, Some("tmpfs"), MsFlags::empty(), Some("mode=0700"))
             .map_err(|e| format!("tmpfs on {}: {e}", dir.display()))?;
 
+        if own_syslog {
+            private_syslog(&dir)?;
+        }
         let base_passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| e.to_string())?;
         let passwd = dir.join("passwd");
         let group = dir.join("group");
@@ -160,6 +163,42 @@ fn write_passwd(file: &Path, base: &str, first: std::ops::Range<usize>) -> Resul
     }
     text.push_str(base);
     std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// A /dev/log of the bench's own that reads and drops every line, as a
+/// server's journald or rsyslog would take them. Without one, glibc's
+/// syslog() in a module opened with LOG_CONS (google-authenticator) writes
+/// to the console, on these machines a serial port: milliseconds per line
+/// that no real server pays. /dev is overlaid (upper layer on the tmpfs) so
+/// the socket never appears outside the namespace.
+fn private_syslog(dir: &Path) -> Result<(), String> {
+    let keep = |sub: &str| dir.join(format!("dev-{sub}"));
+    let submounts: Vec<&str> =
+        ["pts", "shm", "mqueue"].into_iter().filter(|sub| Path::new("/dev").join(sub).is_dir()).collect();
+    for sub in &submounts {
+        std::fs::create_dir(keep(sub)).map_err(|e| e.to_string())?;
+        mount(Some(Path::new("/dev").join(sub).as_path()), &keep(sub), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| format!("keeping /dev/{sub}: {e}"))?;
+    }
+    let (upper, work) = (dir.join("dev-upper"), dir.join("dev-work"));
+    for d in [&upper, &work] {
+        std::fs::create_dir(d).map_err(|e| e.to_string())?;
+    }
+    let options = format!("lowerdir=/dev,upperdir={},workdir={}", upper.display(), work.display());
+    mount(Some("overlay"), "/dev", Some("overlay"), MsFlags::empty(), Some(options.as_str()))
+        .map_err(|e| format!("overlay on /dev: {e}"))?;
+    for sub in &submounts {
+        mount(Some(keep(sub).as_path()), &Path::new("/dev").join(sub), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| format!("putting back /dev/{sub}: {e}"))?;
+    }
+    let _ = std::fs::remove_file("/dev/log");
+    let sink = std::os::unix::net::UnixDatagram::bind("/dev/log").map_err(|e| format!("/dev/log: {e}"))?;
+    std::fs::set_permissions("/dev/log", std::fs::Permissions::from_mode(0o666)).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while sink.recv(&mut buf).is_ok() {}
+    });
+    Ok(())
 }
 
 /// The fake Twilio "delivers" by appending `<to>\t<body>` lines here.
