@@ -1,10 +1,13 @@
 //! The D-Bus client for smsotpd.
 //!
-//! Each call connects, checks who owns the daemon's name, makes the call on
-//! that verified unique name and disconnects: nothing is held while the
-//! person types, so a thousand people at the code prompt hold no bus
+//! Each call connects, makes the call and disconnects: nothing is held while
+//! the person types, so a thousand people at the code prompt hold no bus
 //! connection (the system bus allows 256 per uid, and every sshd pre-auth
-//! child is root). The daemon finds the login by its challenge id.
+//! child is root). The daemon finds the login by its challenge id. The first
+//! call of a login checks who owns the daemon's name and goes to that
+//! verified unique name; later calls go to the same unique name without
+//! asking again (the bus never gives a unique name to another connection,
+//! so a restarted or replaced daemon is simply not there: the call fails).
 //!
 //! A current-thread tokio runtime lives exactly as long as one PAM call, so
 //! no thread or task outlives the login (sshd forks PAM children; login
@@ -16,7 +19,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use smsotp_proto::{BUS_NAME, Error as DaemonError, LoginContext, SmsOtp1Proxy};
-use zbus::names::BusName;
+use zbus::names::{BusName, OwnedUniqueName};
 
 use crate::flow::{Answer, ClientError, Daemon, Start};
 use crate::options::Options;
@@ -26,6 +29,8 @@ pub struct DbusDaemon {
     bus: String,
     timeout: Duration,
     allowed_uids: Vec<u32>,
+    /// The daemon's unique name once a call of this login verified its uid.
+    verified: Option<OwnedUniqueName>,
 }
 
 /// Where the daemon is and whom to believe, for one connection.
@@ -34,6 +39,7 @@ struct Target {
     bus: String,
     timeout: Duration,
     allowed_uids: Vec<u32>,
+    verified: Option<OwnedUniqueName>,
 }
 
 impl DbusDaemon {
@@ -49,7 +55,13 @@ impl DbusDaemon {
                 _ => return Err(format!("daemon_user={name}: no such user")),
             }
         }
-        Ok(DbusDaemon { runtime: Some(runtime), bus: options.bus.clone(), timeout: options.timeout, allowed_uids })
+        Ok(DbusDaemon {
+            runtime: Some(runtime),
+            bus: options.bus.clone(),
+            timeout: options.timeout,
+            allowed_uids,
+            verified: None,
+        })
     }
 
     /// Runs `f` to completion with the timeout. Inside an application that
@@ -76,14 +88,19 @@ impl DbusDaemon {
     }
 
     fn target(&self) -> Target {
-        Target { bus: self.bus.clone(), timeout: self.timeout, allowed_uids: self.allowed_uids.clone() }
+        Target {
+            bus: self.bus.clone(),
+            timeout: self.timeout,
+            allowed_uids: self.allowed_uids.clone(),
+            verified: self.verified.clone(),
+        }
     }
 
     /// One call on its own connection. A daemon that cannot be reached is
     /// `Unreachable` at the start of a login and `Lost` later (then no fail
     /// mode lets the login through).
     fn call<T: Send, F>(
-        &self,
+        &mut self,
         method: &'static str,
         starting: bool,
         f: impl FnOnce(SmsOtp1Proxy<'static>) -> F + Send,
@@ -92,22 +109,25 @@ impl DbusDaemon {
         F: Future<Output = Result<T, DaemonError>> + Send,
     {
         let target = self.target();
-        self.block(async move {
-            let (conn, proxy) = connect(&target).await.map_err(|e| match e {
+        let (owner, result) = self.block(async move {
+            let (conn, proxy, owner) = connect(&target).await.map_err(|e| match e {
                 ClientError::Unreachable(why) if !starting => ClientError::Lost(why),
                 other => other,
             })?;
             let result = f(proxy).await.map_err(|e| classify(method, e));
             drop(conn);
-            result
-        })
+            Ok((owner, result))
+        })?;
+        self.verified = Some(owner);
+        result
     }
 }
 
-/// Connects, finds the owner of the daemon's name, checks its uid, and
-/// returns a proxy bound to that unique name, so a name that changes hands
-/// between the check and the call cannot redirect it.
-async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>), ClientError> {
+/// Connects and returns a proxy bound to the daemon's unique name: the one
+/// verified earlier in this login, or else the owner of the daemon's name
+/// once its uid is checked, so a name that changes hands between the check
+/// and the call cannot redirect it.
+async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>, OwnedUniqueName), ClientError> {
     let bus = t.bus.as_str();
     let unreachable = |e: zbus::Error| ClientError::Unreachable(format!("{bus}: {e}"));
     let conn = zbus::connection::Builder::address(bus)
@@ -116,7 +136,23 @@ async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>)
         .build()
         .await
         .map_err(|e| ClientError::Unreachable(format!("cannot connect to {bus}: {e}")))?;
-    let dbus = zbus::fdo::DBusProxy::builder(&conn)
+    let owner = match &t.verified {
+        Some(owner) => owner.clone(),
+        None => verified_owner(&conn, t).await?,
+    };
+    let proxy = SmsOtp1Proxy::builder(&conn)
+        .destination(owner.clone())
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    Ok((conn, proxy, owner))
+}
+
+/// Who owns the daemon's name, if it is one of the uids we believe.
+async fn verified_owner(conn: &zbus::Connection, t: &Target) -> Result<OwnedUniqueName, ClientError> {
+    let dbus = zbus::fdo::DBusProxy::builder(conn)
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
@@ -133,14 +169,7 @@ async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>)
     if !t.allowed_uids.contains(&uid) {
         return Err(ClientError::Impostor(format!("{BUS_NAME} is owned by {owner} with uid {uid}, not root")));
     }
-    let proxy = SmsOtp1Proxy::builder(&conn)
-        .destination(owner)
-        .map_err(|e| ClientError::Unreachable(e.to_string()))?
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-    Ok((conn, proxy))
+    Ok(owner)
 }
 
 /// Sorts what went wrong: a named error of ours, the bus's own refusal, an

@@ -140,3 +140,29 @@ fn the_module_refuses_a_daemon_that_is_not_root() {
     assert!(run.output.contains("A login code is on its way by SMS to ******0123"), "{}", run.output);
     assert_eq!(twilio.messages().len(), 1, "this time the daemon was asked, and sent the code");
 }
+
+#[test]
+fn later_calls_of_a_login_go_only_to_the_daemon_that_was_checked() {
+    let w = World::messaging("", "");
+    let second: std::cell::RefCell<Option<Daemon>> = std::cell::RefCell::new(None);
+    let answer: smsotp_tests::pam::Answer<'_> = Box::new(|| {
+        let code = w.code(1);
+        // While the person types, the daemon stops and another process
+        // takes the name (here a second smsotpd: same name, new unique name).
+        let pid = nix::unistd::Pid::from_raw(w.daemon.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        smsotp_tests::tools::wait_for("the first daemon to exit", std::time::Duration::from_secs(10), || {
+            !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        });
+        *second.borrow_mut() = Some(Daemon::start(&w.bus, &messaging_config(&w.twilio.url(), "", "")));
+        code
+    });
+    let run = w.pam(USER).run(vec![answer]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    assert!(run.shown().ends_with("SMS code: The SMS login service is not available.\n"), "{}", run.output);
+    let log = w.syslog.text_with("lost smsotpd during the login");
+    assert!(log.contains("lost smsotpd during the login"), "{log}");
+    let second = second.borrow();
+    let newcomer = second.as_ref().expect("the second daemon started").log_text();
+    assert!(!newcomer.contains("CheckCode") && !newcomer.contains("event="), "the new owner was asked: {newcomer}");
+}
