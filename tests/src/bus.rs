@@ -25,6 +25,12 @@ pub enum Policy {
 
 impl Bus {
     pub fn start(policy: Policy) -> Bus {
+        Bus::start_limited(policy, &[])
+    }
+
+    /// A bus with some of dbus-daemon's `<limit>`s set (name, value), to
+    /// meet the limits with a handful of callers instead of a thousand.
+    pub fn start_limited(policy: Policy, limits: &[(&str, u32)]) -> Bus {
         let dbus_daemon = require("dbus-daemon", "dbus-daemon");
         let dir = crate::tools::private_tempdir();
         // Other users must reach the socket (the caller tests run as nobody).
@@ -34,8 +40,10 @@ impl Bus {
             Policy::Shipped => "system.conf",
             Policy::Permissive => "permissive.conf",
         };
+        let limits: String = limits.iter().map(|(name, v)| format!("  <limit name=\"{name}\">{v}</limit>\n")).collect();
         let text = std::fs::read_to_string(workspace_root().join("tests/dbus").join(template))
             .unwrap()
+            .replace("</busconfig>", &format!("{limits}</busconfig>"))
             .replace("@SOCKET@", &socket.display().to_string())
             .replace("@POLICY@", &workspace_root().join("etc/dbus-1/org.smsotp.SmsOtp1.conf").display().to_string());
         let conf = dir.path().join("bus.conf");

@@ -166,6 +166,8 @@ struct Round {
     par_rate: f64,
     at_once_ms: Vec<f64>,
     at_once_failed: usize,
+    /// PAM codes of the failed logins (-1: the worker died), for the progress lines.
+    failure_codes: std::collections::BTreeMap<i32, usize>,
     cold_ms: Vec<f64>,
     /// Logins that failed outside the at-once run (each should be 0).
     failed: usize,
@@ -286,7 +288,10 @@ fn measure(bench: &Bench, o: &Options, module: Module, offset: &mut usize) -> Ro
     for logins in res {
         match logins.as_deref() {
             Some([(0, _, end)]) => r.at_once_ms.push(ms(end - gun)),
-            _ => r.at_once_failed += 1,
+            other => {
+                r.at_once_failed += 1;
+                *r.failure_codes.entry(other.and_then(|l| l.first()).map_or(-1, |l| l.0)).or_default() += 1;
+            }
         }
     }
 
@@ -407,19 +412,29 @@ fn run(o: &Options) -> Result<(), String> {
             let daemon = module.daemon(&bench)?;
             let r = measure(&bench, o, *module, &mut offsets[m]);
             eprintln!(
-                "round {round} {:<24} p50 {} ms, {:.0}/s at 4, at once: {} failed, p99 {} ms, cold p50 {} ms, other failures {}",
+                "round {round} {:<24} p50 {} ms, {:.0}/s at 4, at once: {} failed {:?}, p99 {} ms, cold p50 {} ms, other failures {}",
                 module.label(),
                 fmt(median(&r.seq_ms), 2),
                 r.par_rate,
                 r.at_once_failed,
+                r.failure_codes,
                 fmt(quantile(&r.at_once_ms, 0.99), 0),
                 fmt(median(&r.cold_ms), 2),
                 r.failed
             );
-            if r.failed > 0
-                && let Some(d) = &daemon
-            {
-                eprintln!("  daemon log: {}", d.log.display());
+            let tally = std::mem::take(&mut *bench.syslog.lock().unwrap());
+            if r.failed + r.at_once_failed > 0 {
+                let mut lines: Vec<(usize, String)> = tally.into_iter().map(|(k, n)| (n, k)).collect();
+                lines.sort_by(|a, b| b.cmp(a));
+                for (n, line) in lines.iter().take(6) {
+                    eprintln!("  syslog x{n}: {line}");
+                }
+                if let Some(d) = &daemon {
+                    let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+                    for l in log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).take(4) {
+                        eprintln!("  daemon: {l}");
+                    }
+                }
             }
             drop(daemon);
             results[m].push(r);
