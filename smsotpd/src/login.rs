@@ -48,29 +48,30 @@ impl<P: Provider> Daemon<P> {
             }
             policy::Action::Always | policy::Action::Trust { .. } => {}
         }
-        let (record, name) = {
+        {
             let mut state = self.lock();
             self.sweep(&mut state);
             if state.challenges.len() >= self.cfg.codes.max_pending {
                 line(Event::Busy).log();
                 return Err(LoginError::Busy);
             }
-            match parsed {
-                Err(_) => {
-                    line(Event::UnknownUser).field("reason", "not a valid user name").log();
-                    (None, None)
-                }
-                Ok(name) => match self.store.load(&name) {
-                    Ok(r) => (r, Some(name)),
-                    Err(e) => {
-                        tracing::error!(
-                            "{e}; {name} cannot log in until an administrator re-enrolls them (smsotpctl enroll)"
-                        );
-                        line(Event::RecordUnusable).log();
-                        return Err(LoginError::Storage(format!("the record of {name} is unusable")));
-                    }
-                },
+        }
+        // Read outside the lock: other logins need not wait for this disk.
+        let (record, name) = match parsed {
+            Err(_) => {
+                line(Event::UnknownUser).field("reason", "not a valid user name").log();
+                (None, None)
             }
+            Ok(name) => match self.store.load(&name) {
+                Ok(r) => (r, Some(name)),
+                Err(e) => {
+                    tracing::error!(
+                        "{e}; {name} cannot log in until an administrator re-enrolls them (smsotpctl enroll)"
+                    );
+                    line(Event::RecordUnusable).log();
+                    return Err(LoginError::Storage(format!("the record of {name} is unusable")));
+                }
+            },
         };
         let Some((record, name)) = record.zip(name.clone()) else {
             return self.start_unenrolled(user, name.is_some(), ctx).await;
