@@ -46,8 +46,10 @@ pub struct Canned {
     pub status: u16,
     pub body: String,
     pub headers: Vec<(String, String)>,
-    /// Wait this long before answering (a slow Twilio).
+    /// Wait this long before answering (a slow Twilio)...
     pub delay: Duration,
+    /// ...plus a random share of this, different for every request.
+    pub jitter: Duration,
     /// Answer every request this way, forever.
     pub forever: bool,
 }
@@ -61,6 +63,7 @@ impl Canned {
             ),
             headers: Vec::new(),
             delay: Duration::ZERO,
+            jitter: Duration::ZERO,
             forever: false,
         }
     }
@@ -69,7 +72,12 @@ impl Canned {
         self
     }
     pub fn slow(delay: Duration) -> Canned {
-        Canned { status: 0, body: String::new(), headers: Vec::new(), delay, forever: false }
+        Canned { status: 0, body: String::new(), headers: Vec::new(), delay, jitter: Duration::ZERO, forever: false }
+    }
+
+    /// A normal answer after `delay` plus up to `jitter` more.
+    pub fn jittered(delay: Duration, jitter: Duration) -> Canned {
+        Canned { jitter, ..Canned::slow(delay) }
     }
 }
 
@@ -299,7 +307,8 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
         };
         let (status, body, headers) = match canned {
             Some(c) => {
-                std::thread::sleep(c.delay);
+                let share = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
+                std::thread::sleep(c.delay + c.jitter.mul_f64((share % 10_000) as f64 / 10_000.0));
                 if c.status == 0 {
                     // A slow answer that is otherwise normal.
                     answer(&req, state)
