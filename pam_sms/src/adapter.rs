@@ -138,6 +138,7 @@ impl PamHooks for PamSms {
             log: &mut log,
             options: &options,
             silent: flags & PAM_SILENT != 0,
+            final_message: options.final_message_for(&items.context.service),
         }
         .run(&items);
         drop(daemon);

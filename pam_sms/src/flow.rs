@@ -7,7 +7,7 @@
 use smsotp_proto::{Action, LoginContext, Status};
 use zeroize::Zeroizing;
 
-use crate::options::{FailMode, Options};
+use crate::options::{FailMode, FinalMessage, Options};
 
 /// Talks to the user (PAM's conversation function).
 pub trait Prompter {
@@ -162,6 +162,10 @@ pub mod text {
     pub fn trusted(days: u32) -> String {
         format!("This machine is trusted for {days} days.")
     }
+    /// The last prompt, which only carries the message that ends the login.
+    pub fn final_prompt(message: &str) -> String {
+        format!("{message} (press Enter) ")
+    }
     pub const TOO_MANY: &str = "Too many wrong codes.";
     pub const EXPIRED: &str = "The code has expired. Log in again to get a new one.";
     pub const LOCKED: &str =
@@ -188,6 +192,8 @@ pub struct Flow<'a, P: Prompter, D: Daemon, L: Log> {
     pub options: &'a Options,
     /// PAM_SILENT: no informational or error messages.
     pub silent: bool,
+    /// How the message that ends the login is shown (options, service).
+    pub final_message: FinalMessage,
 }
 
 impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
@@ -202,6 +208,23 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         }
     }
 
+    /// The message that ends the login: as a message, or inside one last
+    /// prompt where the client shows nothing after the last prompt (OpenSSH).
+    fn say_final(&mut self, text: &str) {
+        if self.silent {
+            return;
+        }
+        match self.final_message {
+            FinalMessage::Message => {
+                let _ = self.prompter.error(text);
+            }
+            FinalMessage::Prompt => {
+                // Whatever is typed is dropped unread; the outcome is decided.
+                let _ = self.prompter.prompt_visible(&text::final_prompt(text));
+            }
+        }
+    }
+
     /// Runs one login to its outcome.
     pub fn run(&mut self, items: &Items) -> Outcome {
         let start = match self.daemon.start_login(&items.user, &items.context) {
@@ -210,7 +233,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 return match self.options.fail_mode {
                     FailMode::Secure => {
                         self.log.warn(&format!("smsotpd is unreachable ({why}); failing closed (fail_mode=secure)"));
-                        self.say_error(text::UNAVAILABLE);
+                        self.say_final(text::UNAVAILABLE);
                         Outcome::Unreachable
                     }
                     FailMode::Safe => {
@@ -234,11 +257,11 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 return Outcome::NotEnrolledAllowed;
             }
             Action::Deny => {
-                self.say_error(text::DENIED);
+                self.say_final(text::DENIED);
                 return Outcome::PolicyDenied;
             }
             Action::LockedOut => {
-                self.say_error(text::LOCKED);
+                self.say_final(text::LOCKED);
                 return Outcome::LockedOut;
             }
         }
@@ -288,15 +311,15 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     }
                 }
                 Status::TooManyTries => {
-                    self.say_error(text::TOO_MANY);
+                    self.say_final(text::TOO_MANY);
                     return Outcome::TooManyTries;
                 }
                 Status::Expired => {
-                    self.say_error(text::EXPIRED);
+                    self.say_final(text::EXPIRED);
                     return Outcome::Expired;
                 }
                 Status::LockedOut => {
-                    self.say_error(text::LOCKED);
+                    self.say_final(text::LOCKED);
                     return Outcome::LockedOut;
                 }
             }
@@ -346,7 +369,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     other => other.text().to_owned(),
                 };
                 self.log.warn(&format!("smsotpd: {name}: {}", detail.chars().take(200).collect::<String>()));
-                self.say_error(message);
+                self.say_final(message);
                 outcome
             }
             ClientError::Protocol(why) => {
@@ -354,17 +377,17 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 self.log.warn(&format!(
                     "smsotpd answered something this module does not understand ({why}); failing closed"
                 ));
-                self.say_error(text::UNAVAILABLE);
+                self.say_final(text::UNAVAILABLE);
                 Outcome::Unavailable
             }
             ClientError::Impostor(why) => {
                 self.log.warn(&format!("refusing to trust the D-Bus peer: {why}"));
-                self.say_error(text::UNAVAILABLE);
+                self.say_final(text::UNAVAILABLE);
                 Outcome::Unavailable
             }
             ClientError::Unreachable(why) | ClientError::Lost(why) => {
                 self.log.warn(&format!("lost smsotpd during the login ({why}); failing closed"));
-                self.say_error(text::UNAVAILABLE);
+                self.say_final(text::UNAVAILABLE);
                 Outcome::Unavailable
             }
         }

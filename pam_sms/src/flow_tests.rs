@@ -154,7 +154,7 @@ fn items() -> Items {
     Items {
         user: "alice".into(),
         context: LoginContext {
-            service: "sshd".into(),
+            service: "login".into(),
             rhost: "192.0.2.9".into(),
             tty: "ssh".into(),
             auth_info: String::new(),
@@ -172,8 +172,16 @@ struct Run {
 
 fn run_with(mut user: User, mut daemon: Smsotpd, options: Options) -> Run {
     let mut log = Lines::default();
-    let outcome = Flow { prompter: &mut user, daemon: &mut daemon, log: &mut log, options: &options, silent: false }
-        .run(&items());
+    let final_message = options.final_message_for(&items().context.service);
+    let outcome = Flow {
+        prompter: &mut user,
+        daemon: &mut daemon,
+        log: &mut log,
+        options: &options,
+        silent: false,
+        final_message,
+    }
+    .run(&items());
     let code = pam_code(&outcome, options.fail_mode);
     Run { outcome, code, said: std::mem::take(&mut user.said), calls: std::mem::take(&mut daemon.calls), log: log.0 }
 }
@@ -198,7 +206,7 @@ fn correct_code() {
     // Empty values (no auth_info here) are not sent.
     let ctx = vec![
         ("rhost".to_string(), "192.0.2.9".to_string()),
-        ("service".into(), "sshd".into()),
+        ("service".into(), "login".into()),
         ("tty".into(), "ssh".into()),
     ];
     assert_eq!(r.calls, vec![Call::Start("alice".into(), ctx), Call::Check("c1".into(), "123456".into())]);
@@ -399,18 +407,95 @@ fn conversation_failures_fail_closed_and_cancel() {
     assert_eq!(r.code, P::PAM_CONV_ERR);
 }
 
-#[test]
-fn silent_flag_suppresses_messages_not_the_prompt() {
-    let mut user = User::typing(&[b"1", b"2"]);
-    let mut daemon = Smsotpd::code_sent().then(Status::Wrong, 1).then(Status::Accepted, 1);
+fn run_silent(mut user: User, mut daemon: Smsotpd) -> (Outcome, Vec<Said>) {
     let mut log = Lines::default();
     let options = Options::default();
-    let outcome =
-        Flow { prompter: &mut user, daemon: &mut daemon, log: &mut log, options: &options, silent: true }.run(&items());
+    // Even where ending messages would go in a prompt, silence wins.
+    let final_message = FinalMessage::Prompt;
+    let outcome = Flow {
+        prompter: &mut user,
+        daemon: &mut daemon,
+        log: &mut log,
+        options: &options,
+        silent: true,
+        final_message,
+    }
+    .run(&items());
+    (outcome, std::mem::take(&mut user.said))
+}
+
+#[test]
+fn silent_flag_suppresses_messages_not_the_prompt() {
+    let (outcome, said) =
+        run_silent(User::typing(&[b"1", b"2"]), Smsotpd::code_sent().then(Status::Wrong, 1).then(Status::Accepted, 1));
     assert_eq!(outcome, Outcome::Accepted);
     // The info line is gone, so the prompt itself says where the code went.
     let silent = Said::Prompt("Code sent by SMS to ******1234 (empty answer: a new code). SMS code: ".into());
-    assert_eq!(user.said, vec![silent.clone(), silent]);
+    assert_eq!(said, vec![silent.clone(), silent.clone()]);
+    let (outcome, said) = run_silent(User::typing(&[b"1"]), Smsotpd::code_sent().then(Status::TooManyTries, 0));
+    assert_eq!(outcome, Outcome::TooManyTries);
+    assert_eq!(said, vec![silent], "no closing prompt under PAM_SILENT");
+}
+
+/// As sshd's PAM conversation gets it (service "sshd").
+fn run_in_sshd(user: User, daemon: Smsotpd, options: Options) -> Run {
+    let mut user = user;
+    let mut daemon = daemon;
+    let mut log = Lines::default();
+    let mut it = items();
+    it.context.service = "sshd".into();
+    let final_message = options.final_message_for(&it.context.service);
+    let outcome = Flow {
+        prompter: &mut user,
+        daemon: &mut daemon,
+        log: &mut log,
+        options: &options,
+        silent: false,
+        final_message,
+    }
+    .run(&it);
+    let code = pam_code(&outcome, options.fail_mode);
+    Run { outcome, code, said: std::mem::take(&mut user.said), calls: std::mem::take(&mut daemon.calls), log: log.0 }
+}
+
+#[test]
+fn in_sshd_the_message_that_ends_a_login_comes_inside_a_last_prompt() {
+    // OpenSSH shows PAM messages only with the next prompt.
+    let r = run_in_sshd(
+        User::typing(&[b"111111", b"222222", b"ignored"]),
+        Smsotpd::code_sent().then(Status::Wrong, 1).then(Status::TooManyTries, 0),
+        Options::default(),
+    );
+    assert_eq!(r.code, P::PAM_MAXTRIES, "the answer to the last prompt changes nothing");
+    assert_eq!(
+        r.said,
+        vec![
+            sent(),
+            prompt(),
+            Said::Error("Wrong code. 1 try left.".into()),
+            prompt(),
+            Said::Prompt("Too many wrong codes. (press Enter) ".into()),
+        ]
+    );
+    assert_eq!(r.calls.len(), 3, "start and two checks; the last answer goes nowhere: {:?}", r.calls);
+    // Every ending: policy, lockout, expiry, delivery failure, lost daemon.
+    let endings: Vec<(Smsotpd, &str)> = vec![
+        (Smsotpd::starting(Action::Deny), text::DENIED),
+        (Smsotpd::starting(Action::LockedOut), text::LOCKED),
+        (Smsotpd::code_sent().then(Status::Expired, 0), text::EXPIRED),
+        (Smsotpd::code_sent().then_err(ClientError::Daemon(DaemonError::DeliveryFailed("x".into()))), text::DELIVERY),
+        (Smsotpd::code_sent().then_err(ClientError::Lost("gone".into())), text::UNAVAILABLE),
+    ];
+    for (daemon, message) in endings {
+        let prompts = if message == text::DENIED || message == text::LOCKED { 1 } else { 2 };
+        let answers: Vec<&[u8]> = vec![b"123456"; prompts];
+        let r = run_in_sshd(User::typing(&answers), daemon, Options::default());
+        assert_eq!(r.said.last(), Some(&Said::Prompt(text::final_prompt(message))), "{message}: {:?}", r.said);
+    }
+    // An admin may choose plain messages (or prompts for another service).
+    let options = Options { final_message: Some(FinalMessage::Message), ..Options::default() };
+    let r = run_in_sshd(User::typing(&[b"1"]), Smsotpd::code_sent().then(Status::Expired, 0), options);
+    assert_eq!(r.said.last(), Some(&Said::Error(text::EXPIRED.into())));
 }
 
 #[test]

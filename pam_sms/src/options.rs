@@ -16,6 +16,17 @@ pub enum FailMode {
     Safe,
 }
 
+/// How the message that ends a login (too many wrong codes, expired,
+/// locked, could not be sent...) is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalMessage {
+    /// An error message, as any PAM application shows it.
+    Message,
+    /// Inside one last prompt whose answer is ignored: OpenSSH shows PAM
+    /// messages only with the next prompt and drops one after the last.
+    Prompt,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub debug: bool,
@@ -26,6 +37,14 @@ pub struct Options {
     pub bus: String,
     /// A non-root user allowed to own the daemon's bus name.
     pub daemon_user: Option<String>,
+    /// None: `Prompt` for the service "sshd", `Message` for the others.
+    pub final_message: Option<FinalMessage>,
+}
+
+impl Options {
+    pub fn final_message_for(&self, service: &str) -> FinalMessage {
+        self.final_message.unwrap_or(if service == "sshd" { FinalMessage::Prompt } else { FinalMessage::Message })
+    }
 }
 
 /// The system bus socket, fixed: never taken from the environment, which
@@ -46,6 +65,7 @@ impl Default for Options {
             fail_mode: FailMode::Secure,
             bus: SYSTEM_BUS.to_owned(),
             daemon_user: None,
+            final_message: None,
         }
     }
 }
@@ -56,7 +76,7 @@ impl Options {
         let mut o = Options::default();
         let mut seen: Vec<&str> = Vec::new();
         if args.len() > 16 {
-            return Err(format!("{} arguments given; pam_sms takes at most 5", args.len()));
+            return Err(format!("{} arguments given; pam_sms takes at most 6", args.len()));
         }
         for raw in args {
             let arg = raw.to_str().map_err(|_| "an argument is not valid UTF-8".to_owned())?;
@@ -101,15 +121,22 @@ impl Options {
                 ("daemon_user", Some(v)) => {
                     return Err(format!("daemon_user={v:?} is not a user name"));
                 }
+                ("final_message", Some("prompt")) => o.final_message = Some(FinalMessage::Prompt),
+                ("final_message", Some("message")) => o.final_message = Some(FinalMessage::Message),
+                ("final_message", Some(v)) => {
+                    return Err(format!(
+                        "final_message={v:?} is not a choice: use final_message=prompt or final_message=message"
+                    ));
+                }
                 ("debug", Some(_)) => {
                     return Err("debug takes no value; write just debug".to_owned());
                 }
-                ("timeout" | "fail_mode" | "bus" | "daemon_user", None) => {
+                ("timeout" | "fail_mode" | "bus" | "daemon_user" | "final_message", None) => {
                     return Err(format!("{key} needs a value, e.g. {}", example(key)));
                 }
                 _ => {
                     return Err(format!(
-                        "unknown argument {:?}; pam_sms takes debug, timeout=SECONDS, fail_mode=secure|safe, daemon_user=NAME",
+                        "unknown argument {:?}; pam_sms takes debug, timeout=SECONDS, fail_mode=secure|safe, daemon_user=NAME, final_message=prompt|message",
                         key.chars().take(40).collect::<String>()
                     ));
                 }
@@ -124,6 +151,7 @@ fn example(key: &str) -> &'static str {
         "timeout" => "timeout=30",
         "fail_mode" => "fail_mode=secure",
         "bus" => "bus=unix:path=/run/dbus/system_bus_socket",
+        "final_message" => "final_message=prompt",
         _ => "daemon_user=smsotpd",
     }
 }
@@ -150,13 +178,27 @@ mod tests {
 
     #[test]
     fn every_argument() {
-        let o = parse(&["debug", "timeout=10", "fail_mode=safe", "bus=unix:path=/tmp/x/bus", "daemon_user=smsotpd"])
-            .unwrap();
+        let o = parse(&[
+            "debug",
+            "timeout=10",
+            "fail_mode=safe",
+            "bus=unix:path=/tmp/x/bus",
+            "daemon_user=smsotpd",
+            "final_message=message",
+        ])
+        .unwrap();
         assert!(o.debug);
         assert_eq!(o.timeout, Duration::from_secs(10));
         assert_eq!(o.fail_mode, FailMode::Safe);
         assert_eq!(o.bus, "unix:path=/tmp/x/bus");
         assert_eq!(o.daemon_user.as_deref(), Some("smsotpd"));
+        assert_eq!(o.final_message_for("sshd"), FinalMessage::Message);
+        let o = parse(&["final_message=prompt"]).unwrap();
+        assert_eq!(o.final_message_for("login"), FinalMessage::Prompt);
+        // Unset: a last prompt for sshd only, which drops a closing message.
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.final_message_for("sshd"), FinalMessage::Prompt);
+        assert_eq!(o.final_message_for("sudo"), FinalMessage::Message);
     }
 
     #[test]
@@ -174,6 +216,8 @@ mod tests {
             (&["bus=unix:path=relative"], "unix:path="),
             (&["debug=1"], "takes no value"),
             (&["daemon_user=a b"], "not a user name"),
+            (&["final_message=popup"], "use final_message=prompt or final_message=message"),
+            (&["final_message"], "needs a value, e.g. final_message=prompt"),
         ];
         for (args, want) in cases {
             let e = parse(args).unwrap_err();

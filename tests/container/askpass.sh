@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SSH_ASKPASS for the container tests. ssh (with SSH_ASKPASS_REQUIRE=force)
 # runs this once per keyboard-interactive prompt, the prompt in $1, and
-# sends what it prints. Every prompt is appended to $SMSOTP_PROMPT_LOG.
+# sends what it prints (Enter for pam_sms's closing "(press Enter)" prompt). Every prompt is appended to $SMSOTP_PROMPT_LOG.
 #   SMSOTP_PASSWORD   the answer to "Password:"
 #   SMSOTP_SMS_LOG    the fake Twilio's SMS file (one "<to>\t<body>" per SMS)
 #   SMSOTP_SMS_SEEN   SMS in that file before this login; the code is in the next
@@ -25,6 +25,9 @@ case "$prompt" in
       code=$(printf '%0*d' "${#code}" $(( (10#$code + 1) % 10**${#code} )))
     fi
     printf '%s\n' "$code" ;;
+  *"(press Enter)"*)
+    # pam_sms's last prompt, which carries the message that ends a login.
+    printf '\n' ;;
   *)
     echo "askpass: unexpected prompt: $prompt" >&2
     exit 1 ;;

@@ -47,10 +47,13 @@ fn password_and_sms_over_ssh() {
     assert_eq!(sms.len(), 1, "{sms:?}");
     assert!(sms[0].starts_with(&format!("{NUMBER}\t")), "{sms:?}");
 
-    // A wrong code: refused, and only the one new SMS was sent.
+    // A wrong code: refused, and only the one new SMS was sent. The ssh
+    // user sees why: OpenSSH drops a PAM message after the last prompt, so
+    // pam_sms puts it in one last prompt.
     let login = ct.ssh("id -un", Answer::Wrong);
     assert_out(&login, &ct);
     assert!(shown(&login).iter().any(|p| p == "SMS code: "), "{login:?}");
+    assert_eq!(shown(&login).last().map(String::as_str), Some("Too many wrong codes. (press Enter) "), "{login:?}");
     assert_eq!(ct.sms().len(), 2);
 
     // The daemon stopped: refused without a code prompt, and the module
