@@ -42,7 +42,7 @@ impl<P: Provider> Daemon<P> {
                     Some(reference.clone())
                 }
                 _ => {
-                    let ok = challenge::is_code_shaped(code, self.cfg.codes.length..=self.cfg.codes.length)
+                    let ok = c.local_code_len().is_some_and(|n| challenge::is_code_shaped(code, n..=n))
                         && c.matches_local(code);
                     return if ok { self.accept(&mut state, &id) } else { self.wrong(&mut state, &id) };
                 }

@@ -13,6 +13,8 @@ use crate::names::sanitize_for_log;
 pub enum Event {
     CodeSent,
     CodeResent,
+    /// SIGHUP: a new configuration (policy, limits, provider) is in force.
+    ConfigReloaded,
     /// A new round of the same login got the code already sent (no SMS).
     CodeReused,
     Accepted,
@@ -66,6 +68,7 @@ impl Event {
             Event::TestSent => "test-sent",
             Event::PolicySkip => "policy-skip",
             Event::PolicyDeny => "policy-deny",
+            Event::ConfigReloaded => "config-reloaded",
             Event::Trusted => "trusted-machine",
             Event::TrustRecorded => "trust-recorded",
             Event::TrustRevoked => "trust-revoked",

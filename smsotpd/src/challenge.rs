@@ -191,6 +191,15 @@ impl Challenge {
     }
 
     /// Compares a locally made code; false for decoys and remote codes.
+    /// The length of the code this challenge sent, which a reload that
+    /// changes `codes.length` does not change.
+    pub fn local_code_len(&self) -> Option<usize> {
+        match &self.secret {
+            Secret::Local(code) => Some(code.len()),
+            Secret::Remote { .. } | Secret::Decoy => None,
+        }
+    }
+
     pub fn matches_local(&self, given: &str) -> bool {
         match &self.secret {
             Secret::Local(code) => codes_equal(code.as_bytes(), given.as_bytes()),
@@ -247,6 +256,11 @@ impl Challenges {
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// A new cap (after a reload); challenges beyond it stay until they end.
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
     }
 
     pub fn is_empty(&self) -> bool {

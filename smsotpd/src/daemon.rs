@@ -8,7 +8,7 @@
 //! explain.rs.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use smsotp_proto::{Action, LoginContext, Status};
 use zeroize::Zeroizing;
@@ -76,9 +76,11 @@ pub struct Daemon<P> {
     pub(crate) provider: P,
     pub(crate) clock: SharedClock,
     pub(crate) decoy_key: [u8; 32],
-    state: Mutex<State>,
+    /// Shared with the daemon a reload replaces (`succeeding`), so logins
+    /// in progress and sends still running carry over.
+    state: Arc<Mutex<State>>,
     /// Woken whenever a background send ends (delivery.rs).
-    pub(crate) deliveries: tokio::sync::Notify,
+    pub(crate) deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl<P: Provider> Daemon<P> {
@@ -98,13 +100,37 @@ impl<P: Provider> Daemon<P> {
             provider,
             clock,
             decoy_key,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 challenges: Challenges::new(max),
                 offers: HashMap::new(),
                 volatile: Volatile::default(),
                 failed_rounds: HashMap::new(),
-            }),
-            deliveries: tokio::sync::Notify::new(),
+            })),
+            deliveries: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The daemon a reload makes from a new configuration: pending logins,
+    /// their sends, trust offers and the hourly budgets go on; the new
+    /// settings apply from the next call.
+    pub fn succeeding(
+        previous: &Daemon<P>,
+        cfg: Config,
+        hostname: String,
+        store: Store,
+        provider: P,
+    ) -> Result<Self, StoreError> {
+        let decoy_key = store.secret_key("decoy.key")?;
+        previous.lock().challenges.set_max(cfg.codes.max_pending);
+        Ok(Daemon {
+            cfg,
+            hostname,
+            store,
+            provider,
+            clock: previous.clock.clone(),
+            decoy_key,
+            state: previous.state.clone(),
+            deliveries: previous.deliveries.clone(),
         })
     }
 

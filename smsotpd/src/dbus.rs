@@ -21,12 +21,41 @@ use crate::error::LoginError;
 use crate::provider::AnyProvider;
 
 pub struct SmsOtp {
-    daemon: Arc<Daemon<AnyProvider>>,
+    current: Current,
 }
 
 impl SmsOtp {
+    pub fn new(current: Current) -> Self {
+        SmsOtp { current }
+    }
+
+    fn daemon(&self) -> Arc<Daemon<AnyProvider>> {
+        self.current.get()
+    }
+}
+
+/// The daemon the interface serves now; a reload puts in a new one
+/// (server.rs) while calls already running finish on the old.
+#[derive(Clone)]
+pub struct Current(Arc<std::sync::RwLock<Arc<Daemon<AnyProvider>>>>);
+
+impl Current {
     pub fn new(daemon: Arc<Daemon<AnyProvider>>) -> Self {
-        SmsOtp { daemon }
+        Current(Arc::new(std::sync::RwLock::new(daemon)))
+    }
+
+    pub fn get(&self) -> Arc<Daemon<AnyProvider>> {
+        match self.0.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, daemon: Arc<Daemon<AnyProvider>>) {
+        match self.0.write() {
+            Ok(mut d) => *d = daemon,
+            Err(poisoned) => *poisoned.into_inner() = daemon,
+        }
     }
 }
 
@@ -84,7 +113,7 @@ impl SmsOtp {
     ) -> Result<(Action, String, String), SmsOtpError> {
         let root = identify(&header, conn).await?;
         let ctx = login_context(&context)?;
-        let s = self.daemon.start_login(&root, &bounded_user(&user), &ctx).await?;
+        let s = self.daemon().start_login(&root, &bounded_user(&user), &ctx).await?;
         Ok((s.action, s.challenge, s.destination))
     }
 
@@ -98,7 +127,7 @@ impl SmsOtp {
     ) -> Result<(Status, u32), SmsOtpError> {
         let root = identify(&header, conn).await?;
         let code = zeroize::Zeroizing::new(code);
-        let a = self.daemon.check_code(&root, &challenge, &code).await?;
+        let a = self.daemon().check_code(&root, &challenge, &code).await?;
         Ok((a.status, a.attempts_left))
     }
 
@@ -110,7 +139,7 @@ impl SmsOtp {
         challenge: String,
     ) -> Result<(Status, u32), SmsOtpError> {
         let root = identify(&header, conn).await?;
-        let a = self.daemon.resend(&root, &challenge).await?;
+        let a = self.daemon().resend(&root, &challenge).await?;
         Ok((a.status, a.attempts_left))
     }
 
@@ -121,7 +150,7 @@ impl SmsOtp {
         challenge: String,
     ) -> Result<(), SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.cancel(&root, &challenge)?)
+        Ok(self.daemon().cancel(&root, &challenge)?)
     }
 
     #[zbus(out_args("destination"))]
@@ -133,7 +162,7 @@ impl SmsOtp {
         number: String,
     ) -> Result<String, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.enroll(&root, &user, &number)?)
+        Ok(self.daemon().enroll(&root, &user, &number)?)
     }
 
     async fn unenroll(
@@ -143,7 +172,7 @@ impl SmsOtp {
         user: String,
     ) -> Result<(), SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.unenroll(&root, &user)?)
+        Ok(self.daemon().unenroll(&root, &user)?)
     }
 
     #[zbus(out_args("users"))]
@@ -153,7 +182,7 @@ impl SmsOtp {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<UserRow>, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.list(&root)?)
+        Ok(self.daemon().list(&root)?)
     }
 
     #[zbus(out_args("user_info"))]
@@ -164,7 +193,7 @@ impl SmsOtp {
         user: String,
     ) -> Result<UserRow, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.show(&root, &user)?)
+        Ok(self.daemon().show(&root, &user)?)
     }
 
     async fn unlock(
@@ -174,7 +203,7 @@ impl SmsOtp {
         user: String,
     ) -> Result<(), SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.unlock(&root, &user)?)
+        Ok(self.daemon().unlock(&root, &user)?)
     }
 
     async fn trust_machine(
@@ -184,7 +213,7 @@ impl SmsOtp {
         challenge: String,
     ) -> Result<(), SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.trust_machine(&root, &challenge)?)
+        Ok(self.daemon().trust_machine(&root, &challenge)?)
     }
 
     #[zbus(out_args("records"))]
@@ -195,7 +224,7 @@ impl SmsOtp {
         user: String,
     ) -> Result<Vec<TrustRow>, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.list_trust(&root, &user)?)
+        Ok(self.daemon().list_trust(&root, &user)?)
     }
 
     #[zbus(out_args("revoked"))]
@@ -207,7 +236,7 @@ impl SmsOtp {
         machine: String,
     ) -> Result<u32, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.revoke_trust(&root, &user, &machine)?)
+        Ok(self.daemon().revoke_trust(&root, &user, &machine)?)
     }
 
     #[zbus(out_args("explanation"))]
@@ -220,7 +249,7 @@ impl SmsOtp {
     ) -> Result<Vec<ExplainLine>, SmsOtpError> {
         let root = identify(&header, conn).await?;
         let ctx = login_context(&context)?;
-        Ok(self.daemon.explain(&root, &bounded_user(&user), &ctx)?)
+        Ok(self.daemon().explain(&root, &bounded_user(&user), &ctx)?)
     }
 
     #[zbus(out_args("destination"))]
@@ -231,6 +260,6 @@ impl SmsOtp {
         target: String,
     ) -> Result<String, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon.test_send(&root, &target).await?)
+        Ok(self.daemon().test_send(&root, &target).await?)
     }
 }

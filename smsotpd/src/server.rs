@@ -1,4 +1,6 @@
-//! Wiring: config -> provider, store, daemon -> bus name -> wait for a signal.
+//! Wiring: config -> provider, store, daemon -> bus name -> signals:
+//! SIGHUP reloads the configuration (a bad one is refused and the running
+//! one kept), SIGTERM and SIGINT stop.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use crate::config::{Config, Provider as ProviderConfig};
 use smsotp_proto::{BUS_NAME, OBJECT_PATH};
 
 use crate::daemon::Daemon;
-use crate::dbus::SmsOtp;
+use crate::dbus::{Current, SmsOtp};
 use crate::provider::twilio::{Api, Twilio};
 use crate::provider::{AnyProvider, outbox::Outbox};
 use crate::store::Store;
@@ -33,16 +35,32 @@ pub fn hostname(cfg: &Config) -> String {
 }
 
 pub fn daemon(cfg: Config, clock: SharedClock) -> Result<Daemon<AnyProvider>, String> {
+    warn_about_outbox(&cfg);
+    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
+    let provider = provider(&cfg, clock.clone())?;
+    let host = hostname(&cfg);
+    Daemon::new(cfg, host, store, provider, clock).map_err(|e| e.to_string())
+}
+
+/// The daemon a reload makes from the configuration file as it is now; the
+/// error says why the running one stays.
+pub fn reloaded(opts: &Options, previous: &Daemon<AnyProvider>) -> Result<Daemon<AnyProvider>, String> {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let cfg = Config::load(&opts.config, credentials.as_deref()).map_err(|e| e.to_string())?;
+    warn_about_outbox(&cfg);
+    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
+    let provider = provider(&cfg, previous.clock.clone())?;
+    let host = hostname(&cfg);
+    Daemon::succeeding(previous, cfg, host, store, provider).map_err(|e| e.to_string())
+}
+
+fn warn_about_outbox(cfg: &Config) {
     if let ProviderConfig::Outbox { path } = &cfg.provider {
         tracing::warn!(
             "provider \"outbox\": codes are written to {}, not sent by SMS. Anyone who can read that file can log in as any enrolled user; use it only to try smsotp out.",
             path.display()
         );
     }
-    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
-    let provider = provider(&cfg, clock.clone())?;
-    let host = hostname(&cfg);
-    Daemon::new(cfg, host, store, provider, clock).map_err(|e| e.to_string())
 }
 
 pub struct Options {
@@ -55,9 +73,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let cfg = Config::load(&opts.config, credentials.as_deref()).map_err(|e| e.to_string())?;
     let clock: SharedClock = Arc::new(SystemClock);
     let daemon = Arc::new(daemon(cfg, clock)?);
+    let current = Current::new(daemon.clone());
+    // Signals are taken before the name is owned: a SIGHUP that comes as
+    // soon as the daemon is up must reload, never end it.
+    let mut signals = Signals::new()?;
     let conn = zbus::connection::Builder::address(opts.bus.as_str())
         .map_err(|e| format!("bad bus address {}: {e}", opts.bus))?
-        .serve_at(OBJECT_PATH, SmsOtp::new(daemon.clone()))
+        .serve_at(OBJECT_PATH, SmsOtp::new(current.clone()))
         .map_err(|e| e.to_string())?
         .build()
         .await
@@ -74,18 +96,59 @@ pub async fn run(opts: Options) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         crate::provider::Provider::name(daemon.provider())
     );
-    wait_for_signal().await?;
-    tracing::info!("smsotpd stopping; {} pending login(s) abandoned", daemon.pending());
+    drop(daemon);
+    while signals.next().await == Signal::Reload {
+        let previous = current.get();
+        match reloaded(&opts, &previous) {
+            Ok(next) => {
+                current.replace(Arc::new(next));
+                crate::audit::event(crate::audit::Event::ConfigReloaded)
+                    .field("config", &opts.config.display().to_string())
+                    .log();
+                tracing::info!(
+                    "configuration reloaded from {} (provider {})",
+                    opts.config.display(),
+                    crate::provider::Provider::name(current.get().provider())
+                );
+            }
+            Err(e) => tracing::error!(
+                "reload refused, the running configuration stays: {e}; fix {} and send SIGHUP again (systemctl reload smsotpd)",
+                opts.config.display()
+            ),
+        }
+    }
+    tracing::info!("smsotpd stopping; {} pending login(s) abandoned", current.get().pending());
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Reload,
+    Stop,
+}
+
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let take = |kind: SignalKind| signal(kind).map_err(|e| format!("cannot handle a signal: {e}"));
+        Ok(Signals {
+            hup: take(SignalKind::hangup())?,
+            term: take(SignalKind::terminate())?,
+            int: take(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.hup.recv() => Signal::Reload,
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+        }
+    }
 }

@@ -38,8 +38,12 @@ async fn fixture() -> Fixture {
     let daemon = Arc::new(smsotpd::server::daemon(cfg, clock).unwrap());
     let (a, b) = tokio::net::UnixStream::pair().unwrap();
     let guid = zbus::Guid::generate();
-    let server =
-        Builder::unix_stream(a).server(guid).unwrap().p2p().serve_at(OBJECT_PATH, SmsOtp::new(daemon)).unwrap();
+    let server = Builder::unix_stream(a)
+        .server(guid)
+        .unwrap()
+        .p2p()
+        .serve_at(OBJECT_PATH, SmsOtp::new(smsotpd::dbus::Current::new(daemon)))
+        .unwrap();
     let client = Builder::unix_stream(b).p2p();
     let (server, client) = tokio::try_join!(server.build(), client.build()).unwrap();
     Fixture { _dir: dir, outbox, _server: server, client }

@@ -93,11 +93,11 @@ impl Options {
         self.only.as_deref().is_none_or(|t| m.label().contains(t))
     }
 
-    /// Users enough that no login of a module shares its user with another
-    /// in the same or the next round (google-authenticator refuses a reused
-    /// code and rate-limits per user).
+    /// A user of its own for every login of a module in the whole run:
+    /// google-authenticator refuses a code used in the last 90 s
+    /// (DISALLOW_REUSE, WINDOW_SIZE 3) and rate-limits per user.
     fn pool(&self) -> usize {
-        2 * (5 * self.logins + self.at_once + self.cold)
+        self.rounds * (5 * self.logins + self.at_once + self.cold)
     }
 }
 
