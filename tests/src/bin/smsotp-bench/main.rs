@@ -254,9 +254,14 @@ fn measure(bench: &Bench, o: &Options, module: Module, offset: &mut usize) -> Ro
         *offset = (*offset + n) % pool;
         first
     };
+    let known = |jobs: &[Job]| {
+        let users = jobs.iter().flat_map(|j| (0..j.count).map(move |k| (j.first + k) % pool));
+        bench.passwd_only(users).expect("cannot write the bench's /etc/passwd");
+    };
 
     // One process, logins one after another.
     let job = Job { module, first: next(o.logins), count: o.logins };
+    known(std::slice::from_ref(&job));
     let (_, res) = run_together(bench, pool, &[job]);
     match res.into_iter().next().flatten() {
         Some(logins) => {
@@ -271,6 +276,7 @@ fn measure(bench: &Bench, o: &Options, module: Module, offset: &mut usize) -> Ro
 
     // Four processes at once.
     let jobs: Vec<Job> = (0..4).map(|_| Job { module, first: next(o.logins), count: o.logins }).collect();
+    known(&jobs);
     let (gun, res) = run_together(bench, pool, &jobs);
     let mut end = gun;
     let mut done = 0;
@@ -284,6 +290,7 @@ fn measure(bench: &Bench, o: &Options, module: Module, offset: &mut usize) -> Ro
 
     // N logins started at the same instant, one process each.
     let jobs: Vec<Job> = (0..o.at_once).map(|_| Job { module, first: next(1), count: 1 }).collect();
+    known(&jobs);
     let (gun, res) = run_together(bench, pool, &jobs);
     for logins in res {
         match logins.as_deref() {
@@ -296,10 +303,11 @@ fn measure(bench: &Bench, o: &Options, module: Module, offset: &mut usize) -> Ro
     }
 
     // Whole processes, one after another: what sshd pays per connection.
-    for _ in 0..o.cold {
-        let job = Job { module, first: next(1), count: 1 };
+    let jobs: Vec<Job> = (0..o.cold).map(|_| Job { module, first: next(1), count: 1 }).collect();
+    known(&jobs);
+    for job in &jobs {
         let start = Instant::now();
-        let out = worker_command(bench, pool, &job).stdin(Stdio::null()).stderr(Stdio::null()).output();
+        let out = worker_command(bench, pool, job).stdin(Stdio::null()).stderr(Stdio::null()).output();
         let elapsed = start.elapsed();
         let ok = out.is_ok_and(|out| {
             out.status.success()

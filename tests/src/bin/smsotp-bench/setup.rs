@@ -139,6 +139,19 @@ impl Bench {
         write_passwd(&self.passwd, &self.base_passwd, range)
     }
 
+    /// /etc/passwd as on a server: the system's accounts and just the bench
+    /// users of the next measurement. google-authenticator looks each user
+    /// up, and a lookup reads the file line by line: thousands of bench
+    /// users would bill it for a file no real host has (pam_sms and an
+    /// enrolled user's login make no lookup).
+    pub fn passwd_only(&self, users: impl IntoIterator<Item = usize>) -> Result<(), String> {
+        let mut text = self.base_passwd.clone();
+        for i in users {
+            text.push_str(&passwd_line(i));
+        }
+        std::fs::write(&self.passwd, text).map_err(|e| format!("{}: {e}", self.passwd.display()))
+    }
+
     pub fn outbox_config(&self) -> String {
         format!(
             "version = 1\nprovider = \"outbox\"\nstate_directory = \"{}\"\n{}\n[outbox]\npath = \"{}\"\n",
@@ -164,10 +177,14 @@ impl Bench {
 /// login path, not the limits).
 const CODES: &str = "[codes]\nsms_per_user_per_hour = 100\nmax_pending = 1000000\n";
 
+fn passwd_line(i: usize) -> String {
+    format!("{}:x:{}:990000::/nonexistent:/usr/sbin/nologin\n", user(i), 1_000_000 + i)
+}
+
 fn write_passwd(file: &Path, base: &str, first: std::ops::Range<usize>) -> Result<(), String> {
     let mut text = String::with_capacity(base.len() + first.len() * 64);
     for i in first {
-        text.push_str(&format!("{}:x:{}:990000::/nonexistent:/usr/sbin/nologin\n", user(i), 1_000_000 + i));
+        text.push_str(&passwd_line(i));
     }
     text.push_str(base);
     std::fs::write(file, text).map_err(|e| format!("{}: {e}", file.display()))
