@@ -4,6 +4,8 @@
 # Needs cargo-deb and cargo-generate-rpm (installed here if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/lib/need-rust.sh
+need_rust
 target=${CARGO_TARGET_DIR:-target}
 for tool in cargo-deb:cargo-deb cargo-generate-rpm:cargo-generate-rpm; do
   bin=${tool%%:*}; crate=${tool##*:}

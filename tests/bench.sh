@@ -12,7 +12,8 @@ if [ "$(id -u)" != 0 ]; then
     echo "tests/bench.sh: run it as root (it uses a private mount namespace)" >&2
     exit 2
 fi
-command -v cargo >/dev/null || { echo "tests/bench.sh: cargo is missing; install Rust from https://rustup.rs" >&2; exit 2; }
+. tests/lib/need-rust.sh
+need_rust
 
 missing=()
 for pkg in libpam-google-authenticator libpam0g-dev dbus-daemon; do

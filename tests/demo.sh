@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 if [ "$(id -u)" -ne 0 ]; then echo "run the demo as root" >&2; exit 1; fi
+. tests/lib/need-rust.sh
+need_rust
 need=()
 for p in libpam0g-dev pamtester bubblewrap dbus-daemon; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -10,10 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "tests/run.sh must run as root: it installs Debian packages, and the integration tests run pamtester in bwrap and switch users" >&2
   exit 1
 fi
-if ! command -v cargo >/dev/null; then
-  echo "cargo is missing: install a Rust toolchain (https://rustup.rs) first" >&2
-  exit 1
-fi
+. tests/lib/need-rust.sh
+need_rust
 
 packages=(libpam0g-dev pamtester bubblewrap dbus-daemon dbus-bin faketime libfaketime
           python3-venv util-linux coreutils ca-certificates

@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(id -u)" -eq 0 ] || { echo "run the demo as root" >&2; exit 1; }
+. tests/lib/need-rust.sh
+need_rust
 need=()
 for p in bubblewrap debootstrap iproute2 openssh-client libpam0g-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
