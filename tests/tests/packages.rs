@@ -114,6 +114,68 @@ fn lintian_finds_no_errors_or_warnings() {
     assert!(ok && findings.is_empty(), "lintian:\n{out}");
 }
 
+/// The RPM's scriptlets as `rpm -qp --scripts` prints them, by kind.
+fn rpm_scripts(rpm: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let (ok, text) = output(Command::new(require("rpm", "rpm")).args(["-qp", "--scripts"]).arg(rpm));
+    assert!(ok, "{text}");
+    let mut scripts = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        // "postinstall scriptlet:" or "postinstall scriptlet (using /bin/sh):"
+        let header = line.split_once(" scriptlet (using ").map(|(k, _)| k).or_else(|| line.strip_suffix(" scriptlet:"));
+        if let Some(kind) = header {
+            current = Some(kind.to_owned());
+            scripts.insert(kind.to_owned(), String::new());
+        } else if let Some(kind) = &current {
+            let s: &mut String = scripts.get_mut(kind).unwrap();
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    scripts
+}
+
+/// Runs a scriptlet with rpm's first argument and a systemctl that only
+/// records its arguments; what systemctl was asked.
+fn systemctl_calls(script: &str, arg: &str) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls");
+    let fake = dir.path().join("systemctl");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display())).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let status = Command::new("/bin/sh")
+        .args(["-c", script, "scriptlet", arg])
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the scriptlet failed with {arg}:\n{script}");
+    std::fs::read_to_string(&log).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn rpm_scriptlets_install_enable_and_remove_the_unit_as_fedoras_macros_do() {
+    let (_, rpm) = packages();
+    let scripts = rpm_scripts(&rpm);
+    let post = scripts.get("postinstall").expect("a postinstall scriptlet");
+    // Running postinstall would touch /etc and /var here; its text is checked.
+    for line in
+        ["install -d -m 0700 /var/lib/smsotpd", "chmod 0600 /etc/smsotpd/smsotpd.toml", "if [ \"$1\" -eq 1 ]; then"]
+    {
+        assert!(post.contains(line), "postinstall lacks {line}:\n{post}");
+    }
+    assert!(post.contains("systemctl --no-reload preset smsotpd.service"), "{post}");
+    let preun = scripts.get("preuninstall").expect("a preuninstall scriptlet");
+    let postun = scripts.get("postuninstall").expect("a postuninstall scriptlet");
+    // rpm passes how many copies remain: 0 on erase, 1 on upgrade.
+    assert_eq!(systemctl_calls(preun, "0"), ["--no-reload disable --now smsotpd.service"]);
+    assert_eq!(systemctl_calls(preun, "1"), Vec::<String>::new(), "an upgrade keeps it enabled and running");
+    let restart: Vec<String> = systemctl_calls(postun, "1").into_iter().filter(|c| c != "daemon-reload").collect();
+    assert_eq!(restart, ["try-restart smsotpd.service"], "an upgrade restarts the daemon");
+    let erase: Vec<String> = systemctl_calls(postun, "0").into_iter().filter(|c| c != "daemon-reload").collect();
+    assert_eq!(erase, Vec::<String>::new());
+}
+
 #[test]
 fn rpmlint_finds_no_errors_or_warnings() {
     let (_, rpm) = packages();

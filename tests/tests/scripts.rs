@@ -46,7 +46,10 @@ fn with_debian_12s_rust_every_script_says_it_is_too_old() {
     for script in SCRIPTS {
         let (code, err) = run(script, &path);
         assert_eq!(code, Some(2), "{script}: {err}");
-        assert!(err.contains("rustc 1.63.0 is too old") && err.contains(&format!("needs {want} or newer")), "{script}: {err}");
+        assert!(
+            err.contains("rustc 1.63.0 is too old") && err.contains(&format!("needs {want} or newer")),
+            "{script}: {err}"
+        );
         assert!(err.contains("rustup"), "{script}: {err}");
     }
 }
