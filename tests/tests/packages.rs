@@ -156,7 +156,7 @@ fn systemctl_calls(script: &str, arg: &str) -> Vec<String> {
 #[test]
 fn rpm_scriptlets_install_enable_and_remove_the_unit_as_fedoras_macros_do() {
     let (_, rpm) = packages();
-    let scripts = rpm_scripts(&rpm);
+    let scripts = rpm_scripts(rpm);
     let post = scripts.get("postinstall").expect("a postinstall scriptlet");
     // Running postinstall would touch /etc and /var here; its text is checked.
     for line in
