@@ -33,6 +33,8 @@ pub trait SmsOtp1 {
     fn list_users(&self) -> Result<Vec<UserRow>, Error>;
     fn show_user(&self, user: &str) -> Result<UserRow, Error>;
     fn unlock(&self, user: &str) -> Result<(), Error>;
+    /// Returns the code (shown once) and its expiry in Unix seconds.
+    fn issue_bypass(&self, user: &str, minutes: u32) -> Result<(String, u64), Error>;
     fn list_trust(&self, user: &str) -> Result<Vec<TrustRow>, Error>;
     fn revoke_trust(&self, user: &str, machine: &str) -> Result<u32, Error>;
     fn explain(&self, user: &str, context: HashMap<&str, &str>) -> Result<Vec<ExplainLine>, Error>;

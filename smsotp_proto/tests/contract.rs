@@ -85,6 +85,7 @@ fn the_xml_names_the_constants() {
             "ListUsers",
             "ShowUser",
             "Unlock",
+            "IssueBypass",
             "ListTrust",
             "RevokeTrust",
             "Explain",

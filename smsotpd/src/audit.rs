@@ -15,6 +15,10 @@ pub enum Event {
     CodeResent,
     /// SIGHUP: a new configuration (policy, limits, provider) is in force.
     ConfigReloaded,
+    /// An administrator issued a break-glass code (never logged itself).
+    BypassIssued,
+    /// A break-glass code let a login in instead of an SMS code.
+    BypassUsed,
     /// A new round of the same login got the code already sent (no SMS).
     CodeReused,
     Accepted,
@@ -69,6 +73,8 @@ impl Event {
             Event::PolicySkip => "policy-skip",
             Event::PolicyDeny => "policy-deny",
             Event::ConfigReloaded => "config-reloaded",
+            Event::BypassIssued => "bypass-issued",
+            Event::BypassUsed => "bypass-used",
             Event::Trusted => "trusted-machine",
             Event::TrustRecorded => "trust-recorded",
             Event::TrustRevoked => "trust-revoked",

@@ -51,6 +51,14 @@ pub enum Command {
     },
     /// Lift USER's lockout and clear the failure count
     Unlock { user: String },
+    /// Issue a one-time break-glass code that USER types instead of an SMS code
+    Bypass {
+        /// the login name (it must exist on this system; it need not be enrolled)
+        user: String,
+        /// how long the code stays valid, 1 to 1440
+        #[arg(long, default_value_t = 60, value_name = "N")]
+        minutes: u32,
+    },
     /// Send a test SMS (no code) through the provider
     TestSend {
         /// an enrolled user, or a number in E.164 form
@@ -247,6 +255,19 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Unlock { user } => {
             proxy.unlock(&user).await.map_err(daemon)?;
             say(out, format!("{user} unlocked"))
+        }
+        Command::Bypass { user, minutes } => {
+            let (code, until) = proxy.issue_bypass(&user, minutes).await.map_err(daemon)?;
+            let code = zeroize::Zeroizing::new(code);
+            say(
+                out,
+                format!(
+                    "Bypass code for {user}: {}\nIt replaces an SMS code once, at the \"SMS code:\" prompt, until {} \
+                     (shown only now; a new one replaces it).",
+                    code.as_str(),
+                    crate::clock::format_utc(until)
+                ),
+            )
         }
         Command::Trust(TrustCommand::List { user, json: Json { json: as_json } }) => {
             let records = proxy.list_trust(&user).await.map_err(daemon)?;

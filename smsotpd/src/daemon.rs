@@ -76,6 +76,7 @@ pub struct Daemon<P> {
     pub(crate) provider: P,
     pub(crate) clock: SharedClock,
     pub(crate) decoy_key: [u8; 32],
+    pub(crate) bypass_key: [u8; 32],
     /// Shared with the daemon a reload replaces (`succeeding`), so logins
     /// in progress and sends still running carry over.
     state: Arc<Mutex<State>>,
@@ -92,6 +93,7 @@ impl<P: Provider> Daemon<P> {
         clock: SharedClock,
     ) -> Result<Self, StoreError> {
         let decoy_key = store.secret_key("decoy.key")?;
+        let bypass_key = store.secret_key("bypass.key")?;
         let max = cfg.codes.max_pending;
         Ok(Daemon {
             cfg,
@@ -100,6 +102,7 @@ impl<P: Provider> Daemon<P> {
             provider,
             clock,
             decoy_key,
+            bypass_key,
             state: Arc::new(Mutex::new(State {
                 challenges: Challenges::new(max),
                 offers: HashMap::new(),
@@ -121,6 +124,7 @@ impl<P: Provider> Daemon<P> {
         provider: P,
     ) -> Result<Self, StoreError> {
         let decoy_key = store.secret_key("decoy.key")?;
+        let bypass_key = store.secret_key("bypass.key")?;
         previous.lock().challenges.set_max(cfg.codes.max_pending);
         Ok(Daemon {
             cfg,
@@ -129,6 +133,7 @@ impl<P: Provider> Daemon<P> {
             provider,
             clock: previous.clock.clone(),
             decoy_key,
+            bypass_key,
             state: previous.state.clone(),
             deliveries: previous.deliveries.clone(),
         })

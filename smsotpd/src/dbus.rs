@@ -206,6 +206,19 @@ impl SmsOtp {
         Ok(self.daemon().unlock(&root, &user)?)
     }
 
+    #[zbus(out_args("code", "until"))]
+    async fn issue_bypass(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        minutes: u32,
+    ) -> Result<(String, u64), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        let (code, until) = self.daemon().issue_bypass(&root, &bounded_user(&user), minutes)?;
+        Ok((code.to_string(), until))
+    }
+
     async fn trust_machine(
         &self,
         #[zbus(header)] header: Header<'_>,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod answer;
 pub mod audit;
 pub mod authz;
+pub mod bypass;
 pub mod challenge;
 pub mod cli;
 pub mod clock;

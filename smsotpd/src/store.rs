@@ -84,10 +84,15 @@ fn io(what: impl Into<String>) -> impl FnOnce(nix::Error) -> StoreError {
 
 const MAX_RECORD: u64 = 64 * 1024;
 const USERS: &str = "users";
+/// Break-glass codes (bypass.rs), one small file per user: an expiry and an
+/// HMAC, never the code.
+const BYPASS: &str = "bypass";
+const MAX_BYPASS: u64 = 1024;
 
 pub struct Store {
     root: PathBuf,
     users: OwnedFd,
+    bypass: OwnedFd,
 }
 
 impl fmt::Debug for Store {
@@ -147,7 +152,8 @@ impl Store {
         .map_err(io(format!("cannot open the state directory {}", root.display())))?;
         check_private_dir(&root_fd, &root.display().to_string())?;
         let users = open_dir_at(&root_fd, USERS, true)?;
-        let store = Store { root: root.to_owned(), users };
+        let bypass = open_dir_at(&root_fd, BYPASS, true)?;
+        let store = Store { root: root.to_owned(), users, bypass };
         store.remove_interrupted_writes();
         Ok(store)
     }
@@ -217,29 +223,54 @@ impl Store {
     /// Writes atomically and durably: temp, fsync, rename, fsync directory.
     pub fn save(&self, user: &UserName, record: &UserRecord) -> Result<(), StoreError> {
         let text = render_record(record)?;
-        let tmp = format!(".{}.{}.tmp", user.as_str(), random_suffix()?);
-        let fd = openat(
-            &self.users,
-            tmp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(io(format!("cannot create a temporary file for {user}")))?;
-        let result = (|| {
-            let mut file = std::fs::File::from(fd);
-            file.write_all(text.as_bytes())
-                .map_err(|e| StoreError::Io { what: format!("cannot write the record of {user}"), source: e })?;
-            // A failed fsync is never retried: the data may already be gone.
-            fsync(&file).map_err(io(format!("cannot fsync the record of {user}")))?;
-            drop(file);
-            renameat(&self.users, tmp.as_str(), &self.users, user.as_str())
-                .map_err(io(format!("cannot rename the record of {user} into place")))?;
-            fsync(&self.users).map_err(io("cannot fsync the users directory"))
-        })();
-        if result.is_err() {
-            let _ = unlinkat(&self.users, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        write_atomically(&self.users, user, text.as_bytes(), "record")
+    }
+
+    /// A user's break-glass record (bypass.rs), replacing any earlier one.
+    pub fn save_bypass(&self, user: &UserName, text: &str) -> Result<(), StoreError> {
+        write_atomically(&self.bypass, user, text.as_bytes(), "bypass record")
+    }
+
+    /// `Ok(None)`: no bypass issued. A record that is not a private regular
+    /// file of root's is an error, never a match.
+    pub fn load_bypass(&self, user: &UserName) -> Result<Option<String>, StoreError> {
+        let fd = match openat(
+            &self.bypass,
+            user.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => return Ok(None),
+            Err(e) => return Err(io(format!("cannot open the bypass record of {user}"))(e)),
+        };
+        let file = std::fs::File::from(fd);
+        let meta = file
+            .metadata()
+            .map_err(|e| StoreError::Io { what: format!("cannot stat the bypass record of {user}"), source: e })?;
+        if !meta.is_file()
+            || meta.nlink() != 1
+            || crate::config::check_owner_and_mode(&meta, true, "the bypass record").is_err()
+        {
+            return Err(corrupt(user, "its bypass record is not a private regular file of root's"));
         }
-        result
+        let mut text = String::new();
+        file.take(MAX_BYPASS)
+            .read_to_string(&mut text)
+            .map_err(|e| StoreError::Io { what: format!("cannot read the bypass record of {user}"), source: e })?;
+        Ok(Some(text))
+    }
+
+    /// Removes a user's bypass record, durably; true if there was one.
+    pub fn remove_bypass(&self, user: &UserName) -> Result<bool, StoreError> {
+        match unlinkat(&self.bypass, user.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => {
+                fsync(&self.bypass).map_err(io("cannot fsync the bypass directory"))?;
+                Ok(true)
+            }
+            Err(nix::Error::ENOENT) => Ok(false),
+            Err(e) => Err(io(format!("cannot remove the bypass record of {user}"))(e)),
+        }
     }
 
     /// Removes a user's record; true if there was one.
@@ -321,6 +352,34 @@ fn libc_nofollow() -> i32 {
 
 fn corrupt(user: &UserName, reason: &str) -> StoreError {
     StoreError::Corrupt { user: user.to_string(), reason: reason.to_owned() }
+}
+
+/// Writes `name` in `dir` atomically and durably: temp, fsync, rename,
+/// fsync directory. After a crash the file is entirely old or new.
+fn write_atomically(dir: &OwnedFd, user: &UserName, bytes: &[u8], what: &str) -> Result<(), StoreError> {
+    let tmp = format!(".{}.{}.tmp", user.as_str(), random_suffix()?);
+    let fd = openat(
+        dir,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(io(format!("cannot create a temporary file for the {what} of {user}")))?;
+    let result = (|| {
+        let mut file = std::fs::File::from(fd);
+        file.write_all(bytes)
+            .map_err(|e| StoreError::Io { what: format!("cannot write the {what} of {user}"), source: e })?;
+        // A failed fsync is never retried: the data may already be gone.
+        fsync(&file).map_err(io(format!("cannot fsync the {what} of {user}")))?;
+        drop(file);
+        renameat(dir, tmp.as_str(), dir, user.as_str())
+            .map_err(io(format!("cannot rename the {what} of {user} into place")))?;
+        fsync(dir).map_err(io(format!("cannot fsync the directory of the {what} of {user}")))
+    })();
+    if result.is_err() {
+        let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    result
 }
 
 fn random_suffix() -> Result<String, StoreError> {

@@ -72,6 +72,7 @@ fn every_method() -> Vec<(String, Vec<String>)> {
                 ("s", "number") => "string:+15550000666".to_owned(),
                 ("s", "machine") => "string:addr:192.0.2.7".to_owned(),
                 ("s", _) => "string:root".to_owned(),
+                ("u", "minutes") => "uint32:5".to_owned(),
                 (t, n) => panic!("every_method: no sample value for {n} of type {t}; add one"),
             };
             methods.last_mut().unwrap().1.push(value);
