@@ -367,17 +367,67 @@ pub fn read_credential(path: &Path) -> Result<Option<Secret>, ConfigError> {
     }
 }
 
+/// toml's own report, kept as it is laid out (the line, a caret under the
+/// bad value), with Rust's type names in words and, for a misspelled key,
+/// the key that was probably meant.
 fn describe_toml_error(e: &toml::de::Error) -> String {
-    // toml's message already names the line, the key and the expected keys;
-    // keep it on one line for logs.
     let msg = e.to_string();
-    let mut lines = msg.lines().filter(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" | ");
-    if lines.contains("missing field `provider`") {
-        lines.push_str(
-            " | choose a provider explicitly: provider = \"twilio-messaging\", \"twilio-verify\" or \"outbox\"",
+    let mut out: Vec<String> = msg.trim_end().lines().map(plain_types).collect();
+    if let Some(hint) = suggestion(&msg) {
+        out.push(hint);
+    }
+    if msg.contains("missing field `provider`") {
+        out.push(
+            "choose a provider explicitly: provider = \"twilio-messaging\", \"twilio-verify\" or \"outbox\"".into(),
         );
     }
-    lines
+    out.join("\n")
+}
+
+/// "expected u32" means nothing to an administrator.
+pub(crate) fn plain_types(line: &str) -> String {
+    let mut l = line.to_owned();
+    for (rust, words) in [
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list, e.g. [\"a\", \"b\"]"),
+    ] {
+        l = l.replace(rust, words);
+    }
+    l
+}
+
+/// "unknown field `lenght`, expected one of `length`, ...": the nearest
+/// expected key, when one is close enough to be a typo.
+pub(crate) fn suggestion(msg: &str) -> Option<String> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    let (typed, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected ")?.1.lines().next()?;
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (edit_distance(&typed.to_lowercase(), &k.to_lowercase()), k))
+        .min()?;
+    (best.0 <= 2 || best.1.contains(typed) || typed.contains(best.1)).then(|| format!("did you mean `{}`?", best.1))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 pub(crate) fn range<T: PartialOrd + fmt::Display + Copy>(

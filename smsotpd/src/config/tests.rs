@@ -179,6 +179,26 @@ fn bad_rules_are_named() {
 }
 
 #[test]
+fn toml_errors_show_the_line_a_caret_plain_types_and_the_likely_key() {
+    let e = parse_err(&messaging("[codes]\nlength = \"eight\""));
+    let lines: Vec<&str> = e.lines().collect();
+    assert!(lines.len() >= 4, "several lines, as toml lays them out: {e}");
+    let at = lines.iter().position(|l| l.contains("length = \"eight\"")).expect("the bad line is shown");
+    let caret = lines[at + 1];
+    let col = lines[at].find("\"eight\"").unwrap();
+    assert_eq!(caret.find('^'), Some(col), "the caret is under the value:\n{e}");
+    assert!(e.contains("expected a whole number") && !e.contains("u32"), "{e}");
+    let e = parse_err(&messaging("[codes]\nlenght = 8"));
+    assert!(e.contains("unknown field `lenght`") && e.ends_with("did you mean `length`?"), "{e}");
+    let e = parse_err(&messaging("[[rule]]\nservices = [\"sshd\"]\naction = \"skip\""));
+    assert!(e.ends_with("did you mean `service`?"), "{e}");
+    let e = parse_err(&messaging("[codes]\nzzzzzzzz = 8"));
+    assert!(!e.contains("did you mean"), "no wild guesses: {e}");
+    assert_eq!(edit_distance("lenght", "length"), 2);
+    assert_eq!(edit_distance("", "abc"), 3);
+}
+
+#[test]
 fn secrets_never_print() {
     let c = parse(&messaging("")).unwrap();
     let dbg = format!("{c:?}");

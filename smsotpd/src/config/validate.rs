@@ -75,7 +75,13 @@ pub(crate) fn validate_policy(p: &RawPolicy, rules: &[toml::Table]) -> Result<Po
 }
 
 pub(crate) fn parse_rule(table: &toml::Table, label: &str, default_days: u32) -> Result<Rule, String> {
-    let raw = RawRule::deserialize(toml::Value::Table(table.clone())).map_err(|e| e.message().to_owned())?;
+    let raw = RawRule::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let msg = super::plain_types(e.message());
+        match super::suggestion(&msg) {
+            Some(hint) => format!("{msg}; {hint}"),
+            None => msg,
+        }
+    })?;
     let list = |key: &str, v: &Option<Vec<String>>| -> Result<Vec<String>, String> {
         match v {
             Some(items) if items.is_empty() => Err(format!("{key} = [] matches nothing; remove the key to match any")),
