@@ -90,6 +90,8 @@ pub enum Command {
     CheckConfig(ConfigPath),
     /// Check sshd, the PAM stacks, the daemon, the config and the provider credentials (sends no SMS)
     Doctor(ConfigPath),
+    /// Local accounts that can log in and have no number, root and administrators first
+    Rollout,
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +220,33 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
             proxy.unenroll(&user).await.map_err(daemon)?;
             say(out, format!("{user} unenrolled"))
         }
+        Command::Rollout => {
+            let enrolled: std::collections::BTreeSet<String> =
+                proxy.list_users().await.map_err(daemon)?.into_iter().map(|u| u.user).collect();
+            let accounts = local_accounts().map_err(|e| fail(1, e))?;
+            let left = crate::rollout::unenrolled(&accounts, &enrolled);
+            if left.is_empty() {
+                return say(
+                    out,
+                    format!("every local account that can log in has a number ({} enrolled)", enrolled.len()),
+                );
+            }
+            say(
+                out,
+                "Local accounts that can log in and have no number; with unenrolled = \"deny\" they could not log in once pam_sms is on:",
+            )?;
+            for a in &left {
+                say(out, format!("  {:<20} {}", a.name, a.admin.as_deref().unwrap_or("")))?;
+            }
+            say(
+                out,
+                format!(
+                    "{} of {} without a number; enroll them with: smsotpctl enroll USER +NUMBER",
+                    left.len(),
+                    accounts.len()
+                ),
+            )
+        }
         Command::List(Json { json: as_json }) => {
             let users: Vec<UserJson> = proxy.list_users().await.map_err(daemon)?.into_iter().map(user_json).collect();
             if as_json {
@@ -321,6 +350,13 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
+/// This system's local accounts (/etc/passwd, /etc/group); directory users
+/// (LDAP, SSSD) are not listed.
+fn local_accounts() -> Result<Vec<crate::rollout::Account>, String> {
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("cannot read {p}: {e}"));
+    Ok(crate::rollout::login_accounts(&read("/etc/passwd")?, &read("/etc/group")?))
+}
+
 async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Failure> {
     use crate::doctor::{Finding, Level};
     let io = |e: std::io::Error| fail(1, e.to_string());
@@ -355,7 +391,21 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
         let proxy = SmsOtp1Proxy::new(&conn).await?;
         proxy.list_users().await.map_err(|e| zbus::Error::Failure(e.to_string()))
     };
-    findings.push(match reach.await {
+    let reached = reach.await;
+    if let (Ok(users), Some(c)) = (&reached, &cfg)
+        && c.unenrolled == config::Unenrolled::Deny
+    {
+        let enrolled = users.iter().map(|u| u.user.clone()).collect();
+        let stacks = crate::doctor::services_asking_pam_sms(std::path::Path::new("/etc/pam.d"));
+        let console = crate::policy::parse_rhost("");
+        let facts = crate::policy::Facts { user: "root", service: "login", origin: &console, groups: &[] };
+        let skipped = c.policy.decide(&facts).action == crate::policy::Action::Skip;
+        match local_accounts() {
+            Ok(accounts) => findings.push(crate::rollout::lockout_finding(&accounts, &enrolled, &stacks, skipped)),
+            Err(e) => findings.push(Finding { level: Level::Warn, what: format!("rollout: {e}"), fix: String::new() }),
+        }
+    }
+    findings.push(match reached {
         Ok(users) => Finding {
             level: Level::Ok,
             what: format!("daemon: smsotpd answers on {} ({} enrolled)", bus, users.len()),

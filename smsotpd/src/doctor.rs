@@ -376,12 +376,7 @@ pub fn check_system(pam_dir: &Path, trust_mode: bool) -> Vec<Finding> {
             Err(e) => out.push(fail(format!("cannot run {path} -T: {e}"), "run smsotpctl doctor as root")),
         },
     }
-    let read = |name: &str| -> Option<String> {
-        if name.contains('/') {
-            return None;
-        }
-        std::fs::read_to_string(pam_dir.join(name)).ok()
-    };
+    let read = pam_file_reader(pam_dir);
     for service in ["sshd", "login", "sudo", "su"] {
         if !pam_dir.join(service).exists() {
             continue;
@@ -395,6 +390,25 @@ pub fn check_system(pam_dir: &Path, trust_mode: bool) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Reads a service file of `pam_dir` by name (never a path).
+fn pam_file_reader(pam_dir: &Path) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| {
+        if name.contains('/') {
+            return None;
+        }
+        std::fs::read_to_string(pam_dir.join(name)).ok()
+    }
+}
+
+/// Which of sshd, login, sudo and su ask pam_sms (includes followed).
+pub fn services_asking_pam_sms(pam_dir: &Path) -> Vec<&'static str> {
+    let read = pam_file_reader(pam_dir);
+    ["sshd", "login", "sudo", "su"]
+        .into_iter()
+        .filter(|s| auth_stack(s, &read).is_ok_and(|lines| lines.iter().any(|l| is_pam_sms(&l.module))))
+        .collect()
 }
 
 #[cfg(test)]

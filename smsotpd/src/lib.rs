@@ -32,6 +32,7 @@ pub mod policy;
 pub mod provider;
 pub mod random;
 pub mod resend;
+pub mod rollout;
 pub mod server;
 pub mod store;
 pub mod template;

@@ -210,3 +210,15 @@ fn check_config_finds_the_credential_the_unit_loads() {
     assert!(stdout.contains(&format!("twilio-auth-token from {}", token.display())), "{stdout}");
     assert!(!stdout.contains(smsotp_tests::fake_twilio::AUTH_TOKEN), "the token itself is never shown");
 }
+
+#[test]
+fn rollout_lists_root_until_root_has_a_number() {
+    let w = smsotp_tests::world::World::messaging("", "");
+    let out = w.daemon.ctl_ok(&["rollout"]);
+    assert!(!out.lines().any(|l| l.trim_start().starts_with("root ")), "root is enrolled here:\n{out}");
+    w.daemon.ctl_ok(&["unenroll", "root"]);
+    let out = w.daemon.ctl_ok(&["rollout"]);
+    let first = out.lines().nth(1).unwrap_or_default();
+    assert_eq!(first.split_whitespace().collect::<Vec<_>>(), ["root", "root"], "root comes first:\n{out}");
+    assert!(out.contains("enroll them with: smsotpctl enroll USER +NUMBER"), "{out}");
+}

@@ -210,6 +210,18 @@ fn doctor_in_the_container() {
     assert!(!ct.sh_ok("cat /etc/pam.d/common-auth").contains("pam_sms.so"));
     ct.sh_ok("pam-auth-update --enable smsotp");
     assert!(ct.sh_ok("grep -E '^auth\\s+required\\s+pam_sms.so' /etc/pam.d/common-auth").contains("pam_sms.so"));
+    // Now the console asks root for a code it cannot get (root has no
+    // number; unenrolled = "deny"): doctor says so, and enrolling root ends it.
+    let (code, text) = doctor();
+    assert_ne!(code, Some(0));
+    assert!(text.contains("FAIL  rollout: with unenrolled = \"deny\", pam_sms in "), "{text}");
+    assert!(text.contains("locks out root on the console: no number enrolled"), "{text}");
+    ct.sh_ok("smsotpctl enroll root +14155550100");
+    let (_, text) = doctor();
+    assert!(
+        text.contains("ok    rollout: neither root on the console nor every administrator is locked out"),
+        "{text}"
+    );
 
     ct.stop_daemon();
     let (code, text) = doctor();
