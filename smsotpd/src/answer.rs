@@ -14,31 +14,38 @@ use crate::daemon::{Answer, Daemon, State};
 use crate::error::LoginError;
 use crate::names::UserName;
 use crate::provider::{Provider, RemoteVerdict};
-use crate::store::UserRecord;
 use crate::trust;
+use crate::turn::Turn;
 
 impl<P: Provider> Daemon<P> {
     /// Checks an answer. Anything but the right digits counts as wrong.
     pub async fn check_code(&self, _root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
         if code.len() == crate::bypass::LENGTH
-            && let Some(answer) = self.try_bypass(&id, code)?
+            && let Some(answer) = self.try_bypass(&id, code).await?
         {
             return Ok(answer);
         }
         self.delivered(&id).await?;
+        let mut turn = self.turn(&id).await?;
+        let answer = self.check_in_turn(&id, code, &mut turn).await;
+        self.end_turn(turn, &id)?;
+        answer
+    }
+
+    async fn check_in_turn(&self, id: &ChallengeId, code: &str, turn: &mut Turn) -> Result<Answer, LoginError> {
         let remote = {
             let mut state = self.lock();
-            let Some(c) = state.challenges.get_mut(&id) else {
+            let Some(c) = state.challenges.get_mut(id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             if c.in_flight {
                 return Err(LoginError::Busy);
             }
-            if let Some(done) = self.expired_or_locked(&mut state, &id)? {
+            if let Some(done) = self.expired_or_locked(&mut state, id, turn)? {
                 return Ok(done);
             }
-            let Some(c) = state.challenges.get_mut(&id) else {
+            let Some(c) = state.challenges.get_mut(id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             match &c.secret {
@@ -49,7 +56,7 @@ impl<P: Provider> Daemon<P> {
                 _ => {
                     let ok = c.local_code_len().is_some_and(|n| challenge::is_code_shaped(code, n..=n))
                         && c.matches_local(code);
-                    return if ok { self.accept(&mut state, &id) } else { self.wrong(&mut state, &id) };
+                    return if ok { self.accept(&mut state, id, turn) } else { self.wrong(&mut state, id, turn) };
                 }
             }
         };
@@ -58,15 +65,15 @@ impl<P: Provider> Daemon<P> {
         };
         let verdict = self.provider.check(&reference, code, self.deadline()).await;
         let mut state = self.lock();
-        let Some(c) = state.challenges.get_mut(&id) else {
+        let Some(c) = state.challenges.get_mut(id) else {
             return Err(LoginError::UnknownChallenge);
         };
         c.in_flight = false;
         match verdict {
-            Ok(RemoteVerdict::Approved) => self.accept(&mut state, &id),
-            Ok(RemoteVerdict::Wrong) => self.wrong(&mut state, &id),
+            Ok(RemoteVerdict::Approved) => self.accept(&mut state, id, turn),
+            Ok(RemoteVerdict::Wrong) => self.wrong(&mut state, id, turn),
             Ok(RemoteVerdict::Gone) => {
-                if let Some(c) = state.challenges.remove(&id) {
+                if let Some(c) = state.challenges.remove(id) {
                     audit::event(Event::Expired)
                         .field("user", &c.user)
                         .field("service", &c.service)
@@ -76,7 +83,7 @@ impl<P: Provider> Daemon<P> {
                 Ok(Answer { status: Status::Expired, attempts_left: 0 })
             }
             Err(e) => {
-                if let Some(c) = state.challenges.remove(&id) {
+                if let Some(c) = state.challenges.remove(id) {
                     audit::event(Event::ProviderFailure)
                         .field("user", &c.user)
                         .field("service", &c.service)
@@ -93,8 +100,9 @@ impl<P: Provider> Daemon<P> {
     /// A break-glass code at the prompt, accepted whatever became of the SMS
     /// (that is what it is for). It records no trust for the machine. None:
     /// not the user's bypass code; the normal check counts it as wrong.
-    fn try_bypass(&self, id: &ChallengeId, code: &str) -> Result<Option<Answer>, LoginError> {
-        let user = {
+    async fn try_bypass(&self, id: &ChallengeId, code: &str) -> Result<Option<Answer>, LoginError> {
+        let mut turn = self.turn(id).await?;
+        {
             let mut state = self.lock();
             let Some(c) = state.challenges.get_mut(id) else {
                 return Err(LoginError::UnknownChallenge);
@@ -102,24 +110,32 @@ impl<P: Provider> Daemon<P> {
             if c.in_flight {
                 return Err(LoginError::Busy);
             }
-            if let Some(done) = self.expired_or_locked(&mut state, id)? {
+            if let Some(done) = self.expired_or_locked(&mut state, id, &mut turn)? {
                 return Ok(Some(done));
             }
-            state.challenges.get_mut(id).map(|c| c.user.clone()).ok_or(LoginError::UnknownChallenge)?
-        };
+        }
         // Disk, outside the lock.
-        if !self.take_bypass(&user, code) {
+        if !self.take_bypass(&turn.user, code) {
             return Ok(None);
         }
-        let mut state = self.lock();
-        if let Some(c) = state.challenges.get_mut(id) {
-            c.on_success = None;
-        }
-        self.accept(&mut state, id).map(Some)
+        let answer = {
+            let mut state = self.lock();
+            if let Some(c) = state.challenges.get_mut(id) {
+                c.on_success = None;
+            }
+            self.accept(&mut state, id, &mut turn)
+        };
+        self.end_turn(turn, id)?;
+        answer.map(Some)
     }
 
     /// Ends a challenge that expired or whose user got locked out meanwhile.
-    pub(crate) fn expired_or_locked(&self, state: &mut State, id: &ChallengeId) -> Result<Option<Answer>, LoginError> {
+    pub(crate) fn expired_or_locked(
+        &self,
+        state: &mut State,
+        id: &ChallengeId,
+        turn: &mut Turn,
+    ) -> Result<Option<Answer>, LoginError> {
         let now = self.clock.tick();
         let Some(c) = state.challenges.get_mut(id) else {
             return Err(LoginError::UnknownChallenge);
@@ -135,11 +151,9 @@ impl<P: Provider> Daemon<P> {
             return Ok(Some(Answer { status: Status::Expired, attempts_left: 0 }));
         }
         let user = c.user.clone();
-        let locked = match (&c.secret, UserName::parse(&user)) {
-            (Secret::Decoy, _) | (_, Err(_)) => {
-                state.volatile.decoy_failures.get(&user).is_some_and(|&(_, until)| until > self.clock.unix_now())
-            }
-            (_, Ok(name)) => self.pending_record(state, id, &name)?.locked_until > self.clock.unix_now(),
+        let locked = match &turn.name {
+            None => state.volatile.decoy_failures.get(&user).is_some_and(|&(_, until)| until > self.clock.unix_now()),
+            Some(_) => turn.pending(state, id)?.locked_until > self.clock.unix_now(),
         };
         if locked {
             state.challenges.remove(id);
@@ -148,24 +162,8 @@ impl<P: Provider> Daemon<P> {
         Ok(None)
     }
 
-    /// The record of a pending login's user. Unenrolled meanwhile: nothing
-    /// may succeed; unreadable: no login. Either way the challenge ends.
-    fn pending_record(&self, state: &mut State, id: &ChallengeId, name: &UserName) -> Result<UserRecord, LoginError> {
-        match self.store.load(name) {
-            Ok(Some(r)) => Ok(r),
-            Ok(None) => {
-                state.challenges.remove(id);
-                Err(LoginError::UnknownChallenge)
-            }
-            Err(e) => {
-                state.challenges.remove(id);
-                tracing::error!("{e}");
-                Err(LoginError::Storage(format!("the record of {name} is unusable")))
-            }
-        }
-    }
-
-    pub(crate) fn accept(&self, state: &mut State, id: &ChallengeId) -> Result<Answer, LoginError> {
+    /// A right answer. The record's changes are written by `end_turn`.
+    pub(crate) fn accept(&self, state: &mut State, id: &ChallengeId, turn: &mut Turn) -> Result<Answer, LoginError> {
         let Some(c) = state.challenges.remove(id) else {
             return Err(LoginError::UnknownChallenge);
         };
@@ -187,7 +185,7 @@ impl<P: Provider> Daemon<P> {
             let until = now.saturating_add(Duration::from_secs(120));
             state.offers.insert(id.clone(), Offer { user: name.clone(), plan: p, until });
         }
-        if let Ok(Some(mut r)) = self.store.load(&name) {
+        if let Ok(Some(r)) = &mut turn.record {
             let before = r.clone();
             r.failures = 0;
             r.locked_until = 0;
@@ -201,28 +199,28 @@ impl<P: Provider> Daemon<P> {
                     self.cfg.policy.max_trusted,
                 );
             }
-            if r != before {
-                match self.store.save(&name, &r) {
-                    Ok(()) => {
-                        if let Some(p) = &plan {
-                            self.audit_trust_recorded(&name, &c.rhost, p);
-                        }
-                    }
-                    // A higher failure count or a missing trust record are
-                    // the safe direction; the code was right.
-                    Err(e) => tracing::error!("could not update the record of {name} after a right code: {e}"),
-                }
+            if *r != before {
+                turn.changed = true;
+                turn.trust_recorded = plan.map(|p| (c.rhost.clone(), p));
             }
         }
         Ok(answer)
     }
 
     /// Counts a wrong answer on the challenge and on the user.
-    pub(crate) fn wrong(&self, state: &mut State, id: &ChallengeId) -> Result<Answer, LoginError> {
-        self.wrong_as(state, id, Status::Wrong)
+    pub(crate) fn wrong(&self, state: &mut State, id: &ChallengeId, turn: &mut Turn) -> Result<Answer, LoginError> {
+        self.wrong_as(state, id, Status::Wrong, turn)
     }
 
-    pub(crate) fn wrong_as(&self, state: &mut State, id: &ChallengeId, status: Status) -> Result<Answer, LoginError> {
+    /// Counts a wrong answer on the challenge and on the user; the count
+    /// must reach the disk (`end_turn`) or the call fails.
+    pub(crate) fn wrong_as(
+        &self,
+        state: &mut State,
+        id: &ChallengeId,
+        status: Status,
+        turn: &mut Turn,
+    ) -> Result<Answer, LoginError> {
         let now = self.clock.unix_now();
         let lock_for = self.cfg.lockout.duration.as_secs();
         let Some(c) = state.challenges.get_mut(id) else {
@@ -233,21 +231,18 @@ impl<P: Provider> Daemon<P> {
             (c.user.clone(), c.service.clone(), c.rhost.clone(), matches!(c.secret, Secret::Decoy));
         let line = |e: Event| audit::event(e).field("user", &user).field("service", &service).field("rhost", &rhost);
         line(Event::Wrong).log();
-        let locked = match UserName::parse(&user) {
-            Ok(name) if !decoy => {
-                let mut r = self.pending_record(state, id, &name)?;
+        let locked = match &turn.name {
+            Some(_) if !decoy => {
+                let failures = self.cfg.lockout.failures;
+                let r = turn.pending(state, id)?;
                 r.failures = r.failures.saturating_add(1);
-                let locked = r.failures >= self.cfg.lockout.failures;
+                let locked = r.failures >= failures;
                 if locked {
                     r.failures = 0;
                     r.locked_until = now.saturating_add(lock_for);
                 }
-                if let Err(e) = self.store.save(&name, &r) {
-                    // An uncounted guess is a free guess: refuse instead.
-                    state.challenges.remove(id);
-                    tracing::error!("could not record a failed code for {name}: {e}");
-                    return Err(LoginError::Storage(e.to_string()));
-                }
+                turn.changed = true;
+                turn.must_persist = true;
                 locked
             }
             _ => {

@@ -67,6 +67,8 @@ pub(crate) struct State {
     /// within the resend interval fails at once instead of asking the
     /// provider again (one ssh command must not become many requests).
     pub(crate) failed_rounds: HashMap<String, Tick>,
+    /// Per-user turns of calls that read and write a record (turn.rs).
+    pub(crate) turns: crate::turn::Turns,
 }
 
 pub struct Daemon<P> {
@@ -108,6 +110,7 @@ impl<P: Provider> Daemon<P> {
                 offers: HashMap::new(),
                 volatile: Volatile::default(),
                 failed_rounds: HashMap::new(),
+                turns: HashMap::new(),
             })),
             deliveries: Arc::new(tokio::sync::Notify::new()),
         })

@@ -37,6 +37,7 @@ pub mod server;
 pub mod store;
 pub mod template;
 pub mod trust;
+pub mod turn;
 
 #[cfg(test)]
 mod login_tests;

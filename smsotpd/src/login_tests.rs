@@ -607,6 +607,28 @@ async fn failed_rounds_do_not_ask_the_provider_again() {
     assert_eq!(w.fake.sent().len(), 1, "no second request");
 }
 
+#[tokio::test]
+async fn each_call_reads_the_record_once() {
+    let w = World::new();
+    let reads = |before: u64| w.daemon.store.reads() - before;
+    let before = w.daemon.store.reads();
+    let s = w.start(USER).await;
+    assert_eq!(reads(before), 1, "StartLogin");
+    let code = w.fake.last_code();
+    let before = w.daemon.store.reads();
+    assert_eq!(w.check(&s.challenge, &wrong_code(&code)).await.status, Status::Wrong);
+    assert_eq!(reads(before), 1, "a wrong CheckCode");
+    w.clock.advance(Duration::from_secs(31));
+    let before = w.daemon.store.reads();
+    assert_eq!(w.resend(&s.challenge).await.status, Status::Resent);
+    assert_eq!(reads(before), 1, "Resend");
+    let code = w.fake.last_code();
+    let before = w.daemon.store.reads();
+    assert_eq!(w.check(&s.challenge, &code).await.status, Status::Accepted);
+    assert_eq!(reads(before), 1, "a right CheckCode");
+    assert_eq!(w.record().failures, 0, "and what it changed was written");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_guesses_are_all_counted() {
     let w = Arc::new(World::with(Fake::default(), |c| {

@@ -7,12 +7,13 @@ use smsotp_proto::{LoginContext, Status};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
-use crate::challenge::{self, Delivery, ResendRefused, Secret};
+use crate::challenge::{self, ChallengeId, Delivery, ResendRefused, Secret};
 use crate::daemon::{Answer, Daemon};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
-use crate::names::{UserName, sanitize_for_log};
+use crate::names::sanitize_for_log;
 use crate::provider::Provider;
+use crate::turn::Turn;
 
 impl<P: Provider> Daemon<P> {
     /// An empty answer: a new code if allowed, otherwise a wrong answer.
@@ -20,9 +21,22 @@ impl<P: Provider> Daemon<P> {
     pub async fn resend(self: &Arc<Self>, _root: &Root, id: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
         self.delivered(&id).await?;
+        let mut turn = self.turn(&id).await?;
+        let result = self.resend_in_turn(&id, &mut turn);
+        self.end_turn(turn, &id)?;
+        let (answer, job) = result?;
+        if let Some(job) = job {
+            self.send_in_background(id, job);
+        }
+        Ok(answer)
+    }
+
+    /// The answer, and the SMS to send once the turn is over.
+    fn resend_in_turn(&self, id: &ChallengeId, turn: &mut Turn) -> Result<(Answer, Option<SendJob>), LoginError> {
+        let id = id.clone();
         let mut state = self.lock();
-        if let Some(done) = self.expired_or_locked(&mut state, &id)? {
-            return Ok(done);
+        if let Some(done) = self.expired_or_locked(&mut state, &id, turn)? {
+            return Ok((done, None));
         }
         let now = self.clock.tick();
         let Some(c) = state.challenges.get_mut(&id) else {
@@ -36,16 +50,16 @@ impl<P: Provider> Daemon<P> {
             if let ResendRefused::TooSoon(d) = why {
                 tracing::info!("resend for {} refused: next one in {} s", sanitize_for_log(&user), d.as_secs());
             }
-            return self.wrong_as(&mut state, &id, Status::ResendRefused);
+            return self.wrong_as(&mut state, &id, Status::ResendRefused, turn).map(|a| (a, None));
         }
         if !self.take_send_budget(&mut state, &user) {
-            return self.wrong_as(&mut state, &id, Status::ResendRefused);
+            return self.wrong_as(&mut state, &id, Status::ResendRefused, turn).map(|a| (a, None));
         }
         let phone = match &state.challenges.get_mut(&id).map(|c| matches!(c.secret, Secret::Decoy)) {
             Some(true) => None,
-            Some(false) => match UserName::parse(&user).ok().and_then(|n| self.store.load(&n).ok().flatten()) {
-                Some(r) => Some(r.phone),
-                None => {
+            Some(false) => match &turn.record {
+                Ok(Some(r)) => Some(r.phone.clone()),
+                _ => {
                     state.challenges.remove(&id);
                     return Err(LoginError::UnknownChallenge);
                 }
@@ -59,7 +73,7 @@ impl<P: Provider> Daemon<P> {
         let code = match &c.secret {
             Secret::Decoy => {
                 c.resent(Secret::Decoy, now);
-                return Ok(Answer { status: Status::Resent, attempts_left: c.attempts_left() });
+                return Ok((Answer { status: Status::Resent, attempts_left: c.attempts_left() }, None));
             }
             Secret::Local(_) => {
                 // The old code dies now, before anything is sent.
@@ -81,8 +95,7 @@ impl<P: Provider> Daemon<P> {
             return Err(LoginError::Internal("a resend without a number".into()));
         };
         let job = SendJob { user, phone, code, ctx, event: Event::CodeResent, round: None };
-        self.send_in_background(id, job);
-        Ok(answer)
+        Ok((answer, Some(job)))
     }
 
     pub fn cancel(&self, _root: &Root, id: &str) -> Result<(), LoginError> {

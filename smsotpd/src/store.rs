@@ -93,6 +93,8 @@ pub struct Store {
     root: PathBuf,
     users: OwnedFd,
     bypass: OwnedFd,
+    /// Records read so far (tests hold each call to one read).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Store {
@@ -153,7 +155,7 @@ impl Store {
         check_private_dir(&root_fd, &root.display().to_string())?;
         let users = open_dir_at(&root_fd, USERS, true)?;
         let bypass = open_dir_at(&root_fd, BYPASS, true)?;
-        let store = Store { root: root.to_owned(), users, bypass };
+        let store = Store { root: root.to_owned(), users, bypass, reads: Default::default() };
         store.remove_interrupted_writes();
         Ok(store)
     }
@@ -185,8 +187,14 @@ impl Store {
         &self.root
     }
 
+    /// Records read since the store was opened.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// `Ok(None)`: not enrolled. `Err(Corrupt)`: enrolled but unusable.
     pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fd = match openat(
             &self.users,
             user.as_str(),
