@@ -246,6 +246,11 @@ impl Daemon for DbusDaemon {
         Ok(Answer { status, detail })
     }
 
+    fn enroll_number(&mut self, challenge: &str, number: &str) -> Result<String, ClientError> {
+        let (challenge, number) = (challenge.to_owned(), number.to_owned());
+        self.call("EnrollNumber", false, move |p| async move { p.enroll_number(&challenge, &number).await })
+    }
+
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
         let challenge = challenge.to_owned();
         let (status, detail) = self.call("Resend", false, move |p| async move { p.resend(&challenge).await })?;

@@ -26,6 +26,8 @@ pub struct ConvError;
 pub trait Daemon {
     fn start_login(&mut self, user: &str, context: &LoginContext) -> Result<Start, ClientError>;
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError>;
+    /// The number an enrolling user typed; the masked number the code went to.
+    fn enroll_number(&mut self, challenge: &str, number: &str) -> Result<String, ClientError>;
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError>;
     fn cancel(&mut self, challenge: &str);
     fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError>;
@@ -134,6 +136,8 @@ pub fn classify(raw: &[u8]) -> Reply {
 pub const PROMPT: &str = "SMS code: ";
 /// A daemon that never says stop cannot keep us looping.
 const MAX_ROUNDS: usize = 32;
+/// Numbers an enrolling user may type before the login ends.
+const NUMBER_TRIES: usize = 3;
 
 pub mod text {
     pub fn sent(destination: &str) -> String {
@@ -167,6 +171,14 @@ pub mod text {
         format!("{message} (press Enter) ")
     }
     pub const TOO_MANY: &str = "Too many wrong codes.";
+    pub const ENROLL_INTRO: &str =
+        "SMS login is not set up for this account yet. A code will be sent to the mobile number you give.";
+    /// Says itself what it wants, for PAM_SILENT too (no intro line there).
+    pub const NUMBER_PROMPT: &str = "Mobile number for login codes (+ and country code): ";
+    pub fn number_refused(why: &str) -> String {
+        format!("That number cannot be used: {why}.")
+    }
+    pub const TOO_MANY_NUMBERS: &str = "Too many numbers that cannot be used.";
     pub const EXPIRED: &str = "The code has expired. Log in again to get a new one.";
     pub const LOCKED: &str =
         "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.";
@@ -247,7 +259,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             Err(e) => return self.daemon_failed(e),
         };
         match start.action {
-            Action::Code => {}
+            Action::Code | Action::Enroll => {}
             Action::Allow => {
                 self.log.debug("smsotpd's policy needs no code for this login");
                 return Outcome::PolicyAllowed;
@@ -266,11 +278,19 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             }
         }
         let challenge = start.challenge;
-        if self.say_info(&text::sent(&start.destination)).is_err() {
+        let destination = if start.action == Action::Enroll {
+            match self.enroll(&challenge) {
+                Ok(d) => d,
+                Err(outcome) => return outcome,
+            }
+        } else {
+            start.destination
+        };
+        if self.say_info(&text::sent(&destination)).is_err() {
             self.daemon.cancel(&challenge);
             return Outcome::ConversationFailed;
         }
-        let prompt = if self.silent { text::silent_prompt(&start.destination) } else { PROMPT.to_owned() };
+        let prompt = if self.silent { text::silent_prompt(&destination) } else { PROMPT.to_owned() };
         for _ in 0..MAX_ROUNDS {
             let raw = match self.prompter.prompt_secret(&prompt) {
                 Ok(Some(raw)) => raw,
@@ -305,7 +325,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 Status::Wrong => self.say_error(&text::wrong(answer.detail)),
                 Status::ResendRefused => self.say_error(&text::resend_refused(answer.detail)),
                 Status::Resent => {
-                    if self.say_info(&text::resent(&start.destination)).is_err() {
+                    if self.say_info(&text::resent(&destination)).is_err() {
                         self.daemon.cancel(&challenge);
                         return Outcome::ConversationFailed;
                     }
@@ -327,6 +347,38 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         self.log.warn("smsotpd kept the login going for too many rounds; failing closed");
         self.daemon.cancel(&challenge);
         Outcome::Unavailable
+    }
+
+    /// Enrollment at login: asks for the number (three tries) until the
+    /// daemon takes one; the masked number the code went to.
+    fn enroll(&mut self, challenge: &str) -> Result<String, Outcome> {
+        if self.say_info(text::ENROLL_INTRO).is_err() {
+            self.daemon.cancel(challenge);
+            return Err(Outcome::ConversationFailed);
+        }
+        for _ in 0..NUMBER_TRIES {
+            let typed = match self.prompter.prompt_visible(text::NUMBER_PROMPT) {
+                Ok(Some(t)) => t,
+                Ok(None) | Err(ConvError) => {
+                    self.daemon.cancel(challenge);
+                    return Err(Outcome::ConversationFailed);
+                }
+            };
+            match self.daemon.enroll_number(challenge, typed.trim()) {
+                Ok(destination) => return Ok(destination),
+                // The daemon says what is wrong with the number (never the
+                // number itself); it counts as a wrong answer.
+                Err(ClientError::Daemon(smsotp_proto::Error::InvalidArgument(why))) => {
+                    let why = why.strip_prefix("invalid argument: ").unwrap_or(&why);
+                    let why: String = why.chars().take(200).collect();
+                    self.say_error(&text::number_refused(&why));
+                }
+                Err(e) => return Err(self.daemon_failed(e)),
+            }
+        }
+        self.daemon.cancel(challenge);
+        self.say_final(text::TOO_MANY_NUMBERS);
+        Err(Outcome::TooManyTries)
     }
 
     /// The code was right; whatever happens here, the login succeeds.

@@ -66,6 +66,7 @@ enum Call {
     Resend(String),
     Cancel(String),
     Trust(String),
+    Number(String, String),
 }
 
 /// Scripted daemon: replies in order, records every call.
@@ -73,6 +74,7 @@ enum Call {
 struct Smsotpd {
     starts: VecDeque<Result<Start, ClientError>>,
     answers: VecDeque<Result<Answer, ClientError>>,
+    numbers: VecDeque<Result<String, ClientError>>,
     calls: Vec<Call>,
 }
 
@@ -99,6 +101,17 @@ impl Smsotpd {
         d.starts.push_back(Ok(Start { action, challenge: String::new(), destination: String::new() }));
         d
     }
+    fn enrolling() -> Self {
+        let mut d = Smsotpd::default();
+        d.starts.push_back(Ok(Start { action: Action::Enroll, challenge: "c1".into(), destination: String::new() }));
+        d
+    }
+    fn number(mut self, reply: Result<&str, &str>) -> Self {
+        self.numbers.push_back(
+            reply.map(str::to_owned).map_err(|why| ClientError::Daemon(DaemonError::InvalidArgument(why.into()))),
+        );
+        self
+    }
     fn failing(e: ClientError) -> Self {
         let mut d = Smsotpd::default();
         d.starts.push_back(Err(e));
@@ -118,6 +131,10 @@ impl Daemon for Smsotpd {
         self.calls.push(Call::Check(challenge.into(), code.into()));
         self.answers.pop_front().expect("unscripted CheckCode")
     }
+    fn enroll_number(&mut self, challenge: &str, number: &str) -> Result<String, ClientError> {
+        self.calls.push(Call::Number(challenge.into(), number.into()));
+        self.numbers.pop_front().expect("unscripted EnrollNumber")
+    }
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
         self.calls.push(Call::Resend(challenge.into()));
         self.answers.pop_front().expect("unscripted Resend")
@@ -134,7 +151,10 @@ impl Daemon for Smsotpd {
 impl Drop for Smsotpd {
     fn drop(&mut self) {
         if !std::thread::panicking() {
-            assert!(self.starts.is_empty() && self.answers.is_empty(), "unused daemon replies");
+            assert!(
+                self.starts.is_empty() && self.answers.is_empty() && self.numbers.is_empty(),
+                "unused daemon replies"
+            );
         }
     }
 }
@@ -422,6 +442,47 @@ fn run_silent(mut user: User, mut daemon: Smsotpd) -> (Outcome, Vec<Said>) {
     }
     .run(&items());
     (outcome, std::mem::take(&mut user.said))
+}
+
+#[test]
+fn an_unenrolled_user_gives_a_number_then_the_code_sent_there() {
+    let r = run(
+        User::typing(&[b"415 555 0123", b" +1 (415) 555-0123 ", b"123456"]),
+        Smsotpd::enrolling()
+            .number(Err("write the number with + and the country code, e.g. +14155550123"))
+            .number(Ok("******0123"))
+            .then(Status::Accepted, 3),
+    );
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    let number = Said::Prompt(text::NUMBER_PROMPT.into());
+    assert_eq!(
+        r.said,
+        vec![
+            Said::Info(text::ENROLL_INTRO.into()),
+            number.clone(),
+            Said::Error(
+                "That number cannot be used: write the number with + and the country code, e.g. +14155550123.".into()
+            ),
+            number,
+            Said::Info("A login code is on its way by SMS to ******0123.".into()),
+            prompt(),
+        ]
+    );
+    assert_eq!(r.calls[1], Call::Number("c1".into(), "415 555 0123".into()));
+    assert_eq!(r.calls[2], Call::Number("c1".into(), "+1 (415) 555-0123".into()), "trimmed, the rest is the daemon's");
+    assert_eq!(r.calls[3], Call::Check("c1".into(), "123456".into()));
+}
+
+#[test]
+fn three_unusable_numbers_end_the_login() {
+    let why = "numbers from that country cannot be used here (allowed: +1)";
+    let r = run(
+        User::typing(&[b"+33612345678", b"+33612345678", b"+33612345678"]),
+        Smsotpd::enrolling().number(Err(why)).number(Err(why)).number(Err(why)),
+    );
+    assert_eq!(r.code, P::PAM_MAXTRIES);
+    assert_eq!(r.said.last(), Some(&Said::Error(text::TOO_MANY_NUMBERS.into())));
+    assert_eq!(r.calls.last(), Some(&Call::Cancel("c1".into())));
 }
 
 #[test]

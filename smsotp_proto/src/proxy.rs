@@ -23,6 +23,8 @@ pub trait SmsOtp1 {
     fn start_login(&self, user: &str, context: HashMap<&str, &str>) -> Result<(Action, String, String), Error>;
     /// Returns (status, detail).
     fn check_code(&self, challenge: &str, code: &str) -> Result<(Status, u32), Error>;
+    /// Returns the masked number the enrollment code went to.
+    fn enroll_number(&self, challenge: &str, number: &str) -> Result<String, Error>;
     /// Returns (status, detail).
     fn resend(&self, challenge: &str) -> Result<(Status, u32), Error>;
     fn cancel(&self, challenge: &str) -> Result<(), Error>;

@@ -68,6 +68,9 @@ wire_enum! {
         Deny = "deny",
         /// Too many failed codes: refused until the lockout ends.
         LockedOut = "locked-out",
+        /// Not enrolled and `unenrolled = "enroll"`: ask for a number
+        /// (EnrollNumber), then for the code sent to it.
+        Enroll = "enroll",
     }
 }
 

@@ -76,6 +76,7 @@ fn the_xml_names_the_constants() {
         methods,
         [
             "StartLogin",
+            "EnrollNumber",
             "CheckCode",
             "Resend",
             "Cancel",

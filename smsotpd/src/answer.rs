@@ -123,6 +123,8 @@ impl<P: Provider> Daemon<P> {
             if let Some(c) = state.challenges.get_mut(id) {
                 c.on_success = None;
             }
+            // Nor does it prove a number being enrolled.
+            turn.enroll = None;
             self.accept(&mut state, id, &mut turn)
         };
         self.end_turn(turn, id)?;
@@ -167,6 +169,7 @@ impl<P: Provider> Daemon<P> {
         let Some(c) = state.challenges.remove(id) else {
             return Err(LoginError::UnknownChallenge);
         };
+        turn.enroll_accepted = turn.enroll.is_some();
         audit::event(Event::Accepted)
             .field("user", &c.user)
             .field("service", &c.service)

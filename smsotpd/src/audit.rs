@@ -15,6 +15,12 @@ pub enum Event {
     CodeResent,
     /// SIGHUP: a new configuration (policy, limits, provider) is in force.
     ConfigReloaded,
+    /// An enrolling user's code went to the number they gave.
+    EnrollCodeSent,
+    /// An enrolling user typed the right code: enrolled with that number.
+    EnrolledAtLogin,
+    /// The number an enrolling user typed was refused (why, never the number).
+    EnrollNumberRefused,
     /// An administrator issued a break-glass code (never logged itself).
     BypassIssued,
     /// A break-glass code let a login in instead of an SMS code.
@@ -74,6 +80,9 @@ impl Event {
             Event::PolicyDeny => "policy-deny",
             Event::ConfigReloaded => "config-reloaded",
             Event::BypassIssued => "bypass-issued",
+            Event::EnrollCodeSent => "enroll-code-sent",
+            Event::EnrolledAtLogin => "enrolled-at-login",
+            Event::EnrollNumberRefused => "enroll-number-refused",
             Event::BypassUsed => "bypass-used",
             Event::Trusted => "trusted-machine",
             Event::TrustRecorded => "trust-recorded",

@@ -125,7 +125,20 @@ pub struct Challenge {
     /// this challenge instead of sending another SMS.
     pub round: String,
     pub delivery: Delivery,
+    /// Enrollment at login (`unenrolled = "enroll"`, enroll.rs).
+    pub enrolling: Enrolling,
     limits: Limits,
+}
+
+/// Where an enrollment at login stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolling {
+    /// An ordinary login.
+    No,
+    /// Waiting for the number (EnrollNumber).
+    AwaitingNumber,
+    /// The code went to this number; the right code enrolls it.
+    Sent(crate::names::PhoneNumber),
 }
 
 /// What a wrong answer did to the challenge.
@@ -177,6 +190,7 @@ impl Challenge {
             on_success: None,
             round: String::new(),
             delivery: Delivery::Sent,
+            enrolling: Enrolling::No,
             limits,
         }
     }
@@ -306,6 +320,8 @@ impl Challenges {
                     && !matches!(c.delivery, Delivery::Failed(_))
                     && !c.is_expired(now)
                     && now < c.last_sent.saturating_add(within)
+                    // A login whose number is still to come starts over.
+                    && c.enrolling != Enrolling::AwaitingNumber
             })
             .map(|(id, c)| (id.clone(), c.destination.clone()))
     }

@@ -220,7 +220,16 @@ impl<P: Provider> Daemon<P> {
     }
 
     pub(crate) fn render(&self, code: &str, service: &str) -> Zeroizing<String> {
-        self.cfg.template.render(&Fields {
+        self.render_with(&self.cfg.template, code, service)
+    }
+
+    pub(crate) fn render_with(
+        &self,
+        template: &crate::template::Template,
+        code: &str,
+        service: &str,
+    ) -> Zeroizing<String> {
+        template.render(&Fields {
             code,
             host: &self.hostname,
             service: if service.is_empty() { "login" } else { service },

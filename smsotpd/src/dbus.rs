@@ -206,6 +206,20 @@ impl SmsOtp {
         Ok(self.daemon().unlock(&root, &user)?)
     }
 
+    #[zbus(out_args("destination"))]
+    async fn enroll_number(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        challenge: String,
+        number: String,
+    ) -> Result<String, SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        // A number is at most 15 digits; a few spaces and brackets more.
+        let number = smsotp_proto::truncate_bytes(&number, 64);
+        Ok(self.daemon().enroll_number(&root, &challenge, number)?)
+    }
+
     #[zbus(out_args("code", "until"))]
     async fn issue_bypass(
         &self,

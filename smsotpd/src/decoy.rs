@@ -5,7 +5,7 @@
 use smsotp_proto::Action;
 
 use crate::audit::{self, Event};
-use crate::challenge::{Challenge, ChallengeId, Secret};
+use crate::challenge::{Challenge, ChallengeId, Enrolling, Secret};
 use crate::config::Unenrolled;
 use crate::daemon::{Daemon, Start};
 use crate::error::LoginError;
@@ -55,6 +55,8 @@ impl<P: Provider> Daemon<P> {
             return Ok(Start { action: Action::Ignore, challenge: String::new(), destination: String::new() });
         }
         // Deny: the same prompts as a real login, with a code nobody has.
+        // Enroll: a number first, for real and unknown names alike.
+        let enroll = self.cfg.unenrolled == Unenrolled::Enroll;
         let round = Self::round_key(user, ctx);
         let (id, destination) = {
             let mut state = self.lock();
@@ -80,9 +82,18 @@ impl<P: Provider> Daemon<P> {
                 self.limits(),
             );
             c.round = round;
+            if enroll {
+                // The number comes next (enroll.rs); unknown names are
+                // asked too, and their enrollment never succeeds.
+                c.enrolling = Enrolling::AwaitingNumber;
+                c.destination = String::new();
+            }
             state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
             (id, destination)
         };
+        if enroll {
+            return Ok(Start { action: Action::Enroll, challenge: id.as_str().to_owned(), destination: String::new() });
+        }
         // A real login answers before its SMS goes out (delivery.rs); so
         // does a decoy, with nothing to wait for.
         Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination })

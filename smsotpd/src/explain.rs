@@ -46,6 +46,9 @@ impl<P: Provider> Daemon<P> {
             (_, Ok(None)) => match self.cfg.unenrolled {
                 Unenrolled::Allow => "not enrolled: pam_sms returns PAM_IGNORE".to_owned(),
                 Unenrolled::Deny => "not enrolled: prompted like anyone else, never passes".to_owned(),
+                Unenrolled::Enroll => {
+                    "not enrolled: asked for a mobile number, enrolled once the code sent there is typed".to_owned()
+                }
             },
             (_, Ok(Some(r))) if r.locked_until > now => {
                 format!("locked out until {}", crate::clock::format_utc(r.locked_until))

@@ -18,6 +18,7 @@ pub mod dbus;
 pub mod decoy;
 pub mod delivery;
 pub mod doctor;
+pub mod enroll;
 pub mod error;
 pub mod explain;
 pub mod harden;

@@ -169,7 +169,10 @@ impl<P: Provider> Daemon<P> {
         ctx: &LoginContext,
         sent_event: Event,
     ) -> Result<String, (LoginError, bool)> {
-        let body = self.render(code.unwrap_or_default(), &ctx.service);
+        let body = match (&self.cfg.enrollment, sent_event) {
+            (Some(e), Event::EnrollCodeSent) => self.render_with(&e.template, code.unwrap_or_default(), &ctx.service),
+            _ => self.render(code.unwrap_or_default(), &ctx.service),
+        };
         let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry };
         let result = self.provider.send(&msg, self.deadline()).await;
         match result {

@@ -145,6 +145,7 @@ fn config(dir: &std::path::Path) -> Config {
         template: Template::parse("{code} is your code for {host} ({service}), {minutes} min").unwrap(),
         hostname: None,
         policy: crate::policy::Policy::default(),
+        enrollment: None,
     }
 }
 
@@ -841,4 +842,72 @@ async fn explain_sends_nothing() {
     assert!(w.fake.sent().is_empty());
     w.login(USER, &office).await;
     assert!(text(&office).contains("outcome: allowed without a code: trusted until"), "{}", text(&office));
+}
+
+// ---- enrollment at login ----------------------------------------------
+
+fn enrolling() -> World {
+    World::with(Fake::default(), |c| {
+        c.unenrolled = Unenrolled::Enroll;
+        c.enrollment = Some(crate::config::Enrollment {
+            countries: vec!["+1".into()],
+            template: Template::parse(crate::config::raw::DEFAULT_ENROLLMENT_TEMPLATE).unwrap(),
+        });
+    })
+}
+
+#[tokio::test]
+async fn an_unenrolled_user_is_enrolled_only_with_the_code_sent_to_the_number_given() {
+    let w = enrolling();
+    // "daemon" exists on every system and is not enrolled.
+    let s = w.start("daemon").await;
+    assert_eq!((s.action, s.destination.as_str()), (Action::Enroll, ""));
+    let err = w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+33 6 12 34 56 78").unwrap_err();
+    assert!(matches!(&err, LoginError::InvalidArgument(why) if why.contains("allowed: +1")), "{err:?}");
+    assert!(w.fake.sent().is_empty(), "nothing goes to a number outside the list");
+    let masked = w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+1 (415) 555-0199").unwrap();
+    assert_eq!(masked, "******0199");
+    settle().await;
+    let sent = w.fake.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "+14155550199");
+    assert!(sent[0].1.contains("to set up SMS login on web1"), "the enrollment template: {}", sent[0].1);
+    let code = w.fake.last_code();
+    assert_eq!(w.check(&s.challenge, &wrong_code(&code)).await.status, Status::Wrong);
+    assert!(w.daemon.store.load(&UserName::parse("daemon").unwrap()).unwrap().is_none(), "no proof yet");
+    assert_eq!(w.check(&s.challenge, &code).await.status, Status::Accepted);
+    let r = w.daemon.store.load(&UserName::parse("daemon").unwrap()).unwrap().expect("enrolled");
+    assert_eq!(r.phone.e164(), "+14155550199");
+    assert!(logs().iter().any(|l| l.contains("event=enrolled-at-login user=daemon to=******0199")), "{:?}", logs());
+    assert!(!logs().iter().any(|l| l.contains("4155550199")), "never the full number in a log");
+    // From now on, an ordinary login to that number.
+    let s = w.start("daemon").await;
+    assert_eq!((s.action, s.destination.as_str()), (Action::Code, "******0199"));
+}
+
+#[tokio::test]
+async fn unknown_names_are_asked_alike_and_never_enrolled() {
+    let w = enrolling();
+    let s = w.start("nosuchuser").await;
+    assert_eq!(s.action, Action::Enroll);
+    assert_eq!(w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+14155550188").unwrap(), "******0188");
+    settle().await;
+    assert!(w.fake.sent().is_empty(), "nothing is sent for a name the system does not know");
+    for guess in ["000000", "123456"] {
+        assert_ne!(w.check(&s.challenge, guess).await.status, Status::Accepted);
+    }
+    assert!(w.daemon.store.load(&UserName::parse("nosuchuser").unwrap()).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn unusable_numbers_count_as_wrong_answers() {
+    let w = enrolling();
+    let s = w.start("daemon").await;
+    for _ in 0..3 {
+        assert!(w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+8821234567890").is_err());
+    }
+    let err = w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+14155550199").unwrap_err();
+    assert_eq!(err, LoginError::UnknownChallenge, "three tries and the login is over");
+    assert!(logs().iter().any(|l| l.contains("event=enroll-number-refused user=daemon")));
+    assert!(w.fake.sent().is_empty());
 }

@@ -57,8 +57,9 @@ impl<P: Provider> Daemon<P> {
         }
         let phone = match &state.challenges.get_mut(&id).map(|c| matches!(c.secret, Secret::Decoy)) {
             Some(true) => None,
-            Some(false) => match &turn.record {
-                Ok(Some(r)) => Some(r.phone.clone()),
+            Some(false) => match (&turn.enroll, &turn.record) {
+                (Some((_, phone)), _) => Some(phone.clone()),
+                (None, Ok(Some(r))) => Some(r.phone.clone()),
                 _ => {
                     state.challenges.remove(&id);
                     return Err(LoginError::UnknownChallenge);
@@ -94,7 +95,8 @@ impl<P: Provider> Daemon<P> {
         let Some(phone) = phone else {
             return Err(LoginError::Internal("a resend without a number".into()));
         };
-        let job = SendJob { user, phone, code, ctx, event: Event::CodeResent, round: None };
+        let event = if turn.enroll.is_some() { Event::EnrollCodeSent } else { Event::CodeResent };
+        let job = SendJob { user, phone, code, ctx, event, round: None };
         Ok((answer, Some(job)))
     }
 

@@ -8,9 +8,10 @@ use std::sync::{Arc, Weak};
 
 use tokio::sync::OwnedMutexGuard;
 
-use crate::challenge::{ChallengeId, Secret};
+use crate::challenge::{ChallengeId, Enrolling, Secret};
 use crate::daemon::{Daemon, State};
 use crate::error::LoginError;
+use crate::names::PhoneNumber;
 use crate::names::UserName;
 use crate::provider::Provider;
 use crate::store::UserRecord;
@@ -32,6 +33,10 @@ pub(crate) struct Turn {
     pub(crate) must_persist: bool,
     /// Trust this call recorded (remote address, plan), audited once written.
     pub(crate) trust_recorded: Option<(String, TrustPlan)>,
+    /// An enrollment at login whose code went to this number (enroll.rs).
+    pub(crate) enroll: Option<(UserName, PhoneNumber)>,
+    /// The right code came: enroll the number when the turn ends.
+    pub(crate) enroll_accepted: bool,
 }
 
 impl Turn {
@@ -56,12 +61,16 @@ impl Turn {
 impl<P: Provider> Daemon<P> {
     /// Waits for `id`'s user's turn and reads the record once.
     pub(crate) async fn turn(&self, id: &ChallengeId) -> Result<Turn, LoginError> {
-        let (user, decoy, lock) = {
+        let (user, decoy, enrolling, lock) = {
             let mut state = self.lock();
             let Some(c) = state.challenges.get_mut(id) else {
                 return Err(LoginError::UnknownChallenge);
             };
             let (user, decoy) = (c.user.clone(), matches!(c.secret, Secret::Decoy));
+            let enrolling = match &c.enrolling {
+                Enrolling::Sent(p) => Some(p.clone()),
+                _ => None,
+            };
             if state.turns.len() >= 1024 {
                 state.turns.retain(|_, w| w.strong_count() > 0);
             }
@@ -73,10 +82,13 @@ impl<P: Provider> Daemon<P> {
                     l
                 }
             };
-            (user, decoy, lock)
+            (user, decoy, enrolling, lock)
         };
         let held = lock.lock_owned().await;
-        let name = if decoy { None } else { UserName::parse(&user).ok() };
+        // An enrolling user has no record yet: counted like a decoy until
+        // the right code enrolls them.
+        let name = if decoy || enrolling.is_some() { None } else { UserName::parse(&user).ok() };
+        let enroll = if decoy { None } else { enrolling.and_then(|p| UserName::parse(&user).ok().map(|n| (n, p))) };
         let record = match &name {
             Some(n) => self.store.load(n).map_err(|e| {
                 tracing::error!("{e}");
@@ -84,12 +96,25 @@ impl<P: Provider> Daemon<P> {
             }),
             None => Ok(None),
         };
-        Ok(Turn { _held: held, user, name, record, changed: false, must_persist: false, trust_recorded: None })
+        Ok(Turn {
+            _held: held,
+            user,
+            name,
+            record,
+            changed: false,
+            must_persist: false,
+            trust_recorded: None,
+            enroll,
+            enroll_accepted: false,
+        })
     }
 
     /// Writes back what the call changed, outside the global lock. Err when
     /// a change that must last could not be written; the challenge ends.
     pub(crate) fn end_turn(&self, turn: Turn, id: &ChallengeId) -> Result<(), LoginError> {
+        if let (true, Some((name, phone))) = (turn.enroll_accepted, &turn.enroll) {
+            return self.enroll_at_login(name, phone);
+        }
         let (Some(name), Ok(Some(record))) = (&turn.name, &turn.record) else {
             return Ok(());
         };

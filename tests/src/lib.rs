@@ -19,3 +19,5 @@ pub const PROMPT: &str = "SMS code: ";
 pub const TRUST_PROMPT_END: &str = "[y/N] ";
 /// pam_unix's prompt.
 pub const PASSWORD_PROMPT: &str = "Password: ";
+/// How pam_sms's question for an enrolling user's number ends.
+pub const NUMBER_PROMPT_END: &str = "(+ and country code): ";

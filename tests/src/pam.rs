@@ -60,6 +60,7 @@ fn prompts(text: &str) -> usize {
     text.matches(crate::PROMPT).count()
         + text.matches(crate::TRUST_PROMPT_END).count()
         + text.matches(crate::PASSWORD_PROMPT).count()
+        + text.matches(crate::NUMBER_PROMPT_END).count()
 }
 
 /// One answer typed at the n-th prompt ("SMS code: " or the trust question).

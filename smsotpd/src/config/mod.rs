@@ -67,6 +67,16 @@ pub enum ProviderKind {
 pub enum Unenrolled {
     Deny,
     Allow,
+    /// Ask for a number at login and enroll it once its code is typed.
+    Enroll,
+}
+
+/// Enrollment at login (`unenrolled = "enroll"`).
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// Calling codes a number may start with, e.g. "+1", "+44".
+    pub countries: Vec<String>,
+    pub template: Template,
 }
 
 /// The file as written, before validation.
@@ -82,6 +92,8 @@ pub struct Config {
     /// `{host}` in messages; None means the machine's hostname.
     pub hostname: Option<String>,
     pub policy: Policy,
+    /// Set when `unenrolled = "enroll"`.
+    pub enrollment: Option<Enrollment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +246,9 @@ impl Config {
             }
         };
         let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
+        let enrollment = validate::validate_enrollment(raw.unenrolled, raw.enrollment.as_ref()).map_err(err)?;
         Ok(Config {
+            enrollment,
             provider,
             policy,
             unenrolled: raw.unenrolled,

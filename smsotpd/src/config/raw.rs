@@ -26,6 +26,7 @@ pub(crate) struct RawConfig {
     pub(crate) outbox: Option<RawOutbox>,
     #[serde(default)]
     pub(crate) policy: RawPolicy,
+    pub(crate) enrollment: Option<RawEnrollment>,
     /// Read as plain tables so that an error can name the rule.
     #[serde(default)]
     pub(crate) rule: Vec<toml::Table>,
@@ -107,6 +108,20 @@ impl Default for RawLockout {
     fn default() -> Self {
         RawLockout { failures: 10, minutes: 15 }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEnrollment {
+    pub(crate) countries: Vec<String>,
+    #[serde(default = "default_enrollment_template")]
+    pub(crate) template: String,
+}
+
+pub const DEFAULT_ENROLLMENT_TEMPLATE: &str = "{code} is your code to set up SMS login on {host}. It expires in {minutes} minutes. If you did not ask for it, ignore this message.";
+
+fn default_enrollment_template() -> String {
+    DEFAULT_ENROLLMENT_TEMPLATE.to_owned()
 }
 
 #[derive(Debug, Deserialize)]

@@ -199,6 +199,23 @@ fn toml_errors_show_the_line_a_caret_plain_types_and_the_likely_key() {
 }
 
 #[test]
+fn enrollment_at_login_needs_a_list_of_calling_codes() {
+    let e = parse_err(&format!("unenrolled = \"enroll\"\n{}", messaging("")));
+    assert!(e.contains("needs an [enrollment] table with countries"), "{e}");
+    let enroll = |table: &str| format!("unenrolled = \"enroll\"\n{}\n[enrollment]\n{table}", messaging(""));
+    assert!(parse_err(&enroll("countries = []")).contains("enrollment.countries is empty"));
+    assert!(parse_err(&enroll("countries = [\"44\"]")).contains("\"44\" is not a calling code"));
+    assert!(parse_err(&enroll("countries = [\"+1\"]\ntemplate = \"no code\"")).contains("enrollment.template"));
+    let c = parse(&enroll("countries = [\"+1\", \"+44\"]")).unwrap();
+    assert_eq!(c.unenrolled, Unenrolled::Enroll);
+    assert_eq!(c.enrollment.unwrap().countries, ["+1", "+44"]);
+    // Prepared while another mode runs: checked, then unused.
+    let c = parse(&format!("{}\n[enrollment]\ncountries = [\"+1\"]", messaging(""))).unwrap();
+    assert_eq!(c.unenrolled, Unenrolled::Deny);
+    assert!(parse_err(&format!("{}\n[enrollment]\ncountries = [\"1\"]", messaging(""))).contains("calling code"));
+}
+
+#[test]
 fn secrets_never_print() {
     let c = parse(&messaging("")).unwrap();
     let dbg = format!("{c:?}");

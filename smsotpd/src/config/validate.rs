@@ -9,6 +9,40 @@ use super::raw::{RawCodes, RawLockout, RawPolicy, RawRule};
 use super::{Codes, Lockout, PAM_DEFAULT_TIMEOUT_SECONDS, range};
 use crate::policy::{Action, Cidr, Policy, Rule};
 
+/// `unenrolled = "enroll"` needs the countries numbers may come from:
+/// without that list a stranger's script could make us text premium ranges.
+pub(crate) fn validate_enrollment(
+    unenrolled: super::Unenrolled,
+    raw: Option<&super::raw::RawEnrollment>,
+) -> Result<Option<super::Enrollment>, String> {
+    let Some(raw) = raw else {
+        if unenrolled == super::Unenrolled::Enroll {
+            return Err("unenrolled = \"enroll\" needs an [enrollment] table with countries = [\"+1\", ...]: the calling codes a number may start with".into());
+        }
+        return Ok(None);
+    };
+    if raw.countries.is_empty() {
+        return Err(
+            "enrollment.countries is empty: list the calling codes numbers may start with, e.g. [\"+1\", \"+44\"]"
+                .into(),
+        );
+    }
+    for c in &raw.countries {
+        let digits = c.strip_prefix('+').unwrap_or_default();
+        if digits.is_empty()
+            || digits.len() > 4
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || digits.starts_with('0')
+        {
+            return Err(format!(
+                "enrollment.countries: {c:?} is not a calling code; write \"+\" and 1 to 4 digits, e.g. \"+44\""
+            ));
+        }
+    }
+    let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("enrollment.template: {e}"))?;
+    Ok(Some(super::Enrollment { countries: raw.countries.clone(), template }))
+}
+
 pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
     let length = range("codes.length", c.length, 6, 10, " (NIST SP 800-63B asks for at least 6 digits)")?;
     let expiry = range("codes.expiry_seconds", c.expiry_seconds, 60, 600, " (NIST SP 800-63B: at most 10 minutes)")?;

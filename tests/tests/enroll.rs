@@ -1,0 +1,49 @@
+//! Enrollment at login through the real module and daemon
+//! (`unenrolled = "enroll"`): the number, the code sent there, and only
+//! then the enrollment; numbers outside the allowed countries are refused
+//! before anything is sent.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use smsotp_tests::pam::{Code, typed};
+use smsotp_tests::world::World;
+
+const CONFIG: (&str, &str) = ("unenrolled = \"enroll\"", "[enrollment]\ncountries = [\"+1\"]");
+
+#[test]
+fn a_user_without_a_number_enrolls_at_login_with_proof_of_possession() {
+    let w = World::messaging(CONFIG.0, CONFIG.1);
+    // "daemon" exists on every Debian system and is not enrolled here.
+    let run = w.pam("daemon").run(vec![typed("+33 6 12 34 56 78"), typed("+1 (415) 555-0177"), w.code_of(1)]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let shown = run.shown();
+    for line in [
+        "SMS login is not set up for this account yet.",
+        "Mobile number for login codes (+ and country code): ",
+        "That number cannot be used: numbers from that country cannot be used here (allowed: +1).",
+        "A login code is on its way by SMS to ******0177.",
+        "SMS code: ",
+    ] {
+        assert!(shown.contains(line), "missing {line:?} in:\n{shown}");
+    }
+    let sms = w.twilio.messages();
+    assert_eq!(sms.len(), 1, "nothing went to the refused number: {sms:?}");
+    assert_eq!(sms[0].to, "+14155550177");
+    assert!(sms[0].body.contains("to set up SMS login on"), "{}", sms[0].body);
+    let show = w.daemon.ctl_ok(&["show", "daemon"]);
+    assert!(show.contains("******0177"), "enrolled: {show}");
+    assert!(w.daemon.log_text().contains("event=enrolled-at-login user=daemon to=******0177"));
+    // The next login is an ordinary one.
+    let run = w.pam("daemon").run(vec![w.code_of(2)]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert!(!run.shown().contains("Mobile number"), "{}", run.output);
+    w.assert_clean();
+}
+
+#[test]
+fn a_wrong_code_enrolls_nobody() {
+    let w = World::messaging(CONFIG.0, CONFIG.1);
+    let run = w.pam("daemon").run(vec![typed("+14155550166"), typed("000000"), typed("000001"), typed("000002")]);
+    assert_ne!(run.code, Code::Success, "{}", run.output);
+    let out = w.daemon.ctl(&["show", "daemon"]);
+    assert_eq!(out.status.code(), Some(4), "not enrolled: {}", String::from_utf8_lossy(&out.stderr));
+}
