@@ -421,6 +421,9 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
         let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
         let check = match crate::server::provider(cfg, clock) {
             Ok(crate::provider::AnyProvider::Twilio(t)) => Some(t.check_credentials().await.map_err(|e| e.to_string())),
+            Ok(crate::provider::AnyProvider::Command(c)) => {
+                Some(c.check_program().map(|()| "command: the program is root's and executable (not run)".to_owned()))
+            }
             Ok(crate::provider::AnyProvider::Outbox(_)) => {
                 findings.push(Finding {
                     level: Level::Warn,
@@ -457,6 +460,7 @@ fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {
         Provider::Outbox { path } => {
             format!("outbox ({}; codes are NOT sent by SMS)", path.display())
         }
+        Provider::Command { path, timeout } => format!("command ({}, at most {} s)", path.display(), timeout.as_secs()),
     };
     writeln!(
         out,

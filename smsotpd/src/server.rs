@@ -25,6 +25,9 @@ pub fn provider(cfg: &Config, clock: SharedClock) -> Result<AnyProvider, String>
             AnyProvider::Twilio(Box::new(Twilio::new(Api::Verify, t.clone(), clock).map_err(|e| e.to_string())?))
         }
         ProviderConfig::Outbox { path } => AnyProvider::Outbox(Outbox::new(path.clone(), clock)),
+        ProviderConfig::Command { path, timeout } => {
+            AnyProvider::Command(crate::provider::command::Command::new(path.clone(), *timeout, clock))
+        }
     })
 }
 

@@ -60,6 +60,7 @@ pub enum ProviderKind {
     TwilioMessaging,
     TwilioVerify,
     Outbox,
+    Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -119,7 +120,14 @@ pub struct Lockout {
 pub enum Provider {
     TwilioMessaging(Twilio),
     TwilioVerify(Twilio),
-    Outbox { path: PathBuf },
+    Outbox {
+        path: PathBuf,
+    },
+    /// A program of the administrator's (provider/command.rs).
+    Command {
+        path: PathBuf,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +225,23 @@ impl Config {
                     return Err(err("outbox.path must be an absolute path".to_owned()));
                 }
                 Provider::Outbox { path: outbox.path }
+            }
+            ProviderKind::Command => {
+                let c = raw.command.ok_or_else(|| {
+                    err("provider = \"command\" needs a [command] table with path = \"/usr/local/lib/smsotp/send-sms\"".to_owned())
+                })?;
+                if !c.path.is_absolute() {
+                    return Err(err("command.path must be an absolute path (no search through PATH)".to_owned()));
+                }
+                let timeout = range(
+                    "command.timeout_seconds",
+                    c.timeout_seconds,
+                    1,
+                    codes.deadline.as_secs(),
+                    " (at most codes.deadline_seconds)",
+                )
+                .map_err(err)?;
+                Provider::Command { path: c.path, timeout: Duration::from_secs(timeout) }
             }
             kind @ (ProviderKind::TwilioMessaging | ProviderKind::TwilioVerify) => {
                 let tw = raw.twilio.ok_or_else(|| {
@@ -318,6 +343,7 @@ impl ProviderKind {
             ProviderKind::TwilioMessaging => "twilio-messaging",
             ProviderKind::TwilioVerify => "twilio-verify",
             ProviderKind::Outbox => "outbox",
+            ProviderKind::Command => "command",
         }
     }
 }

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub(crate) message: RawMessage,
     pub(crate) twilio: Option<RawTwilio>,
     pub(crate) outbox: Option<RawOutbox>,
+    pub(crate) command: Option<RawCommand>,
     #[serde(default)]
     pub(crate) policy: RawPolicy,
     pub(crate) enrollment: Option<RawEnrollment>,
@@ -169,6 +170,18 @@ pub(crate) fn default_verify_api_base() -> String {
 }
 pub(crate) fn default_request_timeout() -> u64 {
     5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCommand {
+    pub(crate) path: PathBuf,
+    #[serde(default = "default_command_timeout")]
+    pub(crate) timeout_seconds: u64,
+}
+
+fn default_command_timeout() -> u64 {
+    8
 }
 
 #[derive(Debug, Deserialize)]

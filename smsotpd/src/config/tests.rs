@@ -216,6 +216,17 @@ fn enrollment_at_login_needs_a_list_of_calling_codes() {
 }
 
 #[test]
+fn the_command_provider_needs_an_absolute_program_and_a_sane_time_limit() {
+    let base = "version = 1\nprovider = \"command\"\n";
+    assert!(parse_err(base).contains("needs a [command] table"));
+    assert!(parse_err(&format!("{base}[command]\npath = \"send-sms\"")).contains("absolute path"));
+    let e = parse_err(&format!("{base}[command]\npath = \"/usr/local/bin/send\"\ntimeout_seconds = 0"));
+    assert!(e.contains("command.timeout_seconds = 0 is out of range"), "{e}");
+    let c = parse(&format!("{base}[command]\npath = \"/usr/local/bin/send\"")).unwrap();
+    assert!(matches!(c.provider, Provider::Command { timeout, .. } if timeout == Duration::from_secs(8)));
+}
+
+#[test]
 fn secrets_never_print() {
     let c = parse(&messaging("")).unwrap();
     let dbg = format!("{c:?}");

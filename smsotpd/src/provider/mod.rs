@@ -4,6 +4,7 @@
 //! (Programmable Messaging, the outbox) and those that make and check the
 //! code themselves (Verify). [`Provider::makes_codes`] tells them apart.
 
+pub mod command;
 pub mod outbox;
 pub mod twilio;
 pub mod twilio_config;
@@ -120,6 +121,7 @@ pub trait Provider: Send + Sync + 'static {
 pub enum AnyProvider {
     Twilio(Box<twilio::Twilio>),
     Outbox(outbox::Outbox),
+    Command(command::Command),
 }
 
 impl Provider for AnyProvider {
@@ -127,6 +129,7 @@ impl Provider for AnyProvider {
         match self {
             AnyProvider::Twilio(t) => t.name(),
             AnyProvider::Outbox(o) => o.name(),
+            AnyProvider::Command(c) => c.name(),
         }
     }
 
@@ -134,6 +137,7 @@ impl Provider for AnyProvider {
         match self {
             AnyProvider::Twilio(t) => t.makes_codes(),
             AnyProvider::Outbox(o) => o.makes_codes(),
+            AnyProvider::Command(c) => c.makes_codes(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Provider for AnyProvider {
         match self {
             AnyProvider::Twilio(t) => t.send(msg, deadline).await,
             AnyProvider::Outbox(o) => o.send(msg, deadline).await,
+            AnyProvider::Command(c) => c.send(msg, deadline).await,
         }
     }
 
@@ -148,6 +153,7 @@ impl Provider for AnyProvider {
         match self {
             AnyProvider::Twilio(t) => t.check(reference, code, deadline).await,
             AnyProvider::Outbox(o) => o.check(reference, code, deadline).await,
+            AnyProvider::Command(c) => c.check(reference, code, deadline).await,
         }
     }
 }
