@@ -21,6 +21,13 @@ impl<P: Provider> Daemon<P> {
     pub fn enroll(&self, _root: &Root, user: &str, number: &str) -> Result<String, LoginError> {
         let name = Self::admin_user(user)?;
         let phone = PhoneNumber::parse(number).map_err(|e| LoginError::InvalidArgument(e.to_string()))?;
+        if !self.destination_allowed(&phone) {
+            return Err(LoginError::InvalidArgument(format!(
+                "{} is outside destinations.countries ({}); no SMS may go there",
+                phone.masked(),
+                self.cfg.destinations.as_deref().unwrap_or_default().join(", ")
+            )));
+        }
         if !nss::user_exists(name.as_str()) {
             return Err(LoginError::InvalidArgument(format!(
                 "there is no user {name} on this system (getent passwd {name} finds nothing); create the account first"
@@ -173,6 +180,12 @@ impl<P: Provider> Daemon<P> {
             return Err(LoginError::InvalidArgument(
                 "twilio-verify sends its own codes only; test it with a real login instead".into(),
             ));
+        }
+        if !self.destination_allowed(&phone) {
+            return Err(LoginError::InvalidArgument(format!(
+                "{} is outside destinations.countries; no SMS may go there",
+                phone.masked()
+            )));
         }
         let body = format!("smsotp test message from {}. No action is needed.", self.hostname);
         let msg = Outgoing { to: &phone, body: &body, validity: self.cfg.codes.expiry };

@@ -15,6 +15,8 @@ pub enum Event {
     CodeResent,
     /// SIGHUP: a new configuration (policy, limits, provider) is in force.
     ConfigReloaded,
+    /// An SMS was not sent: its number is outside destinations.countries.
+    DestinationRefused,
     /// An enrolling user's code went to the number they gave.
     EnrollCodeSent,
     /// An enrolling user typed the right code: enrolled with that number.
@@ -81,6 +83,7 @@ impl Event {
             Event::ConfigReloaded => "config-reloaded",
             Event::BypassIssued => "bypass-issued",
             Event::EnrollCodeSent => "enroll-code-sent",
+            Event::DestinationRefused => "destination-refused",
             Event::EnrolledAtLogin => "enrolled-at-login",
             Event::EnrollNumberRefused => "enroll-number-refused",
             Event::BypassUsed => "bypass-used",

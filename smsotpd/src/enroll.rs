@@ -43,6 +43,12 @@ pub fn allowed(phone: &PhoneNumber, countries: &[String]) -> bool {
 }
 
 impl<P: Provider> Daemon<P> {
+    /// Whether `destinations.countries` lets an SMS go to `phone`; checked
+    /// before every send and at every enrollment (toll fraud).
+    pub(crate) fn destination_allowed(&self, phone: &PhoneNumber) -> bool {
+        self.cfg.destinations.as_ref().is_none_or(|c| allowed(phone, c))
+    }
+
     /// The right code proved the number: the user is enrolled with it,
     /// unless an administrator enrolled them meanwhile.
     pub(crate) fn enroll_at_login(&self, name: &UserName, phone: &PhoneNumber) -> Result<(), LoginError> {
@@ -69,7 +75,7 @@ impl<P: Provider> Daemon<P> {
             ));
         };
         let checked = normalize(typed).and_then(|p| {
-            if allowed(&p, &enrollment.countries) {
+            if allowed(&p, &enrollment.countries) && self.destination_allowed(&p) {
                 Ok(p)
             } else {
                 Err(format!(

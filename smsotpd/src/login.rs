@@ -173,6 +173,15 @@ impl<P: Provider> Daemon<P> {
             (Some(e), Event::EnrollCodeSent) => self.render_with(&e.template, code.unwrap_or_default(), &ctx.service),
             _ => self.render(code.unwrap_or_default(), &ctx.service),
         };
+        if !self.destination_allowed(phone) {
+            audit::event(Event::DestinationRefused)
+                .field("user", user)
+                .field("service", &ctx.service)
+                .field("rhost", &ctx.rhost)
+                .field("to", &phone.masked())
+                .log();
+            return Err((LoginError::DeliveryFailed("the number is outside destinations.countries".into()), false));
+        }
         let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry };
         let result = self.provider.send(&msg, self.deadline()).await;
         match result {

@@ -146,6 +146,7 @@ fn config(dir: &std::path::Path) -> Config {
         hostname: None,
         policy: crate::policy::Policy::default(),
         enrollment: None,
+        destinations: None,
     }
 }
 
@@ -910,4 +911,26 @@ async fn unusable_numbers_count_as_wrong_answers() {
     assert_eq!(err, LoginError::UnknownChallenge, "three tries and the login is over");
     assert!(logs().iter().any(|l| l.contains("event=enroll-number-refused user=daemon")));
     assert!(w.fake.sent().is_empty());
+}
+
+#[tokio::test]
+async fn no_sms_leaves_for_a_number_outside_the_destination_list() {
+    // Enrolled (NUMBER is +1) before the list existed; then the list says +44.
+    let w = World::new();
+    let mut cfg = w.daemon.config().clone();
+    cfg.destinations = Some(vec!["+44".into()]);
+    let store = Store::open(w.dir.path()).unwrap();
+    let daemon = Arc::new(Daemon::new(cfg, "web1".into(), store, w.fake.clone(), Arc::new(w.clock.clone())).unwrap());
+    let w2 = World { daemon, ..w };
+    let s = w2.start(USER).await;
+    assert_eq!(s.action, Action::Code);
+    let err = w2.daemon.check_code(&root(":1.9"), &s.challenge, "123456").await.unwrap_err();
+    assert!(matches!(&err, LoginError::DeliveryFailed(why) if why.contains("destinations.countries")), "{err:?}");
+    assert!(w2.fake.sent().is_empty(), "no request reached the provider");
+    assert!(logs().iter().any(|l| l.contains("event=destination-refused user=root")), "{:?}", logs());
+    // Nor may an administrator enroll such a number, or test-send to it.
+    let e = w2.daemon.enroll(&root(":1.1"), USER, "+14155550188").unwrap_err();
+    assert!(matches!(&e, LoginError::InvalidArgument(why) if why.contains("outside destinations.countries")), "{e:?}");
+    assert!(w2.daemon.test_send(&root(":1.1"), "+14155550188").await.is_err());
+    assert!(w2.daemon.enroll(&root(":1.1"), USER, "+447911123456").is_ok());
 }

@@ -95,6 +95,8 @@ pub struct Config {
     pub policy: Policy,
     /// Set when `unenrolled = "enroll"`.
     pub enrollment: Option<Enrollment>,
+    /// Calling codes any SMS may go to; None: anywhere.
+    pub destinations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,7 +274,9 @@ impl Config {
         };
         let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
         let enrollment = validate::validate_enrollment(raw.unenrolled, raw.enrollment.as_ref()).map_err(err)?;
+        let destinations = validate::validate_destinations(raw.destinations.as_ref()).map_err(err)?;
         Ok(Config {
+            destinations,
             enrollment,
             provider,
             policy,

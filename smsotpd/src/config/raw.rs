@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) policy: RawPolicy,
     pub(crate) enrollment: Option<RawEnrollment>,
+    pub(crate) destinations: Option<RawDestinations>,
     /// Read as plain tables so that an error can name the rule.
     #[serde(default)]
     pub(crate) rule: Vec<toml::Table>,
@@ -109,6 +110,12 @@ impl Default for RawLockout {
     fn default() -> Self {
         RawLockout { failures: 10, minutes: 15 }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDestinations {
+    pub(crate) countries: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -227,6 +227,17 @@ fn the_command_provider_needs_an_absolute_program_and_a_sane_time_limit() {
 }
 
 #[test]
+fn destinations_are_calling_codes_and_never_an_empty_list() {
+    let c = parse(&format!("{}\n[destinations]\ncountries = [\"+1\", \"+44\"]", messaging(""))).unwrap();
+    assert_eq!(c.destinations.unwrap(), ["+1", "+44"]);
+    assert!(parse(&messaging("")).unwrap().destinations.is_none(), "no table: anywhere");
+    let e = parse_err(&format!("{}\n[destinations]\ncountries = []", messaging("")));
+    assert!(e.contains("destinations.countries is empty"), "{e}");
+    let e = parse_err(&format!("{}\n[destinations]\ncountries = [\"+0\"]", messaging("")));
+    assert!(e.contains("\"+0\" is not a calling code"), "{e}");
+}
+
+#[test]
 fn secrets_never_print() {
     let c = parse(&messaging("")).unwrap();
     let dbg = format!("{c:?}");

@@ -27,20 +27,36 @@ pub(crate) fn validate_enrollment(
                 .into(),
         );
     }
-    for c in &raw.countries {
+    calling_codes("enrollment.countries", &raw.countries)?;
+    let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("enrollment.template: {e}"))?;
+    Ok(Some(super::Enrollment { countries: raw.countries.clone(), template }))
+}
+
+/// Each entry is "+" and 1 to 4 digits (a country's calling code or a
+/// longer prefix of it).
+pub(crate) fn calling_codes(key: &str, list: &[String]) -> Result<(), String> {
+    for c in list {
         let digits = c.strip_prefix('+').unwrap_or_default();
         if digits.is_empty()
             || digits.len() > 4
             || !digits.bytes().all(|b| b.is_ascii_digit())
             || digits.starts_with('0')
         {
-            return Err(format!(
-                "enrollment.countries: {c:?} is not a calling code; write \"+\" and 1 to 4 digits, e.g. \"+44\""
-            ));
+            return Err(format!("{key}: {c:?} is not a calling code; write \"+\" and 1 to 4 digits, e.g. \"+44\""));
         }
     }
-    let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("enrollment.template: {e}"))?;
-    Ok(Some(super::Enrollment { countries: raw.countries.clone(), template }))
+    Ok(())
+}
+
+/// `[destinations] countries`: where any SMS may go (toll fraud). An empty
+/// list would stop every SMS and is refused as a typo: leave the table out.
+pub(crate) fn validate_destinations(raw: Option<&super::raw::RawDestinations>) -> Result<Option<Vec<String>>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.countries.is_empty() {
+        return Err("destinations.countries is empty, so no SMS could go anywhere; list calling codes (e.g. [\"+1\"]) or remove the table".into());
+    }
+    calling_codes("destinations.countries", &raw.countries)?;
+    Ok(Some(raw.countries.clone()))
 }
 
 pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
