@@ -15,6 +15,8 @@ pub enum Event {
     CodeResent,
     /// SIGHUP: a new configuration (policy, limits, provider) is in force.
     ConfigReloaded,
+    /// codes.sms_per_host_per_day is reached (said at most hourly).
+    DailyCapReached,
     /// An SMS was not sent: its number is outside destinations.countries.
     DestinationRefused,
     /// An enrolling user's code went to the number they gave.
@@ -84,6 +86,7 @@ impl Event {
             Event::BypassIssued => "bypass-issued",
             Event::EnrollCodeSent => "enroll-code-sent",
             Event::DestinationRefused => "destination-refused",
+            Event::DailyCapReached => "daily-cap-reached",
             Event::EnrolledAtLogin => "enrolled-at-login",
             Event::EnrollNumberRefused => "enroll-number-refused",
             Event::BypassUsed => "bypass-used",

@@ -25,6 +25,10 @@ impl Tick {
         Tick(d)
     }
 
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+
     pub fn saturating_add(self, d: Duration) -> Self {
         Tick(self.0.saturating_add(d))
     }

@@ -350,6 +350,28 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
+/// How much of codes.sms_per_host_per_day the last 24 hours used.
+fn daily_budget_finding(c: &Config) -> crate::doctor::Finding {
+    use crate::clock::Clock;
+    use crate::doctor::{Finding, Level};
+    let text = std::fs::read_to_string(crate::limits::ledger_path(&c.state_directory)).unwrap_or_default();
+    let used = crate::limits::sends_in_last_day(&text, crate::clock::SystemClock.unix_now());
+    let cap = c.codes.sms_per_host_per_day as usize;
+    let what = format!("budget: {used} of {cap} SMS (codes.sms_per_host_per_day) in the last 24 hours");
+    let fix = "look for abuse in the audit log (event=code-sent, event=unknown-user), then raise codes.sms_per_host_per_day if the traffic is real".to_owned();
+    if used >= cap {
+        Finding {
+            level: Level::Fail,
+            what: format!("{what}: no SMS goes out; only trusted machines and skip rules get in"),
+            fix,
+        }
+    } else if used * 5 >= cap * 4 {
+        Finding { level: Level::Warn, what, fix }
+    } else {
+        Finding { level: Level::Ok, what, fix: String::new() }
+    }
+}
+
 /// This system's local accounts (/etc/passwd, /etc/group); directory users
 /// (LDAP, SSSD) are not listed.
 fn local_accounts() -> Result<Vec<crate::rollout::Account>, String> {
@@ -391,6 +413,9 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
         let proxy = SmsOtp1Proxy::new(&conn).await?;
         proxy.list_users().await.map_err(|e| zbus::Error::Failure(e.to_string()))
     };
+    if let Some(c) = &cfg {
+        findings.push(daily_budget_finding(c));
+    }
     let reached = reach.await;
     if let (Ok(users), Some(c)) = (&reached, &cfg)
         && c.unenrolled == config::Unenrolled::Deny

@@ -48,6 +48,10 @@ pub(crate) struct Volatile {
     /// Consecutive failures of names without a record (decoys), so that
     /// they lock out exactly like enrolled users do.
     pub(crate) decoy_failures: HashMap<String, (u32, u64)>,
+    /// When each SMS of this host went out in the last 24 hours (Unix s).
+    pub(crate) day: VecDeque<u64>,
+    /// When the daily cap was last reported (Unix s), to say it hourly.
+    pub(crate) cap_reported: u64,
 }
 
 pub(crate) const VOLATILE_CAP: usize = 50_000;
@@ -114,6 +118,7 @@ impl<P: Provider> Daemon<P> {
             })),
             deliveries: Arc::new(tokio::sync::Notify::new()),
         })
+        .inspect(|d: &Daemon<P>| d.load_ledger())
     }
 
     /// The daemon a reload makes from a new configuration: pending logins,

@@ -91,6 +91,8 @@ impl<P: Provider> Daemon<P> {
             state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
             (id, destination)
         };
+        // Budgets count decoys like real sends, across restarts too.
+        self.record_send(user);
         if enroll {
             return Ok(Start { action: Action::Enroll, challenge: id.as_str().to_owned(), destination: String::new() });
         }

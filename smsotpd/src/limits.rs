@@ -1,16 +1,60 @@
-//! Per-user budgets that need not survive a restart: SMS per hour, and the
-//! failure counts of names that have no record (decoys).
+//! Budgets: SMS per user per hour and per host per day (a spending cap
+//! against toll fraud), and the failure counts of names that have no record
+//! (decoys). The budgets survive a restart: every SMS the budget allowed is
+//! appended to `sends.log` in the state directory ("UNIX-SECONDS USER"),
+//! outside the global lock, and the last 24 hours of it are read back at
+//! start (and the file rewritten with only those).
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
+use crate::audit::{self, Event};
 use crate::daemon::{Daemon, State, VOLATILE_CAP};
 use crate::provider::Provider;
 
+const LEDGER: &str = "sends.log";
+const DAY: u64 = 24 * 3600;
+
+/// SMS in `sends.log`'s text sent in the 24 hours before `unix`.
+pub fn sends_in_last_day(ledger: &str, unix: u64) -> usize {
+    ledger
+        .lines()
+        .filter_map(|l| l.split_once(' ')?.0.parse::<u64>().ok())
+        .filter(|&t| t <= unix && t.saturating_add(DAY) > unix)
+        .count()
+}
+
+/// Where `sends.log` is in a state directory.
+pub fn ledger_path(state_directory: &std::path::Path) -> std::path::PathBuf {
+    state_directory.join(LEDGER)
+}
+
 impl<P: Provider> Daemon<P> {
-    /// Records an SMS to `user` if the hourly budget allows it.
+    /// Records an SMS to `user` if the hourly budget of the user and the
+    /// daily one of the host allow it. The caller then writes it down with
+    /// [`Daemon::record_send`], after the global lock.
     pub(crate) fn take_send_budget(&self, state: &mut State, user: &str) -> bool {
         let now = self.clock.tick();
+        let unix = self.clock.unix_now();
         let hour = Duration::from_secs(3600);
+        let day = &mut state.volatile.day;
+        while day.front().is_some_and(|t| t.saturating_add(DAY) <= unix) {
+            day.pop_front();
+        }
+        if day.len() >= self.cfg.codes.sms_per_host_per_day as usize {
+            if state.volatile.cap_reported.saturating_add(3600) <= unix {
+                state.volatile.cap_reported = unix;
+                tracing::error!(
+                    "codes.sms_per_host_per_day ({}) is reached: no SMS goes out until older ones are 24 hours old; only trusted machines and skip rules get in",
+                    self.cfg.codes.sms_per_host_per_day
+                );
+                audit::event(Event::DailyCapReached)
+                    .field("cap", &self.cfg.codes.sms_per_host_per_day.to_string())
+                    .log();
+            }
+            return false;
+        }
         if state.volatile.sends.len() >= VOLATILE_CAP {
             state.volatile.sends.retain(|_, q| q.back().is_some_and(|t| t.saturating_add(hour) > now));
         }
@@ -22,6 +66,69 @@ impl<P: Provider> Daemon<P> {
             return false;
         }
         q.push_back(now);
+        state.volatile.day.push_back(unix);
         true
+    }
+
+    /// Writes down an SMS the budget allowed (append, no fsync: a crash of
+    /// the daemon loses nothing, a power loss at most the last lines).
+    pub(crate) fn record_send(&self, user: &str) {
+        let path = self.store.root().join(LEDGER);
+        let line = format!("{} {}\n", self.clock.unix_now(), crate::names::sanitize_for_log(user));
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!("cannot write {}: {e}; SMS budgets will not survive a restart", path.display());
+        }
+    }
+
+    /// Reads the last 24 hours of sends back into the budgets, and keeps
+    /// only those in the file (atomically).
+    pub(crate) fn load_ledger(&self) {
+        let path = self.store.root().join(LEDGER);
+        let Ok(text) = std::fs::read_to_string(&path) else { return };
+        let unix = self.clock.unix_now();
+        let now = self.clock.tick();
+        let mut kept = String::new();
+        let mut state = self.lock();
+        for line in text.lines() {
+            let Some((t, user)) = line.split_once(' ') else { continue };
+            let Ok(t) = t.parse::<u64>() else { continue };
+            if t > unix || t.saturating_add(DAY) <= unix {
+                continue;
+            }
+            kept.push_str(line);
+            kept.push('\n');
+            state.volatile.day.push_back(t);
+            let age = Duration::from_secs(unix - t);
+            if age < Duration::from_secs(3600) {
+                let at = crate::clock::Tick::from_duration(now.as_duration().saturating_sub(age));
+                state.volatile.sends.entry(user.to_owned()).or_default().push_back(at);
+            }
+        }
+        drop(state);
+        let tmp = path.with_extension("log.tmp");
+        let rewrite = std::fs::write(&tmp, &kept).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = rewrite {
+            tracing::warn!("cannot compact {}: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_day_counts_only_the_last_day() {
+        let ledger = "100 root\n90000 alice\n90001 bob\nnonsense\n200000 future\n";
+        assert_eq!(sends_in_last_day(ledger, 90002), 2, "100 is older than a day; 200000 is in the future");
+        assert_eq!(sends_in_last_day(ledger, 86_499), 1, "only 100 is within a day and not ahead");
+        assert_eq!(sends_in_last_day("", 1), 0);
     }
 }

@@ -128,6 +128,7 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::Busy);
             }
         }
+        self.record_send(user);
         // The answer goes out now, for everyone alike; the provider call
         // runs in the background and the next call waits for it.
         let secret = match &code {

@@ -139,6 +139,7 @@ fn config(dir: &std::path::Path) -> Config {
             resends: 3,
             max_pending: 100,
             sms_per_user_per_hour: 100,
+            sms_per_host_per_day: 10_000,
             deadline: Duration::from_secs(10),
         },
         lockout: Lockout { failures: 10, duration: Duration::from_secs(900) },
@@ -933,4 +934,34 @@ async fn no_sms_leaves_for_a_number_outside_the_destination_list() {
     assert!(matches!(&e, LoginError::InvalidArgument(why) if why.contains("outside destinations.countries")), "{e:?}");
     assert!(w2.daemon.test_send(&root(":1.1"), "+14155550188").await.is_err());
     assert!(w2.daemon.enroll(&root(":1.1"), USER, "+447911123456").is_ok());
+}
+
+#[tokio::test]
+async fn sms_budgets_survive_a_restart() {
+    let w = World::with(Fake::default(), |c| c.codes.sms_per_user_per_hour = 2);
+    for n in 0..2 {
+        assert_eq!(w.start_ctx(USER, &from(&format!("192.0.2.{n}"), "sshd")).await.action, Action::Code);
+    }
+    let w = w.restart();
+    let third = w.daemon.start_login(&root(":1.9"), USER, &from("192.0.2.9", "sshd")).await;
+    assert_eq!(third.unwrap_err(), LoginError::RateLimited, "the hour's two SMS are remembered");
+    w.clock.advance(Duration::from_secs(3601));
+    let w = w.restart();
+    assert_eq!(w.start_ctx(USER, &from("192.0.2.10", "sshd")).await.action, Action::Code, "an hour later");
+}
+
+#[tokio::test]
+async fn the_daily_cap_of_the_host_holds_across_users_and_restarts() {
+    let w = World::with(Fake::default(), |c| c.codes.sms_per_host_per_day = 3);
+    for user in [USER, "daemon", "nosuchuser"] {
+        w.start(user).await;
+    }
+    let w = w.restart();
+    let refused = w.daemon.start_login(&root(":1.9"), USER, &from("192.0.2.77", "sshd")).await;
+    assert_eq!(refused.unwrap_err(), LoginError::RateLimited);
+    assert!(logs().iter().any(|l| l.contains("event=daily-cap-reached cap=3")), "{:?}", logs());
+    assert!(logs().iter().any(|l| l.contains("codes.sms_per_host_per_day (3) is reached")), "{:?}", logs());
+    w.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let w = w.restart();
+    assert_eq!(w.start_ctx(USER, &from("192.0.2.78", "sshd")).await.action, Action::Code, "a day later");
 }

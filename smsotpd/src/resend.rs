@@ -25,6 +25,12 @@ impl<P: Provider> Daemon<P> {
         let result = self.resend_in_turn(&id, &mut turn);
         self.end_turn(turn, &id)?;
         let (answer, job) = result?;
+        if answer.status == Status::Resent {
+            let user = self.lock().challenges.get_mut(&id).map(|c| c.user.clone());
+            if let Some(user) = user {
+                self.record_send(&user);
+            }
+        }
         if let Some(job) = job {
             self.send_in_background(id, job);
         }

@@ -70,3 +70,18 @@ fn after_kill_9_the_restarted_daemon_takes_logins() {
     let run = w.pam(USER).run(vec![w.code_of(1)]);
     assert_eq!(run.code, Code::Success, "enrollment and keys survive kill -9: {}", run.output);
 }
+
+#[test]
+fn the_hourly_sms_budget_survives_a_restart() {
+    let mut w = World::messaging("", "[codes]\nsms_per_user_per_hour = 1");
+    let run = w.pam(USER).run(vec![w.code_of(1)]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    w.daemon.restart();
+    let run = w.pam(USER).run(vec![]);
+    assert_eq!(run.code, Code::AuthErr, "{}", run.output);
+    assert!(run.shown().contains("Too many codes were requested for this account."), "{}", run.output);
+    assert_eq!(w.twilio.messages().len(), 1, "no second SMS after the restart");
+    let doctor = w.daemon.ctl(&["doctor", "--config", w.daemon.config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    assert!(text.contains("budget: 1 of 2000 SMS (codes.sms_per_host_per_day) in the last 24 hours"), "{text}");
+}

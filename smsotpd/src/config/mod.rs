@@ -108,6 +108,8 @@ pub struct Codes {
     pub resends: u32,
     pub max_pending: usize,
     pub sms_per_user_per_hour: u32,
+    /// Every SMS of this host in 24 hours (a spending cap; toll fraud).
+    pub sms_per_host_per_day: u32,
     /// The most one provider step (send or check, retries included) may take.
     pub deadline: Duration,
 }

@@ -81,6 +81,7 @@ pub(crate) struct RawCodes {
     pub(crate) resends: u32,
     pub(crate) max_pending: usize,
     pub(crate) sms_per_user_per_hour: u32,
+    pub(crate) sms_per_host_per_day: u32,
     pub(crate) deadline_seconds: u64,
 }
 
@@ -94,6 +95,7 @@ impl Default for RawCodes {
             resends: 3,
             max_pending: 10_000,
             sms_per_user_per_hour: 10,
+            sms_per_host_per_day: 2000,
             deadline_seconds: 10,
         }
     }

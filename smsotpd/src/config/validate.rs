@@ -67,6 +67,7 @@ pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
     let resends = range("codes.resends", c.resends, 0, 10, "")?;
     let max_pending = range("codes.max_pending", c.max_pending, 1, 1_000_000, "")?;
     let sms = range("codes.sms_per_user_per_hour", c.sms_per_user_per_hour, 1, 100, "")?;
+    let per_day = range("codes.sms_per_host_per_day", c.sms_per_host_per_day, 1, 1_000_000, "")?;
     let deadline = range(
         "codes.deadline_seconds",
         c.deadline_seconds,
@@ -82,6 +83,7 @@ pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
         resends,
         max_pending,
         sms_per_user_per_hour: sms,
+        sms_per_host_per_day: per_day,
         deadline: Duration::from_secs(deadline),
     })
 }
