@@ -190,9 +190,13 @@ struct Run {
     log: Vec<String>,
 }
 
-fn run_with(mut user: User, mut daemon: Smsotpd, options: Options) -> Run {
+fn run_with(user: User, daemon: Smsotpd, options: Options) -> Run {
+    run_items(user, daemon, options, &items())
+}
+
+fn run_items(mut user: User, mut daemon: Smsotpd, options: Options, items: &Items) -> Run {
     let mut log = Lines::default();
-    let final_message = options.final_message_for(&items().context.service);
+    let final_message = options.final_message_for(&items.context.service);
     let outcome = Flow {
         prompter: &mut user,
         daemon: &mut daemon,
@@ -201,7 +205,7 @@ fn run_with(mut user: User, mut daemon: Smsotpd, options: Options) -> Run {
         silent: false,
         final_message,
     }
-    .run(&items());
+    .run(items);
     let code = pam_code(&outcome, options.fail_mode);
     Run { outcome, code, said: std::mem::take(&mut user.said), calls: std::mem::take(&mut daemon.calls), log: log.0 }
 }
@@ -500,23 +504,9 @@ fn silent_flag_suppresses_messages_not_the_prompt() {
 
 /// As sshd's PAM conversation gets it (service "sshd").
 fn run_in_sshd(user: User, daemon: Smsotpd, options: Options) -> Run {
-    let mut user = user;
-    let mut daemon = daemon;
-    let mut log = Lines::default();
     let mut it = items();
     it.context.service = "sshd".into();
-    let final_message = options.final_message_for(&it.context.service);
-    let outcome = Flow {
-        prompter: &mut user,
-        daemon: &mut daemon,
-        log: &mut log,
-        options: &options,
-        silent: false,
-        final_message,
-    }
-    .run(&it);
-    let code = pam_code(&outcome, options.fail_mode);
-    Run { outcome, code, said: std::mem::take(&mut user.said), calls: std::mem::take(&mut daemon.calls), log: log.0 }
+    run_items(user, daemon, options, &it)
 }
 
 #[test]

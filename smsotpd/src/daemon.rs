@@ -98,27 +98,28 @@ impl<P: Provider> Daemon<P> {
         provider: P,
         clock: SharedClock,
     ) -> Result<Self, StoreError> {
+        let state = State {
+            challenges: Challenges::new(cfg.codes.max_pending),
+            offers: HashMap::new(),
+            volatile: Volatile::default(),
+            failed_rounds: HashMap::new(),
+            turns: HashMap::new(),
+        };
+        let shared = (Arc::new(Mutex::new(state)), Arc::new(tokio::sync::Notify::new()));
+        Daemon::assemble(cfg, hostname, store, provider, clock, shared).inspect(|d| d.load_ledger())
+    }
+
+    fn assemble(
+        cfg: Config,
+        hostname: String,
+        store: Store,
+        provider: P,
+        clock: SharedClock,
+        (state, deliveries): (Arc<Mutex<State>>, Arc<tokio::sync::Notify>),
+    ) -> Result<Self, StoreError> {
         let decoy_key = store.secret_key("decoy.key")?;
         let bypass_key = store.secret_key("bypass.key")?;
-        let max = cfg.codes.max_pending;
-        Ok(Daemon {
-            cfg,
-            hostname,
-            store,
-            provider,
-            clock,
-            decoy_key,
-            bypass_key,
-            state: Arc::new(Mutex::new(State {
-                challenges: Challenges::new(max),
-                offers: HashMap::new(),
-                volatile: Volatile::default(),
-                failed_rounds: HashMap::new(),
-                turns: HashMap::new(),
-            })),
-            deliveries: Arc::new(tokio::sync::Notify::new()),
-        })
-        .inspect(|d: &Daemon<P>| d.load_ledger())
+        Ok(Daemon { cfg, hostname, store, provider, clock, decoy_key, bypass_key, state, deliveries })
     }
 
     /// The daemon a reload makes from a new configuration: pending logins,
@@ -131,20 +132,9 @@ impl<P: Provider> Daemon<P> {
         store: Store,
         provider: P,
     ) -> Result<Self, StoreError> {
-        let decoy_key = store.secret_key("decoy.key")?;
-        let bypass_key = store.secret_key("bypass.key")?;
         previous.lock().challenges.set_max(cfg.codes.max_pending);
-        Ok(Daemon {
-            cfg,
-            hostname,
-            store,
-            provider,
-            clock: previous.clock.clone(),
-            decoy_key,
-            bypass_key,
-            state: previous.state.clone(),
-            deliveries: previous.deliveries.clone(),
-        })
+        let shared = (previous.state.clone(), previous.deliveries.clone());
+        Daemon::assemble(cfg, hostname, store, provider, previous.clock.clone(), shared)
     }
 
     pub fn config(&self) -> &Config {
