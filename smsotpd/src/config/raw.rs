@@ -95,7 +95,7 @@ impl Default for RawCodes {
             resends: 3,
             max_pending: 10_000,
             sms_per_user_per_hour: 10,
-            sms_per_host_per_day: 2000,
+            sms_per_host_per_day: 10_000,
             deadline_seconds: 10,
         }
     }
