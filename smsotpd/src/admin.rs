@@ -1,5 +1,7 @@
 //! What smsotpctl asks for: enrollments, lockouts, trust records, test SMS.
 
+use std::sync::Arc;
+
 use smsotp_proto::{TrustClass, TrustRow, UserRow, UserState, WireEnum};
 
 use crate::audit::{self, Event};
@@ -18,7 +20,7 @@ impl<P: Provider> Daemon<P> {
         UserName::parse(user).map_err(|e| LoginError::InvalidArgument(format!("{:?}: {e}", sanitize_for_log(user))))
     }
 
-    pub fn enroll(&self, _root: &Root, user: &str, number: &str) -> Result<String, LoginError> {
+    pub fn enroll(self: &Arc<Self>, _root: &Root, user: &str, number: &str) -> Result<String, LoginError> {
         let name = Self::admin_user(user)?;
         let phone = PhoneNumber::parse(number).map_err(|e| LoginError::InvalidArgument(e.to_string()))?;
         if !self.destination_allowed(&phone) {
@@ -34,7 +36,12 @@ impl<P: Provider> Daemon<P> {
             )));
         }
         let mut state = self.lock();
-        let record = match self.store.load(&name) {
+        let loaded = self.store.load(&name);
+        let old_phone = match &loaded {
+            Ok(Some(old)) if old.phone != phone => Some(old.phone.clone()),
+            _ => None,
+        };
+        let record = match loaded {
             // Same number: keep the counters. A new number starts afresh and
             // drops every trust record, bound to the old one.
             Ok(Some(old)) if old.phone == phone => old,
@@ -44,7 +51,46 @@ impl<P: Provider> Daemon<P> {
         self.store.save(&name, &record).map_err(|e| LoginError::Storage(e.to_string()))?;
         state.challenges.remove_user(name.as_str());
         audit::event(Event::Enrolled).field("user", name.as_str()).field("to", &phone.masked()).log();
+        drop(state);
+        if let Some(old) = old_phone {
+            self.notify_number_change(&name, old, phone.masked());
+        }
         Ok(phone.masked())
+    }
+
+    /// NIST SP 800-63B-4: a changed number is told to the old one, with the
+    /// host and the time, so that "this was not me" reaches its owner. Sent
+    /// in the background; a failure is logged, the change stands.
+    fn notify_number_change(self: &Arc<Self>, name: &UserName, old: PhoneNumber, new_masked: String) {
+        let user = name.to_string();
+        if self.provider.makes_codes() || !self.destination_allowed(&old) {
+            tracing::warn!(
+                "cannot tell the old number of {user} about the change ({}): the provider sends only codes or the number is outside destinations.countries",
+                old.masked()
+            );
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("cannot tell the old number of {user} about the change: no event loop");
+            return;
+        };
+        let this = Arc::clone(self);
+        runtime.spawn(async move {
+            let body = format!(
+                "The number for SMS login codes of {user} on {} was changed to {new_masked} at {}. If this was not you, tell your administrator now.",
+                this.hostname,
+                crate::clock::format_utc(this.clock.unix_now())
+            );
+            let msg = Outgoing { to: &old, body: &body, validity: this.cfg.codes.expiry };
+            match this.provider.send(&msg, this.deadline()).await {
+                Ok(reference) => audit::event(Event::NumberChangeNotified)
+                    .field("user", &user)
+                    .field("to", &old.masked())
+                    .field("ref", &reference)
+                    .log(),
+                Err(e) => this.log_provider_failure(&user, &LoginContext::default(), &old, &e),
+            }
+        });
     }
 
     pub fn unenroll(&self, _root: &Root, user: &str) -> Result<(), LoginError> {

@@ -15,6 +15,8 @@ pub enum Event {
     CodeResent,
     /// SIGHUP: a new configuration (policy, limits, provider) is in force.
     ConfigReloaded,
+    /// The old number was told that it no longer receives the codes.
+    NumberChangeNotified,
     /// codes.sms_per_host_per_day is reached (said at most hourly).
     DailyCapReached,
     /// An SMS was not sent: its number is outside destinations.countries.
@@ -87,6 +89,7 @@ impl Event {
             Event::EnrollCodeSent => "enroll-code-sent",
             Event::DestinationRefused => "destination-refused",
             Event::DailyCapReached => "daily-cap-reached",
+            Event::NumberChangeNotified => "number-change-notified",
             Event::EnrolledAtLogin => "enrolled-at-login",
             Event::EnrollNumberRefused => "enroll-number-refused",
             Event::BypassUsed => "bypass-used",

@@ -965,3 +965,23 @@ async fn the_daily_cap_of_the_host_holds_across_users_and_restarts() {
     let w = w.restart();
     assert_eq!(w.start_ctx(USER, &from("192.0.2.78", "sshd")).await.action, Action::Code, "a day later");
 }
+
+#[tokio::test]
+async fn a_changed_number_is_told_to_the_old_one() {
+    let w = World::new();
+    assert_eq!(w.daemon.enroll(&root(":1.1"), USER, NUMBER).unwrap(), "******0123");
+    settle().await;
+    assert!(w.fake.sent().is_empty(), "the same number again: nothing to tell");
+    w.daemon.enroll(&root(":1.1"), USER, "+14155550199").unwrap();
+    settle().await;
+    let sent = w.fake.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].0, NUMBER, "to the old number");
+    assert!(
+        sent[0].1.starts_with("The number for SMS login codes of root on web1 was changed to ******0199 at "),
+        "{}",
+        sent[0].1
+    );
+    assert!(sent[0].1.ends_with("If this was not you, tell your administrator now."));
+    assert!(logs().iter().any(|l| l.contains("event=number-change-notified user=root to=******0123")), "{:?}", logs());
+}

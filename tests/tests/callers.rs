@@ -99,8 +99,13 @@ fn the_shipped_policy_matrix() {
         let (_, out) = call_as(0, bus, &method, &args);
         assert!(!out.contains("AccessDenied") && !out.contains("PermissionDenied"), "{method} as root: {out}");
     }
-    // The refused calls never reached the daemon: the only SMS is from root's StartLogin.
-    assert_eq!(twilio.messages().len(), 1, "{:?}", twilio.messages());
+    // The refused calls never reached the daemon: the only SMS are root's,
+    // the code of its StartLogin and the notice its Enroll (a new number)
+    // sends to the old number.
+    let sms = twilio.messages();
+    assert_eq!(sms.len(), 2, "{sms:?}");
+    assert_eq!(sms.iter().filter(|m| m.body.contains("is your login code")).count(), 1, "{sms:?}");
+    assert_eq!(sms.iter().filter(|m| m.body.starts_with("The number for SMS login codes of root")).count(), 1);
 }
 
 #[test]
