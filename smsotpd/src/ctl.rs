@@ -350,6 +350,23 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
+/// Whether any number in the world may be texted (toll fraud).
+fn destinations_finding(c: &Config) -> crate::doctor::Finding {
+    use crate::doctor::{Finding, Level};
+    match &c.destinations {
+        Some(list) => Finding {
+            level: Level::Ok,
+            what: format!("destinations: SMS go only to {}", list.join(", ")),
+            fix: String::new(),
+        },
+        None => Finding {
+            level: Level::Warn,
+            what: "destinations: no [destinations] countries: any number in the world may be texted, premium ranges included".into(),
+            fix: "list the calling codes your users have, e.g. [destinations] countries = [\"+1\"] (README: destinations.countries)".into(),
+        },
+    }
+}
+
 /// How much of codes.sms_per_host_per_day the last 24 hours used.
 fn daily_budget_finding(c: &Config) -> crate::doctor::Finding {
     use crate::clock::Clock;
@@ -415,6 +432,7 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
     };
     if let Some(c) = &cfg {
         findings.push(daily_budget_finding(c));
+        findings.push(destinations_finding(c));
     }
     let reached = reach.await;
     if let (Ok(users), Some(c)) = (&reached, &cfg)

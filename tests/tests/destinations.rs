@@ -24,6 +24,9 @@ fn a_number_outside_the_destination_list_gets_no_request() {
     assert!(run.shown().contains("The login code could not be sent. Try again later."), "{}", run.output);
     assert!(w.twilio.requests().is_empty(), "a request reached the provider: {:?}", w.twilio.requests().len());
     assert!(w.daemon.log_text().contains("event=destination-refused user=root"), "{}", w.daemon.log_text());
+    let doctor = w.daemon.ctl(&["doctor", "--config", w.daemon.config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    assert!(text.contains("ok    destinations: SMS go only to +44"), "{text}");
     let out = w.daemon.ctl(&["enroll", "daemon", "+14155550100"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("outside destinations.countries"));

@@ -84,4 +84,5 @@ fn the_hourly_sms_budget_survives_a_restart() {
     let doctor = w.daemon.ctl(&["doctor", "--config", w.daemon.config.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&doctor.stdout).into_owned();
     assert!(text.contains("budget: 1 of 10000 SMS (codes.sms_per_host_per_day) in the last 24 hours"), "{text}");
+    assert!(text.contains("WARN  destinations: no [destinations] countries: any number in the world"), "{text}");
 }
