@@ -129,7 +129,7 @@ impl DbusDaemon {
 /// and the call cannot redirect it.
 async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>, OwnedUniqueName), ClientError> {
     let bus = t.bus.as_str();
-    let conn = connect_patiently(bus, t.timeout)
+    let conn = smsotp_proto::connect_patiently(bus, Some(t.timeout))
         .await
         .map_err(|e| ClientError::Unreachable(format!("cannot connect to {bus}: {e}")))?;
     let owner = match &t.verified {
@@ -144,47 +144,6 @@ async fn connect(t: &Target) -> Result<(zbus::Connection, SmsOtp1Proxy<'static>,
         .await
         .map_err(|e| ClientError::Unreachable(e.to_string()))?;
     Ok((conn, proxy, owner))
-}
-
-/// A connection, asked for again while the bus turns connections away
-/// because too many arrive at once (its stock limits: 64 not yet
-/// authenticated, 256 per uid, and every sshd pre-auth child is root).
-/// Nothing has been sent then, so asking again is safe; the call's timeout
-/// bounds the waiting. Any other error (no bus at that path) ends it at once.
-async fn connect_patiently(bus: &str, timeout: Duration) -> Result<zbus::Connection, zbus::Error> {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match zbus::connection::Builder::address(bus)?.method_timeout(timeout).build().await {
-            Err(e) if turned_away(&e) => {
-                // Spread the retries of processes turned away together.
-                let jitter = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
-                back_off(pause + pause.mul_f64((jitter % 1000) as f64 / 1000.0)).await;
-                pause = (pause * 2).min(Duration::from_millis(100));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Whether the bus refused or dropped a connection for load, not because
-/// nothing listens there.
-fn turned_away(e: &zbus::Error) -> bool {
-    use std::io::ErrorKind as K;
-    match e {
-        zbus::Error::MethodError(name, _, _) => name.as_str() == "org.freedesktop.DBus.Error.LimitsExceeded",
-        zbus::Error::FDO(e) => matches!(**e, zbus::fdo::Error::LimitsExceeded(_)),
-        zbus::Error::InputOutput(io) => matches!(
-            io.kind(),
-            K::WouldBlock | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
-        ),
-        zbus::Error::Handshake(_) => true,
-        _ => false,
-    }
-}
-
-#[allow(clippy::disallowed_methods)] // the client is the edge; a pause between attempts
-async fn back_off(pause: Duration) {
-    tokio::time::sleep(pause).await;
 }
 
 /// Who owns the daemon's name, if it is one of the uids we believe.

@@ -5,12 +5,14 @@
 //! or an error name. `tests/contract.rs` checks every value here against the
 //! XML, and smsotpd's interface test checks its introspection against it.
 
+mod connect;
 mod context;
 mod error;
 mod proxy;
 mod rows;
 mod wire;
 
+pub use connect::{connect_patiently, turned_away};
 pub use context::{LoginContext, context_key, limits, truncate_bytes};
 pub use error::Error;
 pub use proxy::SmsOtp1Proxy;

@@ -204,10 +204,11 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Doctor(c) => return doctor(bus, &c.config, out).await,
         _ => {}
     }
-    let conn = zbus::connection::Builder::address(bus)
-        .map_err(|e| fail(2, format!("bad --bus address: {e}")))?
-        .build()
+    zbus::Address::try_from(bus).map_err(|e| fail(2, format!("bad --bus address: {e}")))?;
+    // Turned away for load, it asks again, for half a minute at most.
+    let conn = tokio::time::timeout(std::time::Duration::from_secs(30), smsotp_proto::connect_patiently(bus, None))
         .await
+        .map_err(|_| fail(3, format!("the D-Bus system bus at {bus} turned us away for 30 s; it is overloaded")))?
         .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}")))?;
     let proxy = SmsOtp1Proxy::new(&conn).await.map_err(|e| from_bus(&e, bus))?;
     let daemon = |e: WireError| from_daemon(e, bus);
