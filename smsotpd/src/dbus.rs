@@ -240,7 +240,7 @@ impl SmsOtp {
         challenge: String,
     ) -> Result<(), SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon().trust_machine(&root, &challenge)?)
+        Ok(self.daemon().trust_machine(&root, &challenge).await?)
     }
 
     #[zbus(out_args("records"))]

@@ -773,20 +773,20 @@ async fn asking_the_user_first() {
     assert_eq!(a, Answer { status: Status::AcceptedOfferTrust, attempts_left: 30 });
     assert!(w.record().trust.is_empty(), "nothing recorded before the user says yes");
     assert_eq!(
-        w.daemon.trust_machine(&root(":1.9"), "0123456789abcdef0123456789abcdef"),
+        w.daemon.trust_machine(&root(":1.9"), "0123456789abcdef0123456789abcdef").await,
         Err(LoginError::UnknownChallenge),
         "only the id of the offer takes it"
     );
     // The answer comes on the module's next connection.
-    w.daemon.trust_machine(&root(":1.66"), &s.challenge).unwrap();
-    assert_eq!(w.daemon.trust_machine(&root(":1.9"), &s.challenge), Err(LoginError::UnknownChallenge), "once");
+    w.daemon.trust_machine(&root(":1.66"), &s.challenge).await.unwrap();
+    assert_eq!(w.daemon.trust_machine(&root(":1.9"), &s.challenge).await, Err(LoginError::UnknownChallenge), "once");
     assert_eq!(w.start_ctx(USER, &office).await.action, Action::Allow);
     // An offer not taken up within two minutes lapses.
     let other = from("192.0.2.8", "sshd");
     let s = w.start_ctx(USER, &other).await;
     w.check(&s.challenge, &w.fake.last_code()).await;
     w.clock.advance(Duration::from_secs(121));
-    assert_eq!(w.daemon.trust_machine(&root(":1.9"), &s.challenge), Err(LoginError::UnknownChallenge));
+    assert_eq!(w.daemon.trust_machine(&root(":1.9"), &s.challenge).await, Err(LoginError::UnknownChallenge));
 }
 
 #[tokio::test]

@@ -21,17 +21,20 @@ impl<P: Provider> Daemon<P> {
     }
 
     /// The user said yes to "Trust this machine?" after a right code.
-    pub fn trust_machine(&self, _root: &Root, id: &str) -> Result<(), LoginError> {
+    /// The record is read and written under the user's turn, outside the
+    /// global lock (turn.rs).
+    pub async fn trust_machine(&self, _root: &Root, id: &str) -> Result<(), LoginError> {
         let id = Self::parse_id(id)?;
-        let mut state = self.lock();
-        let now = self.clock.tick();
-        match state.offers.get(&id) {
-            Some(o) if o.until > now => {}
-            _ => return Err(LoginError::UnknownChallenge),
-        }
-        let Some(offer) = state.offers.remove(&id) else {
-            return Err(LoginError::UnknownChallenge);
+        let offer = {
+            let mut state = self.lock();
+            let now = self.clock.tick();
+            match state.offers.get(&id) {
+                Some(o) if o.until > now => {}
+                _ => return Err(LoginError::UnknownChallenge),
+            }
+            state.offers.remove(&id).ok_or(LoginError::UnknownChallenge)?
         };
+        let _turn = self.user_turn(offer.user.as_str()).await;
         let mut r = match self.store.load(&offer.user) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(LoginError::NotEnrolled(offer.user.to_string())),

@@ -58,7 +58,29 @@ impl Turn {
     }
 }
 
+/// The lock of `user`'s turn, made when no call holds it.
+fn turn_lock(state: &mut State, user: &str) -> Arc<tokio::sync::Mutex<()>> {
+    if state.turns.len() >= 1024 {
+        state.turns.retain(|_, w| w.strong_count() > 0);
+    }
+    match state.turns.get(user).and_then(Weak::upgrade) {
+        Some(l) => l,
+        None => {
+            let l = Arc::new(tokio::sync::Mutex::new(()));
+            state.turns.insert(user.to_owned(), Arc::downgrade(&l));
+            l
+        }
+    }
+}
+
 impl<P: Provider> Daemon<P> {
+    /// Waits for `user`'s turn, for a call that changes the record without
+    /// a challenge (TrustMachine).
+    pub(crate) async fn user_turn(&self, user: &str) -> OwnedMutexGuard<()> {
+        let lock = turn_lock(&mut self.lock(), user);
+        lock.lock_owned().await
+    }
+
     /// Waits for `id`'s user's turn and reads the record once.
     pub(crate) async fn turn(&self, id: &ChallengeId) -> Result<Turn, LoginError> {
         let (user, decoy, enrolling, lock) = {
@@ -71,17 +93,7 @@ impl<P: Provider> Daemon<P> {
                 Enrolling::Sent(p) => Some(p.clone()),
                 _ => None,
             };
-            if state.turns.len() >= 1024 {
-                state.turns.retain(|_, w| w.strong_count() > 0);
-            }
-            let lock = match state.turns.get(&user).and_then(Weak::upgrade) {
-                Some(l) => l,
-                None => {
-                    let l = Arc::new(tokio::sync::Mutex::new(()));
-                    state.turns.insert(user.clone(), Arc::downgrade(&l));
-                    l
-                }
-            };
+            let lock = turn_lock(&mut state, &user);
             (user, decoy, enrolling, lock)
         };
         let held = lock.lock_owned().await;
