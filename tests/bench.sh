@@ -25,5 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
 
-cargo build --release --quiet -p smsotpd -p pam_sms -p smsotp-tests --bin smsotp-bench
+# Two builds: with --bin, cargo would build only that binary of each package.
+cargo build --release --quiet -p smsotpd -p pam_sms
+cargo build --release --quiet -p smsotp-tests --bin smsotp-bench
 exec target/release/smsotp-bench "$@"

@@ -50,6 +50,8 @@ pub(crate) struct Volatile {
     pub(crate) decoy_failures: HashMap<String, (u32, u64)>,
     /// When each SMS of this host went out in the last 24 hours (Unix s).
     pub(crate) day: VecDeque<u64>,
+    /// The same, per user name.
+    pub(crate) user_day: HashMap<String, VecDeque<u64>>,
     /// When the daily cap was last reported (Unix s), to say it hourly.
     pub(crate) cap_reported: u64,
 }

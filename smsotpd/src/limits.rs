@@ -42,6 +42,14 @@ impl<P: Provider> Daemon<P> {
         while day.front().is_some_and(|t| t.saturating_add(DAY) <= unix) {
             day.pop_front();
         }
+        let host_hour = day.iter().rev().take_while(|t| t.saturating_add(3600) > unix).count();
+        if host_hour >= self.cfg.codes.sms_per_host_per_hour as usize {
+            tracing::warn!(
+                "codes.sms_per_host_per_hour ({}) is reached: an SMS was refused",
+                self.cfg.codes.sms_per_host_per_hour
+            );
+            return false;
+        }
         if day.len() >= self.cfg.codes.sms_per_host_per_day as usize {
             if state.volatile.cap_reported.saturating_add(3600) <= unix {
                 state.volatile.cap_reported = unix;
@@ -65,7 +73,21 @@ impl<P: Provider> Daemon<P> {
         if q.len() >= self.cfg.codes.sms_per_user_per_hour as usize {
             return false;
         }
-        q.push_back(now);
+        let user_day = &mut state.volatile.user_day;
+        if user_day.len() >= VOLATILE_CAP {
+            user_day.retain(|_, d| d.back().is_some_and(|t| t.saturating_add(DAY) > unix));
+        }
+        let d = user_day.entry(user.to_owned()).or_default();
+        while d.front().is_some_and(|t| t.saturating_add(DAY) <= unix) {
+            d.pop_front();
+        }
+        if d.len() >= self.cfg.codes.sms_per_user_per_day as usize {
+            return false;
+        }
+        d.push_back(unix);
+        if let Some(q) = state.volatile.sends.get_mut(user) {
+            q.push_back(now);
+        }
         state.volatile.day.push_back(unix);
         true
     }
@@ -105,6 +127,7 @@ impl<P: Provider> Daemon<P> {
             kept.push_str(line);
             kept.push('\n');
             state.volatile.day.push_back(t);
+            state.volatile.user_day.entry(user.to_owned()).or_default().push_back(t);
             let age = Duration::from_secs(unix - t);
             if age < Duration::from_secs(3600) {
                 let at = crate::clock::Tick::from_duration(now.as_duration().saturating_sub(age));

@@ -140,6 +140,8 @@ fn config(dir: &std::path::Path) -> Config {
             max_pending: 100,
             sms_per_user_per_hour: 100,
             sms_per_host_per_day: 10_000,
+            sms_per_host_per_hour: 10_000,
+            sms_per_user_per_day: 1_000,
             deadline: Duration::from_secs(10),
         },
         lockout: Lockout { failures: 10, duration: Duration::from_secs(900) },
@@ -984,4 +986,24 @@ async fn a_changed_number_is_told_to_the_old_one() {
     );
     assert!(sent[0].1.ends_with("If this was not you, tell your administrator now."));
     assert!(logs().iter().any(|l| l.contains("event=number-change-notified user=root to=******0123")), "{:?}", logs());
+}
+
+#[tokio::test]
+async fn per_user_daily_and_per_host_hourly_budgets() {
+    let w = World::with(Fake::default(), |c| c.codes.sms_per_user_per_day = 2);
+    for n in 0..2 {
+        w.start_ctx(USER, &from(&format!("192.0.2.{n}"), "sshd")).await;
+        w.clock.advance(Duration::from_secs(2 * 3600));
+    }
+    let w = w.restart();
+    let third = w.daemon.start_login(&root(":1.9"), USER, &from("192.0.2.9", "sshd")).await;
+    assert_eq!(third.unwrap_err(), LoginError::RateLimited, "two a day, hours apart, across a restart");
+
+    let w = World::with(Fake::default(), |c| c.codes.sms_per_host_per_hour = 2);
+    w.start(USER).await;
+    w.start("daemon").await;
+    let third = w.daemon.start_login(&root(":1.9"), "nosuchuser", &ctx()).await;
+    assert_eq!(third.unwrap_err(), LoginError::RateLimited, "the host's hour is used up, whoever asks");
+    w.clock.advance(Duration::from_secs(3601));
+    assert_eq!(w.start("nosuchuser").await.action, Action::Code, "an hour later");
 }

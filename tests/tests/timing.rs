@@ -54,7 +54,8 @@ fn start_login_times(provider: Canned) -> (Vec<f64>, Vec<f64>) {
     let bus = Bus::start(Policy::Shipped);
     let twilio = FakeTwilio::start();
     twilio.push(provider.forever());
-    let config = messaging_config(&twilio.url(), "", "[codes]\nsms_per_user_per_hour = 100\n");
+    let config =
+        messaging_config(&twilio.url(), "", "[codes]\nsms_per_user_per_hour = 100\nsms_per_user_per_day = 1000\n");
     let daemon = Daemon::start(&bus, &config);
     for (i, user) in ENROLLED.iter().enumerate() {
         daemon.ctl_ok(&["enroll", user, &format!("+1415555010{i}")]);

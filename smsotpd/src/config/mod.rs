@@ -110,6 +110,8 @@ pub struct Codes {
     pub sms_per_user_per_hour: u32,
     /// Every SMS of this host in 24 hours (a spending cap; toll fraud).
     pub sms_per_host_per_day: u32,
+    pub sms_per_host_per_hour: u32,
+    pub sms_per_user_per_day: u32,
     /// The most one provider step (send or check, retries included) may take.
     pub deadline: Duration,
 }

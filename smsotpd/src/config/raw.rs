@@ -82,6 +82,8 @@ pub(crate) struct RawCodes {
     pub(crate) max_pending: usize,
     pub(crate) sms_per_user_per_hour: u32,
     pub(crate) sms_per_host_per_day: u32,
+    pub(crate) sms_per_host_per_hour: u32,
+    pub(crate) sms_per_user_per_day: u32,
     pub(crate) deadline_seconds: u64,
 }
 
@@ -96,6 +98,8 @@ impl Default for RawCodes {
             max_pending: 10_000,
             sms_per_user_per_hour: 10,
             sms_per_host_per_day: 10_000,
+            sms_per_host_per_hour: 2_000,
+            sms_per_user_per_day: 30,
             deadline_seconds: 10,
         }
     }

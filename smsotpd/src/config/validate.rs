@@ -68,6 +68,8 @@ pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
     let max_pending = range("codes.max_pending", c.max_pending, 1, 1_000_000, "")?;
     let sms = range("codes.sms_per_user_per_hour", c.sms_per_user_per_hour, 1, 100, "")?;
     let per_day = range("codes.sms_per_host_per_day", c.sms_per_host_per_day, 1, 1_000_000, "")?;
+    let host_hour = range("codes.sms_per_host_per_hour", c.sms_per_host_per_hour, 1, 1_000_000, "")?;
+    let user_day = range("codes.sms_per_user_per_day", c.sms_per_user_per_day, 1, 1_000, "")?;
     let deadline = range(
         "codes.deadline_seconds",
         c.deadline_seconds,
@@ -84,6 +86,8 @@ pub(crate) fn validate_codes(c: &RawCodes) -> Result<Codes, String> {
         max_pending,
         sms_per_user_per_hour: sms,
         sms_per_host_per_day: per_day,
+        sms_per_host_per_hour: host_hour,
+        sms_per_user_per_day: user_day,
         deadline: Duration::from_secs(deadline),
     })
 }

@@ -175,7 +175,8 @@ impl Bench {
 
 /// Budgets wide enough that the bench never meets them (it measures the
 /// login path, not the limits).
-const CODES: &str = "[codes]\nsms_per_user_per_hour = 100\nsms_per_host_per_day = 1000000\nmax_pending = 1000000\n";
+const CODES: &str = "[codes]\nsms_per_user_per_hour = 100\nsms_per_user_per_day = 1000\n\
+                     sms_per_host_per_hour = 1000000\nsms_per_host_per_day = 1000000\nmax_pending = 1000000\n";
 
 fn passwd_line(i: usize) -> String {
     format!("{}:x:{}:990000::/nonexistent:/usr/sbin/nologin\n", user(i), 1_000_000 + i)
