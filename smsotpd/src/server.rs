@@ -38,23 +38,29 @@ pub fn hostname(cfg: &Config) -> String {
 }
 
 pub fn daemon(cfg: Config, clock: SharedClock) -> Result<Daemon<AnyProvider>, String> {
-    warn_about_outbox(&cfg);
-    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
-    let provider = provider(&cfg, clock.clone())?;
-    let host = hostname(&cfg);
+    let (store, provider, host) = parts(&cfg, clock.clone())?;
     Daemon::new(cfg, host, store, provider, clock).map_err(|e| e.to_string())
 }
 
 /// The daemon a reload makes from the configuration file as it is now; the
 /// error says why the running one stays.
 pub fn reloaded(opts: &Options, previous: &Daemon<AnyProvider>) -> Result<Daemon<AnyProvider>, String> {
-    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let cfg = Config::load(&opts.config, credentials.as_deref()).map_err(|e| e.to_string())?;
-    warn_about_outbox(&cfg);
-    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
-    let provider = provider(&cfg, previous.clock.clone())?;
-    let host = hostname(&cfg);
+    let cfg = load(opts)?;
+    let (store, provider, host) = parts(&cfg, previous.clock.clone())?;
     Daemon::succeeding(previous, cfg, host, store, provider).map_err(|e| e.to_string())
+}
+
+/// The configuration file, with secrets systemd passed (LoadCredential=).
+fn load(opts: &Options) -> Result<Config, String> {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    Config::load(&opts.config, credentials.as_deref()).map_err(|e| e.to_string())
+}
+
+/// What a daemon is built from besides the configuration.
+fn parts(cfg: &Config, clock: SharedClock) -> Result<(Store, AnyProvider, String), String> {
+    warn_about_outbox(cfg);
+    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
+    Ok((store, provider(cfg, clock)?, hostname(cfg)))
 }
 
 fn warn_about_outbox(cfg: &Config) {
@@ -72,8 +78,7 @@ pub struct Options {
 }
 
 pub async fn run(opts: Options) -> Result<(), String> {
-    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let cfg = Config::load(&opts.config, credentials.as_deref()).map_err(|e| e.to_string())?;
+    let cfg = load(&opts)?;
     let clock: SharedClock = Arc::new(SystemClock);
     let daemon = Arc::new(daemon(cfg, clock)?);
     let current = Current::new(daemon.clone());
