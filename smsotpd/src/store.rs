@@ -195,37 +195,10 @@ impl Store {
     /// `Ok(None)`: not enrolled. `Err(Corrupt)`: enrolled but unusable.
     pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
         self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let fd = match openat(
-            &self.users,
-            user.as_str(),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::Error::ENOENT) => return Ok(None),
-            Err(nix::Error::ELOOP) => return Err(corrupt(user, "the record is a symbolic link")),
-            Err(e) => return Err(corrupt(user, &format!("cannot open: {e}"))),
-        };
-        let file = std::fs::File::from(fd);
-        let meta = file.metadata().map_err(|e| corrupt(user, &format!("cannot stat: {e}")))?;
-        if !meta.is_file() {
-            return Err(corrupt(user, "the record is not a regular file"));
+        match read_private(&self.users, user, MAX_RECORD, "record")? {
+            Some(text) => parse_record(&text).map(Some).map_err(|reason| corrupt(user, &reason)),
+            None => Ok(None),
         }
-        if meta.nlink() != 1 {
-            return Err(corrupt(user, "the record has more than one hard link"));
-        }
-        if crate::config::check_owner_and_mode(&meta, true, "the record").is_err() {
-            return Err(corrupt(
-                user,
-                &format!("owner uid {} / mode {:04o} are not root's 0600", meta.uid(), meta.mode() & 0o7777),
-            ));
-        }
-        let mut text = String::new();
-        file.take(MAX_RECORD + 1).read_to_string(&mut text).map_err(|e| corrupt(user, &format!("cannot read: {e}")))?;
-        if text.len() as u64 > MAX_RECORD {
-            return Err(corrupt(user, "the record is larger than 64 KiB"));
-        }
-        parse_record(&text).map(Some).map_err(|reason| corrupt(user, &reason))
     }
 
     /// Writes atomically and durably: temp, fsync, rename, fsync directory.
@@ -242,31 +215,7 @@ impl Store {
     /// `Ok(None)`: no bypass issued. A record that is not a private regular
     /// file of root's is an error, never a match.
     pub fn load_bypass(&self, user: &UserName) -> Result<Option<String>, StoreError> {
-        let fd = match openat(
-            &self.bypass,
-            user.as_str(),
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(nix::Error::ENOENT) => return Ok(None),
-            Err(e) => return Err(io(format!("cannot open the bypass record of {user}"))(e)),
-        };
-        let file = std::fs::File::from(fd);
-        let meta = file
-            .metadata()
-            .map_err(|e| StoreError::Io { what: format!("cannot stat the bypass record of {user}"), source: e })?;
-        if !meta.is_file()
-            || meta.nlink() != 1
-            || crate::config::check_owner_and_mode(&meta, true, "the bypass record").is_err()
-        {
-            return Err(corrupt(user, "its bypass record is not a private regular file of root's"));
-        }
-        let mut text = String::new();
-        file.take(MAX_BYPASS)
-            .read_to_string(&mut text)
-            .map_err(|e| StoreError::Io { what: format!("cannot read the bypass record of {user}"), source: e })?;
-        Ok(Some(text))
+        read_private(&self.bypass, user, MAX_BYPASS, "bypass record")
     }
 
     /// Removes a user's bypass record, durably; true if there was one.
@@ -360,6 +309,43 @@ fn libc_nofollow() -> i32 {
 
 fn corrupt(user: &UserName, reason: &str) -> StoreError {
     StoreError::Corrupt { user: user.to_string(), reason: reason.to_owned() }
+}
+
+/// A user's file in `dir` (`what`: "record", "bypass record"): None when
+/// there is none; an error unless it is a private regular file of root's of
+/// at most `max` bytes (a link, a FIFO, a second hard link are refused).
+fn read_private(dir: &OwnedFd, user: &UserName, max: u64, what: &str) -> Result<Option<String>, StoreError> {
+    let fd = match openat(
+        dir,
+        user.as_str(),
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(nix::Error::ELOOP) => return Err(corrupt(user, &format!("the {what} is a symbolic link"))),
+        Err(e) => return Err(corrupt(user, &format!("cannot open the {what}: {e}"))),
+    };
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| corrupt(user, &format!("cannot stat the {what}: {e}")))?;
+    if !meta.is_file() {
+        return Err(corrupt(user, &format!("the {what} is not a regular file")));
+    }
+    if meta.nlink() != 1 {
+        return Err(corrupt(user, &format!("the {what} has more than one hard link")));
+    }
+    if crate::config::check_owner_and_mode(&meta, true, what).is_err() {
+        return Err(corrupt(
+            user,
+            &format!("owner uid {} / mode {:04o} are not root's 0600", meta.uid(), meta.mode() & 0o7777),
+        ));
+    }
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text).map_err(|e| corrupt(user, &format!("cannot read the {what}: {e}")))?;
+    if text.len() as u64 > max {
+        return Err(corrupt(user, &format!("the {what} is larger than {max} bytes")));
+    }
+    Ok(Some(text))
 }
 
 /// Writes `name` in `dir` atomically and durably: temp, fsync, rename,
