@@ -37,18 +37,9 @@ pub fn normalize(typed: &str) -> Result<PhoneNumber, String> {
     PhoneNumber::parse(&kept).map_err(|e| e.to_string())
 }
 
-/// Whether `phone` starts with one of the allowed calling codes.
-pub fn allowed(phone: &PhoneNumber, countries: &[String]) -> bool {
-    countries.iter().any(|c| phone.e164().starts_with(c.as_str()))
-}
+pub use crate::limits::allowed;
 
 impl<P: Provider> Daemon<P> {
-    /// Whether `destinations.countries` lets an SMS go to `phone`; checked
-    /// before every send and at every enrollment (toll fraud).
-    pub(crate) fn destination_allowed(&self, phone: &PhoneNumber) -> bool {
-        self.cfg.destinations.as_ref().is_none_or(|c| allowed(phone, c))
-    }
-
     /// The right code proved the number: the user is enrolled with it,
     /// unless an administrator enrolled them meanwhile.
     pub(crate) fn enroll_at_login(&self, name: &UserName, phone: &PhoneNumber) -> Result<(), LoginError> {

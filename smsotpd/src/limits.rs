@@ -1,4 +1,5 @@
-//! Budgets: SMS per user per hour and per host per day (a spending cap
+//! Limits against toll fraud: where SMS may go (destinations.countries),
+//! and budgets: SMS per user and per host, per hour and per day (a spending cap
 //! against toll fraud), and the failure counts of names that have no record
 //! (decoys). The budgets survive a restart: every SMS the budget allowed is
 //! appended to `sends.log` in the state directory ("UNIX-SECONDS USER"),
@@ -30,7 +31,18 @@ pub fn ledger_path(state_directory: &std::path::Path) -> std::path::PathBuf {
     state_directory.join(LEDGER)
 }
 
+/// Whether `phone` starts with one of the calling codes `countries`.
+pub fn allowed(phone: &crate::names::PhoneNumber, countries: &[String]) -> bool {
+    countries.iter().any(|c| phone.e164().starts_with(c.as_str()))
+}
+
 impl<P: Provider> Daemon<P> {
+    /// Whether `destinations.countries` lets an SMS go to `phone`; checked
+    /// before every send and at every enrollment (toll fraud).
+    pub(crate) fn destination_allowed(&self, phone: &crate::names::PhoneNumber) -> bool {
+        self.cfg.destinations.as_ref().is_none_or(|c| allowed(phone, c))
+    }
+
     /// Records an SMS to `user` if the hourly budget of the user and the
     /// daily one of the host allow it. The caller then writes it down with
     /// [`Daemon::record_send`], after the global lock.

@@ -23,13 +23,11 @@ impl<P: Provider> Daemon<P> {
         self.delivered(&id).await?;
         let mut turn = self.turn(&id).await?;
         let result = self.resend_in_turn(&id, &mut turn);
+        let user = turn.user.clone();
         self.end_turn(turn, &id)?;
         let (answer, job) = result?;
         if answer.status == Status::Resent {
-            let user = self.lock().challenges.get_mut(&id).map(|c| c.user.clone());
-            if let Some(user) = user {
-                self.record_send(&user);
-            }
+            self.record_send(&user);
         }
         if let Some(job) = job {
             self.send_in_background(id, job);
