@@ -908,7 +908,8 @@ async fn unusable_numbers_count_as_wrong_answers() {
     let w = enrolling();
     let s = w.start("daemon").await;
     for _ in 0..3 {
-        assert!(w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+8821234567890").is_err());
+        let e = w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+8821234567890").unwrap_err();
+        assert!(matches!(&e, LoginError::InvalidArgument(why) if why.contains("allowed: +1")), "{e:?}");
     }
     let err = w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+14155550199").unwrap_err();
     assert_eq!(err, LoginError::UnknownChallenge, "three tries and the login is over");
@@ -934,7 +935,9 @@ async fn no_sms_leaves_for_a_number_outside_the_destination_list() {
     // Nor may an administrator enroll such a number, or test-send to it.
     let e = w2.daemon.enroll(&root(":1.1"), USER, "+14155550188").unwrap_err();
     assert!(matches!(&e, LoginError::InvalidArgument(why) if why.contains("outside destinations.countries")), "{e:?}");
-    assert!(w2.daemon.test_send(&root(":1.1"), "+14155550188").await.is_err());
+    let e = w2.daemon.test_send(&root(":1.1"), "+14155550188").await.unwrap_err();
+    assert!(matches!(&e, LoginError::InvalidArgument(why) if why.contains("outside destinations.countries")), "{e:?}");
+    assert!(w2.fake.sent().is_empty());
     assert!(w2.daemon.enroll(&root(":1.1"), USER, "+447911123456").is_ok());
 }
 
