@@ -82,10 +82,8 @@ impl Bench {
         let group = dir.join("group");
         let base_group = std::fs::read_to_string("/etc/group").map_err(|e| e.to_string())?;
         std::fs::write(&group, format!("{base_group}bench:x:990000:\n")).map_err(|e| e.to_string())?;
+        write_passwd(&passwd, &base_passwd, 0..users)?;
         for (file, target) in [(&passwd, "/etc/passwd"), (&group, "/etc/group")] {
-            if file == &passwd {
-                write_passwd(file, &base_passwd, 0..users)?;
-            }
             std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
             mount(Some(file.as_path()), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
                 .map_err(|e| format!("bind {} on {target}: {e}", file.display()))?;
