@@ -27,7 +27,7 @@ if git rev-parse --git-dir >/dev/null 2>&1 && [ -f "$stamp" ] && [ "$(cat "$stam
   exit 0
 fi
 rm -f "$stamp"
-echo "== release build of smsotpd, smsotpctl and pam_sms.so"
+echo "== release build of smsotpd, smsotpctl, smsotp and pam_sms.so"
 cargo build --release -p smsotpd -p pam_sms
 mkdir -p target/man
 for page in packaging/man/*; do

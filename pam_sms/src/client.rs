@@ -18,7 +18,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use smsotp_proto::{BUS_NAME, Error as DaemonError, LoginContext, SmsOtp1Proxy};
+use smsotp_proto::{BUS_NAME, Error as DaemonError, Factor, LoginContext, SmsOtp1Proxy};
 use zbus::names::{BusName, OwnedUniqueName};
 
 use crate::flow::{Answer, ClientError, Daemon, Start};
@@ -188,14 +188,14 @@ fn classify(method: &str, e: DaemonError) -> ClientError {
 impl Daemon for DbusDaemon {
     fn start_login(&mut self, user: &str, context: &LoginContext) -> Result<Start, ClientError> {
         let (user, context) = (user.to_owned(), context.clone());
-        let (action, challenge, destination) = self
-            .call("StartLogin", true, move |p| async move { p.start_login(&user, context.to_wire()).await })
+        let (action, challenge, destination, factors, remind) = self
+            .call("StartSignIn", true, move |p| async move { p.start_sign_in(&user, context.to_wire()).await })
             .map_err(|e| match e {
                 // The daemon went away between the owner check and the call.
                 ClientError::Lost(why) => ClientError::Unreachable(why),
                 other => other,
             })?;
-        Ok(Start { action, challenge, destination })
+        Ok(Start { action, challenge, destination, factors, remind })
     }
 
     fn check_code(&mut self, challenge: &str, code: &str) -> Result<Answer, ClientError> {
@@ -214,6 +214,13 @@ impl Daemon for DbusDaemon {
         let challenge = challenge.to_owned();
         let (status, detail) = self.call("Resend", false, move |p| async move { p.resend(&challenge).await })?;
         Ok(Answer { status, detail })
+    }
+
+    fn use_factor(&mut self, challenge: &str, factor: Factor) -> Result<(Answer, String), ClientError> {
+        let challenge = challenge.to_owned();
+        let (status, detail, destination) =
+            self.call("UseFactor", false, move |p| async move { p.use_factor(&challenge, factor).await })?;
+        Ok((Answer { status, detail }, destination))
     }
 
     fn cancel(&mut self, challenge: &str) {

@@ -4,7 +4,7 @@
 //! answer is right, whether a resend is allowed); this only relays and then
 //! [`pam_code`] maps the outcome to a PAM result in one place.
 
-use smsotp_proto::{Action, LoginContext, Status};
+use smsotp_proto::{Action, Factor, LoginContext, Status};
 use zeroize::Zeroizing;
 
 use crate::options::{FailMode, FinalMessage, Options};
@@ -29,6 +29,8 @@ pub trait Daemon {
     /// The number an enrolling user typed; the masked number the code went to.
     fn enroll_number(&mut self, challenge: &str, number: &str) -> Result<String, ClientError>;
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError>;
+    /// Answers now go to `factor`; for SMS, the masked number.
+    fn use_factor(&mut self, challenge: &str, factor: Factor) -> Result<(Answer, String), ClientError>;
     fn cancel(&mut self, challenge: &str);
     fn trust_machine(&mut self, challenge: &str) -> Result<(), ClientError>;
 }
@@ -38,6 +40,10 @@ pub struct Start {
     pub action: Action,
     pub challenge: String,
     pub destination: String,
+    /// The factors this login may be answered with, the one asked first first.
+    pub factors: Vec<Factor>,
+    /// After success, say that SMS is the weakest factor.
+    pub remind: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +80,8 @@ pub struct Items {
 pub enum Outcome {
     /// The right code.
     Accepted,
+    /// The right code enrolled a number that an administrator must approve.
+    AwaitingApproval,
     /// The daemon's policy needs no code (and logged that).
     PolicyAllowed,
     /// Not enrolled, and the daemon's config allows that.
@@ -103,7 +111,7 @@ pub fn pam_code(outcome: &Outcome, fail_mode: FailMode) -> pam::constants::PamRe
             FailMode::Secure => P::PAM_AUTHINFO_UNAVAIL,
             FailMode::Safe => P::PAM_IGNORE,
         },
-        Outcome::PolicyDenied => P::PAM_PERM_DENIED,
+        Outcome::PolicyDenied | Outcome::AwaitingApproval => P::PAM_PERM_DENIED,
         Outcome::Wrong | Outcome::Expired | Outcome::RateLimited => P::PAM_AUTH_ERR,
         Outcome::TooManyTries | Outcome::LockedOut => P::PAM_MAXTRIES,
         Outcome::Unavailable => P::PAM_AUTHINFO_UNAVAIL,
@@ -120,6 +128,27 @@ pub enum Reply {
     Digits(Zeroizing<String>),
     /// Anything else; it never leaves the module (it may be a password).
     Other,
+}
+
+/// A letter that asks for another factor ('s', 't', 'r'), if it is one of
+/// `factors` other than `current`.
+pub fn switch_asked(raw: &[u8], factors: &[Factor], current: Factor) -> Option<Factor> {
+    let wanted = match raw.trim_ascii() {
+        b"s" | b"S" => Factor::Sms,
+        b"t" | b"T" => Factor::Totp,
+        b"r" | b"R" => Factor::Recovery,
+        _ => return None,
+    };
+    (wanted != current && factors.contains(&wanted)).then_some(wanted)
+}
+
+/// A typed recovery code, if it has the shape of one (`xxxx-xxxx-xxxx`,
+/// letters and digits): only then does it leave the module.
+pub fn recovery_shaped(raw: &[u8]) -> Option<Zeroizing<String>> {
+    let t = raw.trim_ascii();
+    let symbols = t.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+    let only = t.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b' '));
+    (only && symbols == 12 && t.len() <= 20).then(|| Zeroizing::new(t.iter().map(|&b| char::from(b)).collect()))
 }
 
 pub fn classify(raw: &[u8]) -> Reply {
@@ -140,6 +169,30 @@ const MAX_ROUNDS: usize = 32;
 const NUMBER_TRIES: usize = 3;
 
 pub mod text {
+    use smsotp_proto::Factor;
+
+    /// The prompt for `factor`, naming the others the user can switch to.
+    pub fn prompt(factor: Factor, factors: &[Factor]) -> String {
+        let what = match factor {
+            Factor::Sms => "SMS code",
+            Factor::Totp => "Authenticator app code",
+            Factor::Recovery => "Recovery code",
+        };
+        let others: Vec<&str> = factors
+            .iter()
+            .filter(|f| **f != factor)
+            .map(|f| match f {
+                Factor::Sms => "'s' for SMS",
+                Factor::Totp => "'t' for your authenticator app",
+                Factor::Recovery => "'r' for a recovery code",
+            })
+            .collect();
+        if others.is_empty() { format!("{what}: ") } else { format!("{what} (or {}): ", others.join(", ")) }
+    }
+    pub const REMIND: &str =
+        "SMS is the weakest way to sign in. Add an authenticator app with the command: smsotp totp";
+    pub const AWAITING_APPROVAL: &str =
+        "Your number is confirmed. An administrator must approve it before you can log in with it.";
     pub fn sent(destination: &str) -> String {
         format!("A login code is on its way by SMS to {destination}.")
     }
@@ -157,8 +210,8 @@ pub mod text {
     }
     /// The prompt under PAM_SILENT (sudo passes it), where the info line
     /// that says where the code went is never shown.
-    pub fn silent_prompt(destination: &str) -> String {
-        format!("Code sent by SMS to {destination} (empty answer: a new code). {}", super::PROMPT)
+    pub fn silent_prompt(destination: &str, prompt: &str) -> String {
+        format!("Code sent by SMS to {destination} (empty answer: a new code). {prompt}")
     }
     pub fn trust_question(days: u32) -> String {
         format!("Trust this machine for {days} days? [y/N] ")
@@ -259,7 +312,11 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             Err(e) => return self.daemon_failed(e),
         };
         match start.action {
-            Action::Code | Action::Enroll => {}
+            Action::Code | Action::Enroll | Action::Totp => {}
+            Action::AwaitingApproval => {
+                self.say_final(text::AWAITING_APPROVAL);
+                return Outcome::AwaitingApproval;
+            }
             Action::Allow => {
                 self.log.debug("smsotpd's policy needs no code for this login");
                 return Outcome::PolicyAllowed;
@@ -278,7 +335,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
             }
         }
         let challenge = start.challenge;
-        let destination = if start.action == Action::Enroll {
+        let mut destination = if start.action == Action::Enroll {
             match self.enroll(&challenge) {
                 Ok(d) => d,
                 Err(outcome) => return outcome,
@@ -286,12 +343,22 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         } else {
             start.destination
         };
-        if self.say_info(&text::sent(&destination)).is_err() {
-            self.daemon.cancel(&challenge);
-            return Outcome::ConversationFailed;
+        let mut factor = if start.action == Action::Totp { Factor::Totp } else { Factor::Sms };
+        // An enrollment is proven by SMS only.
+        let factors =
+            if start.action == Action::Enroll || start.factors.is_empty() { vec![Factor::Sms] } else { start.factors };
+        let mut announced = false;
+        if factor == Factor::Sms {
+            if self.say_info(&text::sent(&destination)).is_err() {
+                self.daemon.cancel(&challenge);
+                return Outcome::ConversationFailed;
+            }
+            announced = true;
         }
-        let prompt = if self.silent { text::silent_prompt(&destination) } else { PROMPT.to_owned() };
         for _ in 0..MAX_ROUNDS {
+            let asked = text::prompt(factor, &factors);
+            let prompt =
+                if self.silent && factor == Factor::Sms { text::silent_prompt(&destination, &asked) } else { asked };
             let raw = match self.prompter.prompt_secret(&prompt) {
                 Ok(Some(raw)) => raw,
                 Ok(None) | Err(ConvError) => {
@@ -300,11 +367,23 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     return Outcome::ConversationFailed;
                 }
             };
-            let answer = match classify(&raw) {
-                Reply::Empty => self.daemon.resend(&challenge),
-                Reply::Digits(code) => self.daemon.check_code(&challenge, &code),
+            let wanted = switch_asked(&raw, &factors, factor);
+            let answer = match (wanted, factor, classify(&raw)) {
+                (Some(w), _, _) => self.daemon.use_factor(&challenge, w).map(|(a, to)| {
+                    if !to.is_empty() {
+                        destination = to;
+                    }
+                    a
+                }),
+                (None, Factor::Sms, Reply::Empty) => self.daemon.resend(&challenge),
+                // Only what looks like a recovery code leaves the module.
+                (None, Factor::Recovery, _) => match recovery_shaped(&raw) {
+                    Some(code) => self.daemon.check_code(&challenge, &code),
+                    None => self.daemon.check_code(&challenge, ""),
+                },
+                (None, _, Reply::Digits(code)) => self.daemon.check_code(&challenge, &code),
                 // The daemon counts "" as wrong; the typed text stays here.
-                Reply::Other => self.daemon.check_code(&challenge, ""),
+                (None, _, Reply::Other | Reply::Empty) => self.daemon.check_code(&challenge, ""),
             };
             drop(raw);
             let answer = match answer {
@@ -317,10 +396,33 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                 }
             };
             match answer.status {
-                Status::Accepted => return Outcome::Accepted,
+                Status::Accepted => {
+                    self.remind(start.remind);
+                    return Outcome::Accepted;
+                }
                 Status::AcceptedOfferTrust => {
                     self.offer_trust(&challenge, answer.detail);
+                    self.remind(start.remind);
                     return Outcome::Accepted;
+                }
+                Status::Switched => {
+                    let Some(w) = wanted else {
+                        self.log.warn("smsotpd answered \"switched\" to a code; failing closed");
+                        self.daemon.cancel(&challenge);
+                        return Outcome::Unavailable;
+                    };
+                    factor = w;
+                    if factor == Factor::Sms && !announced {
+                        if self.say_info(&text::sent(&destination)).is_err() {
+                            self.daemon.cancel(&challenge);
+                            return Outcome::ConversationFailed;
+                        }
+                        announced = true;
+                    }
+                }
+                Status::AwaitingApproval => {
+                    self.say_final(text::AWAITING_APPROVAL);
+                    return Outcome::AwaitingApproval;
                 }
                 Status::Wrong => self.say_error(&text::wrong(answer.detail)),
                 Status::ResendRefused => self.say_error(&text::resend_refused(answer.detail)),
@@ -379,6 +481,22 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         self.daemon.cancel(challenge);
         self.say_final(text::TOO_MANY_NUMBERS);
         Err(Outcome::TooManyTries)
+    }
+
+    /// After a right answer, at most weekly for users with SMS alone: shown
+    /// like the message that ends a login, so that ssh users see it too.
+    fn remind(&mut self, due: bool) {
+        if !due || self.silent {
+            return;
+        }
+        match self.final_message {
+            FinalMessage::Message => {
+                let _ = self.prompter.info(text::REMIND);
+            }
+            FinalMessage::Prompt => {
+                let _ = self.prompter.prompt_visible(&text::final_prompt(text::REMIND));
+            }
+        }
     }
 
     /// The code was right; whatever happens here, the login succeeds.

@@ -67,6 +67,7 @@ enum Call {
     Cancel(String),
     Trust(String),
     Number(String, String),
+    Use(String, Factor),
 }
 
 /// Scripted daemon: replies in order, records every call.
@@ -85,8 +86,32 @@ impl Smsotpd {
             action: Action::Code,
             challenge: "c1".into(),
             destination: "******1234".into(),
+            factors: vec![Factor::Sms],
+            remind: false,
         }));
         d
+    }
+    /// A user with every factor, `first` asked first.
+    fn all_factors(first: Factor) -> Self {
+        let mut d = Smsotpd::default();
+        let mut factors = vec![Factor::Sms, Factor::Totp, Factor::Recovery];
+        factors.retain(|f| *f != first);
+        factors.insert(0, first);
+        let action = if first == Factor::Totp { Action::Totp } else { Action::Code };
+        d.starts.push_back(Ok(Start {
+            action,
+            challenge: "c1".into(),
+            destination: "******1234".into(),
+            factors,
+            remind: false,
+        }));
+        d
+    }
+    fn reminding(mut self) -> Self {
+        if let Some(Ok(s)) = self.starts.back_mut() {
+            s.remind = true;
+        }
+        self
     }
     fn then(mut self, status: Status, detail: u32) -> Self {
         self.answers.push_back(Ok(Answer { status, detail }));
@@ -98,12 +123,24 @@ impl Smsotpd {
     }
     fn starting(action: Action) -> Self {
         let mut d = Smsotpd::default();
-        d.starts.push_back(Ok(Start { action, challenge: String::new(), destination: String::new() }));
+        d.starts.push_back(Ok(Start {
+            action,
+            challenge: String::new(),
+            destination: String::new(),
+            factors: Vec::new(),
+            remind: false,
+        }));
         d
     }
     fn enrolling() -> Self {
         let mut d = Smsotpd::default();
-        d.starts.push_back(Ok(Start { action: Action::Enroll, challenge: "c1".into(), destination: String::new() }));
+        d.starts.push_back(Ok(Start {
+            action: Action::Enroll,
+            challenge: "c1".into(),
+            destination: String::new(),
+            factors: vec![Factor::Sms],
+            remind: false,
+        }));
         d
     }
     fn number(mut self, reply: Result<&str, &str>) -> Self {
@@ -138,6 +175,11 @@ impl Daemon for Smsotpd {
     fn resend(&mut self, challenge: &str) -> Result<Answer, ClientError> {
         self.calls.push(Call::Resend(challenge.into()));
         self.answers.pop_front().expect("unscripted Resend")
+    }
+    fn use_factor(&mut self, challenge: &str, factor: Factor) -> Result<(Answer, String), ClientError> {
+        self.calls.push(Call::Use(challenge.into(), factor));
+        let a = self.answers.pop_front().expect("unscripted UseFactor")?;
+        Ok((a, if factor == Factor::Sms { "******1234".into() } else { String::new() }))
     }
     fn cancel(&mut self, challenge: &str) {
         self.calls.push(Call::Cancel(challenge.into()));
@@ -612,4 +654,103 @@ fn trust_offer_yes_and_no() {
     let mut user = User::typing(&[b"123456"]);
     user.answers.push_back(Err(ConvError));
     assert_eq!(run(user, Smsotpd::code_sent().then(Status::AcceptedOfferTrust, 30)).code, P::PAM_SUCCESS);
+}
+
+// ---- factors ------------------------------------------------------------
+
+#[test]
+fn the_app_is_asked_first_and_sms_is_one_letter_away() {
+    let r = run(
+        User::typing(&[b"s", b"654321"]),
+        Smsotpd::all_factors(Factor::Totp).then(Status::Switched, 3).then(Status::Accepted, 3),
+    );
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    assert_eq!(
+        r.said,
+        vec![
+            Said::Prompt("Authenticator app code (or 's' for SMS, 'r' for a recovery code): ".into()),
+            sent(),
+            Said::Prompt("SMS code (or 't' for your authenticator app, 'r' for a recovery code): ".into()),
+        ],
+        "nothing was said to be sent until SMS was asked for"
+    );
+    assert_eq!(
+        r.calls[1..],
+        [Call::Use("c1".into(), Factor::Sms), Call::Check("c1".into(), "654321".into())],
+        "the letter itself never reaches CheckCode"
+    );
+}
+
+#[test]
+fn a_recovery_code_leaves_the_module_only_when_shaped_like_one() {
+    let r = run(
+        User::typing(&[b"R", b"my password", b" abcd-efgh-jkmn "]),
+        Smsotpd::all_factors(Factor::Sms).then(Status::Switched, 3).then(Status::Wrong, 2).then(Status::Accepted, 2),
+    );
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    assert_eq!(
+        r.calls[1..],
+        [
+            Call::Use("c1".into(), Factor::Recovery),
+            Call::Check("c1".into(), String::new()),
+            Call::Check("c1".into(), "abcd-efgh-jkmn".into()),
+        ]
+    );
+    assert!(r.said.contains(&Said::Prompt("Recovery code (or 's' for SMS, 't' for your authenticator app): ".into())));
+}
+
+#[test]
+fn letters_for_factors_the_user_lacks_are_wrong_answers() {
+    // SMS only: 't' is not offered, so it is just a wrong answer.
+    let r =
+        run(User::typing(&[b"t", b"123456"]), Smsotpd::code_sent().then(Status::Wrong, 2).then(Status::Accepted, 2));
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    assert_eq!(r.calls[1], Call::Check("c1".into(), String::new()));
+    assert!(r.said.contains(&prompt()), "a user with SMS alone sees the plain prompt: {:?}", r.said);
+}
+
+#[test]
+fn a_switch_that_ends_the_login_is_mapped_like_any_answer() {
+    let r = run(User::typing(&[b"t"]), Smsotpd::all_factors(Factor::Sms).then(Status::LockedOut, 0));
+    assert_eq!(r.code, P::PAM_MAXTRIES);
+    let r = run(User::typing(&[b"t"]), Smsotpd::all_factors(Factor::Sms).then_err(ClientError::Lost("gone".into())));
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
+    // "switched" to a typed code is nonsense: closed.
+    let r = run(User::typing(&[b"123456"]), Smsotpd::code_sent().then(Status::Switched, 3));
+    assert_eq!(r.code, P::PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(r.calls.last(), Some(&Call::Cancel("c1".into())));
+}
+
+#[test]
+fn the_weekly_reminder_comes_only_after_success() {
+    let opts = Options { final_message: Some(FinalMessage::Message), ..Options::default() };
+    let r =
+        run_with(User::typing(&[b"123456"]), Smsotpd::code_sent().reminding().then(Status::Accepted, 3), opts.clone());
+    assert_eq!(r.said, vec![sent(), prompt(), Said::Info(text::REMIND.into())]);
+    let r = run_with(
+        User::typing(&[b"000000", b"123456"]),
+        Smsotpd::code_sent().reminding().then(Status::Wrong, 2).then(Status::Accepted, 2),
+        opts.clone(),
+    );
+    assert_eq!(r.said.iter().filter(|s| **s == Said::Info(text::REMIND.into())).count(), 1);
+    let r = run_with(User::typing(&[b"000000"]), Smsotpd::code_sent().reminding().then(Status::TooManyTries, 0), opts);
+    assert!(!r.said.iter().any(|s| matches!(s, Said::Info(t) if t == text::REMIND)), "never after a failure");
+}
+
+#[test]
+fn an_enrollment_awaiting_approval_is_refused_with_its_reason() {
+    let r = run(
+        User::typing(&[b"+14155550123", b"123456"]),
+        Smsotpd::enrolling().number(Ok("******0123")).then(Status::AwaitingApproval, 0),
+    );
+    assert_eq!(r.code, P::PAM_PERM_DENIED);
+    assert!(
+        r.said
+            .iter()
+            .any(|s| matches!(s, Said::Error(t) | Said::Prompt(t) if t.contains("administrator must approve"))),
+        "{:?}",
+        r.said
+    );
+    let r = run(User::default(), Smsotpd::starting(Action::AwaitingApproval));
+    assert_eq!(r.code, P::PAM_PERM_DENIED);
 }

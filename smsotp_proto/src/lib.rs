@@ -15,8 +15,11 @@ mod wire;
 pub use connect::{connect_patiently, turned_away};
 pub use context::{LoginContext, context_key, limits, truncate_bytes};
 pub use error::Error;
-pub use proxy::SmsOtp1Proxy;
-pub use rows::{ExplainKey, ExplainLine, TrustClass, TrustRow, UserRow, UserState};
+pub use proxy::{SmsOtp1Proxy, User1Proxy};
+pub use rows::{
+    AccountStatus, ExplainKey, ExplainLine, Factor, FactorsRow, Happening, HistoryRow, TrustClass, TrustRow, UserRow,
+    UserState,
+};
 pub use wire::{Action, Status, WireEnum};
 
 /// The well-known name smsotpd owns on the system bus.
@@ -25,6 +28,9 @@ pub const BUS_NAME: &str = "org.smsotp.SmsOtp1";
 pub const OBJECT_PATH: &str = "/org/smsotp/SmsOtp1";
 /// The interface; the trailing 1 is its version (a breaking change is SmsOtp2).
 pub const INTERFACE: &str = "org.smsotp.SmsOtp1";
+/// The interface any user may call, acting only on their own account (the
+/// daemon takes the account from the bus, never from an argument).
+pub const USER_INTERFACE: &str = "org.smsotp.User1";
 /// Where the system bus listens. The module never takes the address from the
 /// environment (a sudo user controls DBUS_SYSTEM_BUS_ADDRESS).
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use zbus::proxy;
 
-use crate::{Action, Error, ExplainLine, Status, TrustRow, UserRow};
+use crate::{AccountStatus, Action, Error, ExplainLine, Factor, FactorsRow, Status, TrustRow, UserRow};
 
 #[proxy(
     interface = "org.smsotp.SmsOtp1",
@@ -19,6 +19,14 @@ pub trait SmsOtp1 {
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
 
+    /// Returns (action, challenge, destination, factors, remind).
+    fn start_sign_in(
+        &self,
+        user: &str,
+        context: HashMap<&str, &str>,
+    ) -> Result<(Action, String, String, Vec<Factor>, bool), Error>;
+    /// Returns (status, detail, destination).
+    fn use_factor(&self, challenge: &str, factor: Factor) -> Result<(Status, u32, String), Error>;
     /// Returns (action, challenge, destination).
     fn start_login(&self, user: &str, context: HashMap<&str, &str>) -> Result<(Action, String, String), Error>;
     /// Returns (status, detail).
@@ -42,4 +50,30 @@ pub trait SmsOtp1 {
     fn explain(&self, user: &str, context: HashMap<&str, &str>) -> Result<Vec<ExplainLine>, Error>;
     /// Returns the masked number.
     fn test_send(&self, target: &str) -> Result<String, Error>;
+    fn show_factors(&self, user: &str) -> Result<FactorsRow, Error>;
+    fn reset_user(&self, user: &str) -> Result<(), Error>;
+    fn approve(&self, user: &str) -> Result<(), Error>;
+}
+
+/// The caller's own account: `smsotp`, the users' command.
+#[proxy(
+    interface = "org.smsotp.User1",
+    default_service = "org.smsotp.SmsOtp1",
+    default_path = "/org/smsotp/SmsOtp1",
+    gen_blocking = false
+)]
+pub trait User1 {
+    fn status(&self) -> Result<AccountStatus, Error>;
+    /// Returns the masked number the code went to.
+    fn change_number(&self, number: &str) -> Result<String, Error>;
+    /// Returns (status, detail, from).
+    fn confirm_number(&self, code: &str) -> Result<(Status, u32, u64), Error>;
+    /// Returns (secret, uri).
+    fn add_app(&self) -> Result<(String, String), Error>;
+    /// Returns (status, detail).
+    fn confirm_app(&self, code: &str) -> Result<(Status, u32), Error>;
+    fn new_recovery_codes(&self) -> Result<Vec<String>, Error>;
+    fn set_default_factor(&self, factor: Factor) -> Result<(), Error>;
+    fn list_trust(&self) -> Result<Vec<TrustRow>, Error>;
+    fn revoke_trust(&self, machine: &str) -> Result<u32, Error>;
 }

@@ -71,6 +71,11 @@ wire_enum! {
         /// Not enrolled and `unenrolled = "enroll"`: ask for a number
         /// (EnrollNumber), then for the code sent to it.
         Enroll = "enroll",
+        /// StartSignIn only: the default factor is the authenticator app;
+        /// nothing was sent. Prompt for the app's code.
+        Totp = "totp",
+        /// Enrolled at login, waiting for an administrator's approval.
+        AwaitingApproval = "awaiting-approval",
     }
 }
 
@@ -86,6 +91,11 @@ wire_enum! {
         TooManyTries = "too-many-tries",
         Expired = "expired",
         LockedOut = "locked-out",
+        /// UseFactor: answers now go to the factor asked for.
+        Switched = "switched",
+        /// The right code enrolled the number; an administrator must
+        /// approve it before it signs anyone in.
+        AwaitingApproval = "awaiting-approval",
     }
 }
 

@@ -2,7 +2,9 @@
 //! XML's methods are exactly the proxy's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use smsotp_proto::{Action, Error, ExplainKey, Status, TrustClass, UserState, WireEnum, context_key};
+use smsotp_proto::{
+    Action, Error, ExplainKey, Factor, Happening, Status, TrustClass, UserState, WireEnum, context_key,
+};
 
 fn xml_text() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/dbus-1/org.smsotp.SmsOtp1.xml");
@@ -10,10 +12,14 @@ fn xml_text() -> String {
 }
 
 fn interface() -> zbus_xml::Interface<'static> {
+    named_interface(smsotp_proto::INTERFACE)
+}
+
+fn named_interface(name: &str) -> zbus_xml::Interface<'static> {
     let text: &'static str = Box::leak(xml_text().into_boxed_str());
     let node = zbus_xml::Node::from_reader(text.as_bytes()).unwrap();
-    let iface = node.interfaces().iter().find(|i| i.name() == smsotp_proto::INTERFACE).cloned();
-    iface.expect("the XML declares org.smsotp.SmsOtp1")
+    let iface = node.interfaces().iter().find(|i| i.name() == name).cloned();
+    iface.unwrap_or_else(|| panic!("the XML declares {name}"))
 }
 
 /// The XML's comments, where values and errors are documented.
@@ -48,6 +54,8 @@ fn every_wire_value_is_documented_in_the_xml() {
     assert_documented::<UserState>("user state");
     assert_documented::<TrustClass>("trust class");
     assert_documented::<ExplainKey>("explain key");
+    assert_documented::<Factor>("factor");
+    assert_documented::<Happening>("history entry");
     let docs = documentation();
     for key in context_key::ALL {
         assert!(docs.contains(&format!("\"{key}\"")), "context key {key} is not documented");
@@ -76,6 +84,8 @@ fn the_xml_names_the_constants() {
         methods,
         [
             "StartLogin",
+            "StartSignIn",
+            "UseFactor",
             "EnrollNumber",
             "CheckCode",
             "Resend",
@@ -90,7 +100,26 @@ fn the_xml_names_the_constants() {
             "ListTrust",
             "RevokeTrust",
             "Explain",
-            "TestSend"
+            "TestSend",
+            "ShowFactors",
+            "ResetUser",
+            "Approve"
+        ]
+    );
+    let user = named_interface(smsotp_proto::USER_INTERFACE);
+    let methods: Vec<String> = user.methods().iter().map(|m| m.name().to_string()).collect();
+    assert_eq!(
+        methods,
+        [
+            "Status",
+            "ChangeNumber",
+            "ConfirmNumber",
+            "AddApp",
+            "ConfirmApp",
+            "NewRecoveryCodes",
+            "SetDefaultFactor",
+            "ListTrust",
+            "RevokeTrust"
         ]
     );
 }
@@ -110,4 +139,8 @@ fn row_signatures_match_the_xml() {
     assert_eq!(out("Explain"), format!("a{}", smsotp_proto::ExplainLine::SIGNATURE));
     assert_eq!(out("StartLogin"), Action::SIGNATURE.to_string());
     assert_eq!(out("CheckCode"), Status::SIGNATURE.to_string());
+    assert_eq!(out("ShowFactors"), smsotp_proto::FactorsRow::SIGNATURE.to_string());
+    let user = named_interface(smsotp_proto::USER_INTERFACE);
+    let m = user.methods().iter().find(|m| m.name() == "Status").unwrap();
+    assert_eq!(m.args()[0].ty().to_string(), smsotp_proto::AccountStatus::SIGNATURE.to_string());
 }

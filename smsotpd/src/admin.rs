@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use smsotp_proto::{TrustClass, TrustRow, UserRow, UserState, WireEnum};
+use smsotp_proto::{FactorsRow, TrustClass, TrustRow, UserRow, UserState, WireEnum};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
@@ -53,7 +53,13 @@ impl<P: Provider> Daemon<P> {
         audit::event(Event::Enrolled).field("user", name.as_str()).field("to", &phone.masked()).log();
         drop(state);
         if let Some(old) = old_phone {
-            self.notify_number_change(&name, old, phone.masked());
+            let body = format!(
+                "The number for SMS login codes of {name} on {} was changed to {} at {}. If this was not you, tell your administrator now.",
+                self.hostname,
+                phone.masked(),
+                crate::clock::format_utc(self.clock.unix_now())
+            );
+            self.notify_old_number(&name, old, body);
         }
         Ok(phone.masked())
     }
@@ -61,7 +67,7 @@ impl<P: Provider> Daemon<P> {
     /// NIST SP 800-63B-4: a changed number is told to the old one, with the
     /// host and the time, so that "this was not me" reaches its owner. Sent
     /// in the background; a failure is logged, the change stands.
-    fn notify_number_change(self: &Arc<Self>, name: &UserName, old: PhoneNumber, new_masked: String) {
+    pub(crate) fn notify_old_number(self: &Arc<Self>, name: &UserName, old: PhoneNumber, body: String) {
         let user = name.to_string();
         if self.provider.makes_codes() || !self.destination_allowed(&old) {
             tracing::warn!(
@@ -76,11 +82,6 @@ impl<P: Provider> Daemon<P> {
         };
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let body = format!(
-                "The number for SMS login codes of {user} on {} was changed to {new_masked} at {}. If this was not you, tell your administrator now.",
-                this.hostname,
-                crate::clock::format_utc(this.clock.unix_now())
-            );
             let msg = Outgoing { to: &old, body: &body, validity: this.cfg.codes.expiry };
             match this.provider.send(&msg, this.deadline()).await {
                 Ok(reference) => audit::event(Event::NumberChangeNotified)
@@ -105,15 +106,96 @@ impl<P: Provider> Daemon<P> {
         Ok(())
     }
 
+    /// A user's factors, for `smsotpctl show`.
+    pub fn show_factors(&self, _root: &Root, user: &str) -> Result<FactorsRow, LoginError> {
+        let name = Self::admin_user(user)?;
+        let now = self.clock.unix_now();
+        match self.store.load(&name) {
+            Ok(Some(r)) => {
+                let pending = r.pending_phone.as_ref().filter(|p| p.from > now);
+                Ok(FactorsRow {
+                    factors: r.factors(),
+                    recovery_codes_left: crate::account::recovery_left(&r),
+                    pending_destination: pending.map(|p| p.phone.masked()).unwrap_or_default(),
+                    pending_from: pending.map_or(0, |p| p.from),
+                })
+            }
+            Ok(None) => Err(LoginError::NotEnrolled(name.to_string())),
+            Err(e) => Err(LoginError::Storage(e.to_string())),
+        }
+    }
+
+    /// Forgets every factor of `user` and has them enroll again at their
+    /// next login (proof of a number, as with `unenrolled = "enroll"`). The
+    /// old number is told.
+    pub async fn reset_user(self: &Arc<Self>, _root: &Root, user: &str) -> Result<(), LoginError> {
+        let name = Self::admin_user(user)?;
+        if self.cfg.enrollment.is_none() {
+            return Err(LoginError::InvalidArgument(
+                "a reset user enrolls again at login, which needs an [enrollment] table with countries = [...] in smsotpd.toml".into(),
+            ));
+        }
+        if !nss::user_exists(name.as_str()) {
+            return Err(LoginError::InvalidArgument(format!("there is no user {name} on this system")));
+        }
+        let _turn = self.user_turn(name.as_str()).await;
+        let old = match self.store.load(&name) {
+            Ok(r) => r.map(|r| r.phone_at(self.clock.unix_now()).clone()),
+            Err(StoreError::Corrupt { .. }) => None,
+            Err(e) => return Err(LoginError::Storage(e.to_string())),
+        };
+        let now = self.clock.unix_now();
+        self.store.save_reset(&name, now).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.remove(&name).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.lock().challenges.remove_user(name.as_str());
+        audit::event(Event::UserReset)
+            .field("user", name.as_str())
+            .field("from_number", &old.as_ref().map(PhoneNumber::masked).unwrap_or_default())
+            .log();
+        if let Some(old) = old {
+            let body = format!(
+                "SMS login for {name} on {} was reset by an administrator at {}; a number is set up again at the next login. If you did not expect this, tell your administrator.",
+                self.hostname,
+                crate::clock::format_utc(now)
+            );
+            self.notify_old_number(&name, old, body);
+        }
+        Ok(())
+    }
+
+    /// Lets a number enrolled at login sign in (`enrollment.approval`).
+    pub async fn approve(&self, _root: &Root, user: &str) -> Result<(), LoginError> {
+        let name = Self::admin_user(user)?;
+        let _turn = self.user_turn(name.as_str()).await;
+        let mut r = match self.store.load(&name) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
+            Err(e) => return Err(LoginError::Storage(e.to_string())),
+        };
+        if !r.awaiting_approval {
+            return Err(LoginError::InvalidArgument(format!("{name} is not waiting for approval")));
+        }
+        r.awaiting_approval = false;
+        self.store.save(&name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        audit::event(Event::Approved).field("user", name.as_str()).field("to", &r.phone.masked()).log();
+        Ok(())
+    }
+
     pub(crate) fn info(&self, name: &UserName) -> Result<UserRow, LoginError> {
         let now = self.clock.unix_now();
         match self.store.load(name) {
             Ok(Some(r)) => Ok(UserRow {
                 user: name.to_string(),
-                destination: r.phone.masked(),
+                destination: r.phone_at(now).masked(),
                 failures: r.failures,
                 locked_until: r.locked_until,
-                state: if r.locked_until > now { UserState::Locked } else { UserState::Ok },
+                state: if r.awaiting_approval {
+                    UserState::AwaitingApproval
+                } else if r.locked_until > now {
+                    UserState::Locked
+                } else {
+                    UserState::Ok
+                },
                 trusted_machines: u32::try_from(r.trust.iter().filter(|t| t.expires > now && t.created <= now).count())
                     .unwrap_or(u32::MAX),
             }),
@@ -163,31 +245,40 @@ impl<P: Provider> Daemon<P> {
     /// A user's trust records that still apply.
     pub fn list_trust(&self, _root: &Root, user: &str) -> Result<Vec<TrustRow>, LoginError> {
         let name = Self::admin_user(user)?;
-        let now = self.clock.unix_now();
         match self.store.load(&name) {
-            Ok(Some(r)) => Ok(r
-                .trust
-                .into_iter()
-                .filter(|t| trust::applies(t, now))
-                .map(|t| TrustRow {
-                    // Records are written by trust::add from a machine::Class.
-                    class: TrustClass::from_wire(&t.class).unwrap_or(TrustClass::Remote),
-                    machine: t.machine,
-                    service: t.service,
-                    created: t.created,
-                    expires: t.expires,
-                })
-                .collect()),
+            Ok(Some(r)) => Ok(self.trust_rows(&r)),
             Ok(None) => Err(LoginError::NotEnrolled(name.to_string())),
             Err(e) => Err(LoginError::Storage(e.to_string())),
         }
     }
 
+    /// The trust records of `r` that still apply.
+    pub(crate) fn trust_rows(&self, r: &UserRecord) -> Vec<TrustRow> {
+        let now = self.clock.unix_now();
+        r.trust
+            .iter()
+            .filter(|t| trust::applies(t, now))
+            .map(|t| TrustRow {
+                // Records are written by trust::add from a machine::Class.
+                class: TrustClass::from_wire(&t.class).unwrap_or(TrustClass::Remote),
+                machine: t.machine.clone(),
+                service: t.service.clone(),
+                created: t.created,
+                expires: t.expires,
+            })
+            .collect()
+    }
+
     /// Revokes one machine's trust (`machine` = its id) or, with "", all.
-    pub fn revoke_trust(&self, _root: &Root, user: &str, machine: &str) -> Result<u32, LoginError> {
+    pub async fn revoke_trust(&self, _root: &Root, user: &str, machine: &str) -> Result<u32, LoginError> {
         let name = Self::admin_user(user)?;
-        let _state = self.lock();
-        let mut r = match self.store.load(&name) {
+        let _turn = self.user_turn(name.as_str()).await;
+        self.revoke_trust_of(&name, machine)
+    }
+
+    /// Within `name`'s turn.
+    pub(crate) fn revoke_trust_of(&self, name: &UserName, machine: &str) -> Result<u32, LoginError> {
+        let mut r = match self.store.load(name) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
             Err(e) => return Err(LoginError::Storage(e.to_string())),
@@ -201,7 +292,7 @@ impl<P: Provider> Daemon<P> {
                 sanitize_for_log(machine)
             )));
         }
-        self.store.save(&name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save(name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
         audit::event(Event::TrustRevoked)
             .field("user", name.as_str())
             .field("machine", if machine.is_empty() { "all" } else { machine })
@@ -217,7 +308,7 @@ impl<P: Provider> Daemon<P> {
         } else {
             let name = Self::admin_user(target)?;
             match self.store.load(&name) {
-                Ok(Some(r)) => (name.to_string(), r.phone),
+                Ok(Some(r)) => (name.to_string(), r.phone_at(self.clock.unix_now()).clone()),
                 Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
                 Err(e) => return Err(LoginError::Storage(e.to_string())),
             }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use smsotp_proto::Status;
+use smsotp_proto::{Factor, Happening, Status, WireEnum};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
@@ -14,6 +14,7 @@ use crate::daemon::{Answer, Daemon, State};
 use crate::error::LoginError;
 use crate::names::UserName;
 use crate::provider::{Provider, RemoteVerdict};
+use crate::store::HistoryEntry;
 use crate::trust;
 use crate::turn::Turn;
 
@@ -34,6 +35,13 @@ impl<P: Provider> Daemon<P> {
     }
 
     async fn check_in_turn(&self, id: &ChallengeId, code: &str, turn: &mut Turn) -> Result<Answer, LoginError> {
+        let factor = self.lock().challenges.get_mut(id).map(|c| c.factor);
+        match factor {
+            None => return Err(LoginError::UnknownChallenge),
+            Some(Factor::Totp) => return self.check_app(id, code, turn),
+            Some(Factor::Recovery) => return self.check_recovery(id, code, turn).await,
+            Some(Factor::Sms) => {}
+        }
         let remote = {
             let mut state = self.lock();
             let Some(c) = state.challenges.get_mut(id) else {
@@ -94,6 +102,67 @@ impl<P: Provider> Daemon<P> {
                 tracing::warn!("{}: checking a code failed: {e}", self.provider.name());
                 Err(LoginError::CheckFailed(e.to_string()))
             }
+        }
+    }
+
+    /// An authenticator app's code, against the record read for this turn.
+    fn check_app(&self, id: &ChallengeId, code: &str, turn: &mut Turn) -> Result<Answer, LoginError> {
+        let mut state = self.lock();
+        if let Some(done) = self.expired_or_locked(&mut state, id, turn)? {
+            return Ok(done);
+        }
+        let now = self.clock.unix_now();
+        let step = match &turn.record {
+            Ok(Some(r)) => r.totp.as_ref().and_then(|t| {
+                let secret = crate::totp::from_base32(&t.secret)?;
+                crate::totp::verify(&secret, code, now, t.last_step)
+            }),
+            _ => None,
+        };
+        match (step, &mut turn.record) {
+            (Some(step), Ok(Some(r))) => {
+                if let Some(t) = &mut r.totp {
+                    t.last_step = step;
+                }
+                // Replay protection holds only once the step is on disk.
+                turn.must_persist = true;
+                self.accept(&mut state, id, turn)
+            }
+            _ => self.wrong(&mut state, id, turn),
+        }
+    }
+
+    /// A recovery code: one Argon2id, off the event loop and outside the
+    /// lock; the user's turn keeps the record as read.
+    async fn check_recovery(&self, id: &ChallengeId, code: &str, turn: &mut Turn) -> Result<Answer, LoginError> {
+        {
+            let mut state = self.lock();
+            if let Some(done) = self.expired_or_locked(&mut state, id, turn)? {
+                return Ok(done);
+            }
+        }
+        let set = match &turn.record {
+            Ok(Some(r)) => r.recovery.clone(),
+            _ => None,
+        };
+        let typed = zeroize::Zeroizing::new(code.to_owned());
+        let found = match set {
+            Some(set) => tokio::task::spawn_blocking(move || crate::recovery::find(&set, &typed))
+                .await
+                .map_err(|e| LoginError::Internal(e.to_string()))?,
+            None => None,
+        };
+        let mut state = self.lock();
+        match (found, &mut turn.record) {
+            (Some(i), Ok(Some(r))) => {
+                if let Some(set) = &mut r.recovery {
+                    set.hashes.remove(i);
+                }
+                // Single use holds only once the removal is on disk.
+                turn.must_persist = true;
+                self.accept(&mut state, id, turn)
+            }
+            _ => self.wrong(&mut state, id, turn),
         }
     }
 
@@ -175,11 +244,16 @@ impl<P: Provider> Daemon<P> {
             .field("service", &c.service)
             .field("rhost", &c.rhost)
             .field("to", &c.destination)
+            .field("factor", c.factor.wire())
             .log();
         let Ok(name) = UserName::parse(&c.user) else {
             return Err(LoginError::Internal("accepted a code for an invalid name".into()));
         };
         let mut answer = Answer { status: Status::Accepted, attempts_left: c.attempts_left() };
+        if turn.enroll_accepted && self.cfg.enrollment.as_ref().is_some_and(|e| e.approval) {
+            // Proven, not yet allowed: no trust, no login.
+            return Ok(Answer { status: Status::AwaitingApproval, attempts_left: 0 });
+        }
         let mut plan = c.on_success;
         if let Some(p) = plan.take_if(|_| self.cfg.policy.ask_user) {
             answer = Answer { status: Status::AcceptedOfferTrust, attempts_left: p.days };
@@ -192,6 +266,16 @@ impl<P: Provider> Daemon<P> {
             let before = r.clone();
             r.failures = 0;
             r.locked_until = 0;
+            let now = self.clock.unix_now();
+            r.remember(HistoryEntry {
+                at: now,
+                what: Happening::SignIn.wire().into(),
+                service: c.service.clone(),
+                rhost: c.rhost.clone(),
+            });
+            if c.remind {
+                r.reminded = now;
+            }
             if let Some(p) = &plan {
                 trust::add(
                     &mut r.trust,
@@ -237,7 +321,16 @@ impl<P: Provider> Daemon<P> {
         let locked = match &turn.name {
             Some(_) if !decoy => {
                 let failures = self.cfg.lockout.failures;
+                let noted = std::mem::replace(&mut c.failure_noted, true);
                 let r = turn.pending(state, id)?;
+                if !noted {
+                    r.remember(HistoryEntry {
+                        at: now,
+                        what: Happening::Failure.wire().into(),
+                        service: service.clone(),
+                        rhost: rhost.clone(),
+                    });
+                }
                 r.failures = r.failures.saturating_add(1);
                 let locked = r.failures >= failures;
                 if locked {

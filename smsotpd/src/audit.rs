@@ -33,6 +33,24 @@ pub enum Event {
     BypassUsed,
     /// A new round of the same login got the code already sent (no SMS).
     CodeReused,
+    /// A user's code to prove a new number went to it (smsotp change-number).
+    NumberCheckSent,
+    /// A user proved a new number; it signs in from `from` (after the cool-down).
+    NumberChanged,
+    /// A user added an authenticator app, confirmed by its first code.
+    AppAdded,
+    /// A user made a new set of recovery codes (the old set is void).
+    RecoveryCodesIssued,
+    /// A user chose the factor a login asks for first.
+    DefaultFactorSet,
+    /// A login switched factor at the prompt (the failure count goes on).
+    FactorSwitched,
+    /// An administrator reset a user: enrollment again at the next login.
+    UserReset,
+    /// An administrator approved a number enrolled at login.
+    Approved,
+    /// A number was proven at login and waits for an administrator.
+    AwaitingApproval,
     Accepted,
     Wrong,
     TooManyTries,
@@ -96,6 +114,15 @@ impl Event {
             Event::Trusted => "trusted-machine",
             Event::TrustRecorded => "trust-recorded",
             Event::TrustRevoked => "trust-revoked",
+            Event::NumberCheckSent => "number-check-sent",
+            Event::NumberChanged => "number-changed",
+            Event::AppAdded => "app-added",
+            Event::RecoveryCodesIssued => "recovery-codes-issued",
+            Event::DefaultFactorSet => "default-factor-set",
+            Event::FactorSwitched => "factor-switched",
+            Event::UserReset => "user-reset",
+            Event::Approved => "approved",
+            Event::AwaitingApproval => "awaiting-approval",
         }
     }
 

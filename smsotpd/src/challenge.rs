@@ -83,6 +83,8 @@ pub enum Secret {
     /// Nobody was sent anything: unknown or unenrolled user, who must see
     /// the same prompts as everybody else. No answer ever matches.
     Decoy,
+    /// No SMS yet: the login asked for the app first (UseFactor sends one).
+    NotSent,
 }
 
 impl fmt::Debug for Secret {
@@ -91,6 +93,7 @@ impl fmt::Debug for Secret {
             Secret::Local(_) => "Local([redacted])",
             Secret::Remote { .. } => "Remote",
             Secret::Decoy => "Decoy",
+            Secret::NotSent => "NotSent",
         })
     }
 }
@@ -127,6 +130,15 @@ pub struct Challenge {
     pub delivery: Delivery,
     /// Enrollment at login (`unenrolled = "enroll"`, enroll.rs).
     pub enrolling: Enrolling,
+    /// The factor answers are checked against now (UseFactor switches).
+    pub factor: smsotp_proto::Factor,
+    /// The factors this login may switch to.
+    pub factors: Vec<smsotp_proto::Factor>,
+    /// A right answer records that the user was told SMS is the weakest
+    /// factor (the module shows it after success).
+    pub remind: bool,
+    /// A failure of this login is in the user's history already.
+    pub failure_noted: bool,
     limits: Limits,
 }
 
@@ -191,6 +203,10 @@ impl Challenge {
             round: String::new(),
             delivery: Delivery::Sent,
             enrolling: Enrolling::No,
+            factor: smsotp_proto::Factor::Sms,
+            factors: vec![smsotp_proto::Factor::Sms],
+            remind: false,
+            failure_noted: false,
             limits,
         }
     }
@@ -210,14 +226,14 @@ impl Challenge {
     pub fn local_code_len(&self) -> Option<usize> {
         match &self.secret {
             Secret::Local(code) => Some(code.len()),
-            Secret::Remote { .. } | Secret::Decoy => None,
+            Secret::Remote { .. } | Secret::Decoy | Secret::NotSent => None,
         }
     }
 
     pub fn matches_local(&self, given: &str) -> bool {
         match &self.secret {
             Secret::Local(code) => codes_equal(code.as_bytes(), given.as_bytes()),
-            Secret::Remote { .. } | Secret::Decoy => false,
+            Secret::Remote { .. } | Secret::Decoy | Secret::NotSent => false,
         }
     }
 
@@ -310,7 +326,12 @@ impl Challenges {
     /// A live challenge of the same round whose code went out less than
     /// `within` ago: its id and masked destination. Its counts stay as they
     /// are (a new round never resets them).
-    pub fn live_round(&self, round: &str, now: Tick, within: Duration) -> Option<(ChallengeId, String)> {
+    pub fn live_round(
+        &self,
+        round: &str,
+        now: Tick,
+        within: Duration,
+    ) -> Option<(ChallengeId, String, Vec<smsotp_proto::Factor>)> {
         self.map
             .iter()
             .find(|(_, c)| {
@@ -322,8 +343,10 @@ impl Challenges {
                     && now < c.last_sent.saturating_add(within)
                     // A login whose number is still to come starts over.
                     && c.enrolling != Enrolling::AwaitingNumber
+                    // Switched to another factor: the SMS prompt would lie.
+                    && c.factor == smsotp_proto::Factor::Sms
             })
-            .map(|(id, c)| (id.clone(), c.destination.clone()))
+            .map(|(id, c)| (id.clone(), c.destination.clone(), c.factors.clone()))
     }
 
     /// Removes every challenge of `user` (unenroll, number change).

@@ -51,6 +51,12 @@ pub enum Command {
     },
     /// Lift USER's lockout and clear the failure count
     Unlock { user: String },
+    /// Forget USER's number, app and recovery codes; they enroll again at their next login
+    Reset { user: String },
+    /// Users whose number, proven at login, waits for approval (enrollment.approval)
+    Pending,
+    /// Let USER's number, proven at login, sign in
+    Approve { user: String },
     /// Issue a one-time break-glass code that USER types instead of an SMS code
     Bypass {
         /// the login name (it must exist on this system; it need not be enrolled)
@@ -155,7 +161,7 @@ pub struct Failure {
     pub message: String,
 }
 
-fn fail(code: u8, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(code: u8, message: impl Into<String>) -> Failure {
     Failure { code, message: message.into() }
 }
 
@@ -188,11 +194,11 @@ fn from_bus(e: &zbus::Error, bus: &str) -> Failure {
     }
 }
 
-fn say(out: &mut dyn Write, s: impl std::fmt::Display) -> Result<(), Failure> {
+pub(crate) fn say(out: &mut dyn Write, s: impl std::fmt::Display) -> Result<(), Failure> {
     writeln!(out, "{s}").map_err(|e| fail(1, e.to_string()))
 }
 
-fn json(out: &mut dyn Write, v: &impl Serialize) -> Result<(), Failure> {
+pub(crate) fn json(out: &mut dyn Write, v: &impl Serialize) -> Result<(), Failure> {
     say(out, serde_json::to_string_pretty(v).map_err(|e| fail(1, e.to_string()))?)
 }
 
@@ -264,23 +270,67 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         }
         Command::Show { user, json: Json { json: as_json } } => {
             let row = proxy.show_user(&user).await.map_err(daemon)?;
+            let factors = proxy.show_factors(&user).await.map_err(daemon)?;
             let until = (row.state == UserState::Locked).then(|| format_utc(row.locked_until));
             let u = user_json(row);
+            let names: Vec<&str> = factors.factors.iter().map(|f| smsotp_proto::WireEnum::wire(*f)).collect();
             if as_json {
-                return json(out, &u);
+                let mut v = serde_json::to_value(&u).map_err(|e| fail(1, e.to_string()))?;
+                v["factors"] = serde_json::json!(names);
+                v["recovery_codes_left"] = serde_json::json!(factors.recovery_codes_left);
+                if !factors.pending_destination.is_empty() {
+                    v["pending_number"] = serde_json::json!(factors.pending_destination);
+                    v["pending_from"] = serde_json::json!(format_rfc3339(factors.pending_from));
+                }
+                return json(out, &v);
             }
+            let pending = if factors.pending_destination.is_empty() {
+                String::new()
+            } else {
+                format!("\nnew number: {} from {}", factors.pending_destination, format_utc(factors.pending_from))
+            };
             say(
                 out,
                 format!(
-                    "user:       {}\nnumber:     {}\nstate:      {}{}\nfailures:   {}\ntrusted:    {} machine(s)",
+                    "user:       {}\nnumber:     {}{pending}\nstate:      {}{}\nfactors:    {} (asked first: {})\nrecovery:   {} codes left\nfailures:   {}\ntrusted:    {} machine(s)",
                     u.user,
                     u.number,
                     u.state,
                     until.map(|t| format!(" until {t}")).unwrap_or_default(),
+                    names.join(", "),
+                    names.first().unwrap_or(&"sms"),
+                    factors.recovery_codes_left,
                     u.failures,
                     u.trusted_machines
                 ),
             )
+        }
+        Command::Reset { user } => {
+            proxy.reset_user(&user).await.map_err(daemon)?;
+            say(
+                out,
+                format!("{user} reset: factors forgotten, the old number told; {user} enrolls again at the next login"),
+            )
+        }
+        Command::Pending => {
+            let waiting: Vec<UserRow> = proxy
+                .list_users()
+                .await
+                .map_err(daemon)?
+                .into_iter()
+                .filter(|u| u.state == UserState::AwaitingApproval)
+                .collect();
+            if waiting.is_empty() {
+                return say(out, "no number waits for approval");
+            }
+            for u in waiting {
+                say(out, format!("{:<20} {}", u.user, u.destination))?;
+            }
+            say(out, "approve one with: smsotpctl approve USER (or remove it: smsotpctl unenroll USER)")
+        }
+        Command::Approve { user } => {
+            proxy.approve(&user).await.map_err(daemon)?;
+            say(out, format!("{user} approved: their number now signs them in"))
         }
         Command::Unlock { user } => {
             proxy.unlock(&user).await.map_err(daemon)?;

@@ -27,10 +27,32 @@ use crate::trust::TrustPlan;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Start {
     pub action: Action,
-    /// Empty unless `action` is `Code`.
+    /// Empty unless a code is asked for.
     pub challenge: String,
     /// The masked destination, e.g. `******1234`; empty unless `Code`.
     pub destination: String,
+    /// The factors the login may switch to, the one asked first first.
+    pub factors: Vec<smsotp_proto::Factor>,
+    /// Tell the user after success that SMS is the weakest factor.
+    pub remind: bool,
+}
+
+impl Start {
+    /// An answer without a code to ask for.
+    pub(crate) fn without_code(action: Action) -> Start {
+        Start { action, challenge: String::new(), destination: String::new(), factors: Vec::new(), remind: false }
+    }
+
+    /// A code to ask for, SMS only.
+    pub(crate) fn asking(action: Action, challenge: &ChallengeId, destination: String) -> Start {
+        Start {
+            action,
+            challenge: challenge.as_str().to_owned(),
+            destination,
+            factors: vec![smsotp_proto::Factor::Sms],
+            remind: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +97,8 @@ pub(crate) struct State {
     pub(crate) failed_rounds: HashMap<String, Tick>,
     /// Per-user turns of calls that read and write a record (turn.rs).
     pub(crate) turns: crate::turn::Turns,
+    /// Users' proofs in progress: a new number, a new app (account.rs).
+    pub(crate) proofs: crate::account::Proofs,
 }
 
 pub struct Daemon<P> {
@@ -106,6 +130,7 @@ impl<P: Provider> Daemon<P> {
             volatile: Volatile::default(),
             failed_rounds: HashMap::new(),
             turns: HashMap::new(),
+            proofs: HashMap::new(),
         };
         let shared = (Arc::new(Mutex::new(state)), Arc::new(tokio::sync::Notify::new()));
         Daemon::assemble(cfg, hostname, store, provider, clock, shared).inspect(|d| d.load_ledger())
@@ -187,13 +212,13 @@ impl<P: Provider> Daemon<P> {
     ) -> Option<Result<Start, LoginError>> {
         let now = self.clock.tick();
         let within = self.cfg.codes.resend_interval;
-        if let Some((id, destination)) = state.challenges.live_round(round, now, within) {
+        if let Some((id, destination, factors)) = state.challenges.live_round(round, now, within) {
             audit::event(Event::CodeReused)
                 .field("user", user)
                 .field("service", &ctx.service)
                 .field("rhost", &ctx.rhost)
                 .log();
-            return Some(Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination }));
+            return Some(Ok(Start { factors, ..Start::asking(Action::Code, &id, destination) }));
         }
         if state.failed_rounds.len() >= VOLATILE_CAP {
             state.failed_rounds.retain(|_, t| t.saturating_add(within) > now);

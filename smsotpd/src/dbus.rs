@@ -13,7 +13,9 @@ use zbus::{Connection, interface};
 
 use smsotp_proto::context_key as key;
 use smsotp_proto::limits;
-use smsotp_proto::{Action, Error as SmsOtpError, ExplainLine, LoginContext, Status, TrustRow, UserRow};
+use smsotp_proto::{
+    Action, Error as SmsOtpError, ExplainLine, Factor, FactorsRow, LoginContext, Status, TrustRow, UserRow,
+};
 
 use crate::authz::identify;
 use crate::daemon::Daemon;
@@ -115,6 +117,33 @@ impl SmsOtp {
         let ctx = login_context(&context)?;
         let s = self.daemon().start_login(&root, &bounded_user(&user), &ctx).await?;
         Ok((s.action, s.challenge, s.destination))
+    }
+
+    #[zbus(out_args("action", "challenge", "destination", "factors", "remind"))]
+    async fn start_sign_in(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        context: HashMap<String, String>,
+    ) -> Result<(Action, String, String, Vec<Factor>, bool), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        let ctx = login_context(&context)?;
+        let s = self.daemon().start_sign_in(&root, &bounded_user(&user), &ctx).await?;
+        Ok((s.action, s.challenge, s.destination, s.factors, s.remind))
+    }
+
+    #[zbus(out_args("status", "detail", "destination"))]
+    async fn use_factor(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        challenge: String,
+        factor: Factor,
+    ) -> Result<(Status, u32, String), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        let (a, destination) = self.daemon().use_factor(&root, &challenge, factor).await?;
+        Ok((a.status, a.attempts_left, destination))
     }
 
     #[zbus(out_args("status", "detail"))]
@@ -263,7 +292,7 @@ impl SmsOtp {
         machine: String,
     ) -> Result<u32, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon().revoke_trust(&root, &user, &machine)?)
+        Ok(self.daemon().revoke_trust(&root, &user, &machine).await?)
     }
 
     #[zbus(out_args("explanation"))]
@@ -277,6 +306,37 @@ impl SmsOtp {
         let root = identify(&header, conn).await?;
         let ctx = login_context(&context)?;
         Ok(self.daemon().explain(&root, &bounded_user(&user), &ctx)?)
+    }
+
+    #[zbus(out_args("factors"))]
+    async fn show_factors(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<FactorsRow, SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon().show_factors(&root, &user)?)
+    }
+
+    async fn reset_user(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<(), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon().reset_user(&root, &user).await?)
+    }
+
+    async fn approve(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<(), SmsOtpError> {
+        let root = identify(&header, conn).await?;
+        Ok(self.daemon().approve(&root, &user).await?)
     }
 
     #[zbus(out_args("destination"))]

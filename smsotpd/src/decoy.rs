@@ -46,17 +46,21 @@ impl<P: Provider> Daemon<P> {
                 audit::event(event).field("user", &user).field("service", &service).field("rhost", &rhost).log();
             });
         }
-        if self.cfg.unenrolled == Unenrolled::Allow {
+        // Reset by an administrator: enroll again, whatever `unenrolled` says.
+        let reset = valid_name
+            && self.cfg.enrollment.is_some()
+            && crate::names::UserName::parse(user).is_ok_and(|n| self.store.is_reset(&n));
+        if self.cfg.unenrolled == Unenrolled::Allow && !reset {
             audit::event(Event::UnenrolledAllowed)
                 .field("user", user)
                 .field("service", &ctx.service)
                 .field("rhost", &ctx.rhost)
                 .log();
-            return Ok(Start { action: Action::Ignore, challenge: String::new(), destination: String::new() });
+            return Ok(Start::without_code(Action::Ignore));
         }
         // Deny: the same prompts as a real login, with a code nobody has.
         // Enroll: a number first, for real and unknown names alike.
-        let enroll = self.cfg.unenrolled == Unenrolled::Enroll;
+        let enroll = self.cfg.unenrolled == Unenrolled::Enroll || reset;
         let round = Self::round_key(user, ctx);
         let (id, destination) = {
             let mut state = self.lock();
@@ -65,7 +69,7 @@ impl<P: Provider> Daemon<P> {
             }
             let now = self.clock.unix_now();
             if state.volatile.decoy_failures.get(user).is_some_and(|&(_, until)| until > now) {
-                return Ok(Start { action: Action::LockedOut, challenge: String::new(), destination: String::new() });
+                return Ok(Start::without_code(Action::LockedOut));
             }
             if !self.take_send_budget(&mut state, user) {
                 return Err(LoginError::RateLimited);
@@ -94,10 +98,10 @@ impl<P: Provider> Daemon<P> {
         // Budgets count decoys like real sends, across restarts too.
         self.record_send(user);
         if enroll {
-            return Ok(Start { action: Action::Enroll, challenge: id.as_str().to_owned(), destination: String::new() });
+            return Ok(Start::asking(Action::Enroll, &id, String::new()));
         }
         // A real login answers before its SMS goes out (delivery.rs); so
         // does a decoy, with nothing to wait for.
-        Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination })
+        Ok(Start::asking(Action::Code, &id, destination))
     }
 }

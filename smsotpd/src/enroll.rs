@@ -47,11 +47,18 @@ impl<P: Provider> Daemon<P> {
             tracing::warn!("{name} was enrolled by an administrator meanwhile; that number stays");
             return Ok(());
         }
-        self.store.save(name, &UserRecord::new(phone.clone())).map_err(|e| {
+        let mut record = UserRecord::new(phone.clone());
+        let approval = self.cfg.enrollment.as_ref().is_some_and(|e| e.approval);
+        record.awaiting_approval = approval;
+        self.store.save(name, &record).map_err(|e| {
             tracing::error!("could not enroll {name} at login: {e}");
             LoginError::Storage(e.to_string())
         })?;
-        audit::event(Event::EnrolledAtLogin).field("user", name.as_str()).field("to", &phone.masked()).log();
+        if let Err(e) = self.store.remove_reset(name) {
+            tracing::warn!("{name} is enrolled; the reset mark stays behind: {e}");
+        }
+        let event = if approval { Event::AwaitingApproval } else { Event::EnrolledAtLogin };
+        audit::event(event).field("user", name.as_str()).field("to", &phone.masked()).log();
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! The daemon holds the provider credentials, the enrollments and every
 //! pending code; `pam_sms.so` only relays between the user and this daemon.
 
+pub mod account;
 pub mod admin;
 pub mod answer;
 pub mod audit;
@@ -15,12 +16,14 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod dbus;
+pub mod dbus_user;
 pub mod decoy;
 pub mod delivery;
 pub mod doctor;
 pub mod enroll;
 pub mod error;
 pub mod explain;
+pub mod factor;
 pub mod harden;
 pub mod limits;
 pub mod logging;
@@ -32,13 +35,16 @@ pub mod offers;
 pub mod policy;
 pub mod provider;
 pub mod random;
+pub mod recovery;
 pub mod resend;
 pub mod rollout;
 pub mod server;
 pub mod store;
 pub mod template;
+pub mod totp;
 pub mod trust;
 pub mod turn;
+pub mod user_cli;
 
 #[cfg(test)]
 mod login_tests;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use smsotp_proto::{Action, LoginContext};
+use smsotp_proto::{Action, Factor, LoginContext};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
@@ -18,14 +18,43 @@ use crate::policy::{self, Facts};
 use crate::provider::{Outgoing, Provider, ProviderError};
 use crate::trust::{self, TrustPlan};
 
+/// A user with SMS alone hears at most weekly that it is the weakest factor.
+const REMIND_EVERY: u64 = 7 * 24 * 3600;
+
 impl<P: Provider> Daemon<P> {
+    /// StartLogin (interface 0.1 modules): SMS only, whatever the user's
+    /// other factors.
+    pub async fn start_login(
+        self: &Arc<Self>,
+        root: &Root,
+        user: &str,
+        ctx: &LoginContext,
+    ) -> Result<Start, LoginError> {
+        let mut start = self.begin(root, user, ctx, false).await?;
+        if start.action == Action::AwaitingApproval {
+            start.action = Action::Deny;
+        }
+        Ok(start)
+    }
+
+    /// StartSignIn: the user's default factor first, the others offered.
+    pub async fn start_sign_in(
+        self: &Arc<Self>,
+        root: &Root,
+        user: &str,
+        ctx: &LoginContext,
+    ) -> Result<Start, LoginError> {
+        self.begin(root, user, ctx, true).await
+    }
+
     /// Starts a login for `user`: policy first, then enrollment, lockout,
     /// trust, and finally a code.
-    pub async fn start_login(
+    async fn begin(
         self: &Arc<Self>,
         _root: &Root,
         user: &str,
         ctx: &LoginContext,
+        sign_in: bool,
     ) -> Result<Start, LoginError> {
         let parsed = UserName::parse(user);
         let origin = policy::parse_rhost(&ctx.rhost);
@@ -34,7 +63,7 @@ impl<P: Provider> Daemon<P> {
             _ => Vec::new(),
         };
         let decision = self.cfg.policy.decide(&Facts { user, service: &ctx.service, origin: &origin, groups: &groups });
-        let no_code = |action| Ok(Start { action, challenge: String::new(), destination: String::new() });
+        let no_code = |action| Ok(Start::without_code(action));
         let line =
             |e: Event| audit::event(e).field("user", user).field("service", &ctx.service).field("rhost", &ctx.rhost);
         match decision.action {
@@ -77,6 +106,10 @@ impl<P: Provider> Daemon<P> {
             return self.start_unenrolled(user, name.is_some(), ctx).await;
         };
         let now = self.clock.unix_now();
+        if record.awaiting_approval {
+            line(Event::AwaitingApproval).log();
+            return no_code(Action::AwaitingApproval);
+        }
         if record.locked_until > now {
             line(Event::StillLockedOut).log();
             return no_code(Action::LockedOut);
@@ -94,7 +127,57 @@ impl<P: Provider> Daemon<P> {
             }
             plan = Some(TrustPlan { machine, service: ctx.service.clone(), days });
         }
-        self.send_new_code(name.as_str(), &record.phone, ctx, plan).await
+        let phone = record.phone_at(now);
+        if !sign_in {
+            return self.send_new_code(name.as_str(), phone, ctx, plan).await;
+        }
+        let factors = record.factors();
+        // The reminder names `smsotp totp`: only where users may run it.
+        let remind = self.cfg.self_service.totp
+            && factors == [Factor::Sms]
+            && now.saturating_sub(record.reminded) >= REMIND_EVERY;
+        let mut start = if factors.first() == Some(&Factor::Totp) {
+            self.ask_app_first(name.as_str(), phone, ctx, plan)?
+        } else {
+            self.send_new_code(name.as_str(), phone, ctx, plan).await?
+        };
+        if let Ok(id) = Self::parse_id(&start.challenge)
+            && let Some(c) = self.lock().challenges.get_mut(&id)
+        {
+            c.factors = factors.clone();
+            c.remind = remind;
+        }
+        start.factors = factors;
+        start.remind = remind;
+        Ok(start)
+    }
+
+    /// The app is the user's default: a challenge with nothing sent.
+    fn ask_app_first(
+        &self,
+        user: &str,
+        phone: &PhoneNumber,
+        ctx: &LoginContext,
+        plan: Option<TrustPlan>,
+    ) -> Result<Start, LoginError> {
+        let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
+        let mut c = Challenge::new(
+            user.to_owned(),
+            Secret::NotSent,
+            phone.masked(),
+            ctx.service.clone(),
+            ctx.rhost.clone(),
+            self.clock.tick(),
+            self.limits(),
+        );
+        c.on_success = plan;
+        c.factor = Factor::Totp;
+        let mut state = self.lock();
+        if state.challenges.len() >= self.cfg.codes.max_pending {
+            return Err(LoginError::Busy);
+        }
+        state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
+        Ok(Start::asking(Action::Totp, &id, phone.masked()))
     }
 
     pub(crate) async fn send_new_code(
@@ -157,7 +240,7 @@ impl<P: Provider> Daemon<P> {
             round: Some(round),
         };
         self.send_in_background(id.clone(), job);
-        Ok(Start { action: Action::Code, challenge: id.as_str().to_owned(), destination: phone.masked() })
+        Ok(Start::asking(Action::Code, &id, phone.masked()))
     }
 
     /// Sends one SMS and logs the outcome either way. On failure, also
@@ -171,7 +254,9 @@ impl<P: Provider> Daemon<P> {
         sent_event: Event,
     ) -> Result<String, (LoginError, bool)> {
         let body = match (&self.cfg.enrollment, sent_event) {
-            (Some(e), Event::EnrollCodeSent) => self.render_with(&e.template, code.unwrap_or_default(), &ctx.service),
+            (Some(e), Event::EnrollCodeSent | Event::NumberCheckSent) => {
+                self.render_with(&e.template, code.unwrap_or_default(), &ctx.service)
+            }
             _ => self.render(code.unwrap_or_default(), &ctx.service),
         };
         if !self.destination_allowed(phone) {

@@ -150,6 +150,14 @@ fn config(dir: &std::path::Path) -> Config {
         policy: crate::policy::Policy::default(),
         enrollment: None,
         destinations: None,
+        self_service: crate::config::SelfService {
+            status: true,
+            change_number: true,
+            trust: true,
+            totp: true,
+            recovery_codes: true,
+            cooldown: Duration::from_secs(24 * 3600),
+        },
     }
 }
 
@@ -757,11 +765,11 @@ async fn revoke_one_or_all() {
     w.login(USER, &from("192.0.2.8", "sshd")).await;
     let list = w.daemon.list_trust(&root(":1.1"), USER).unwrap();
     assert_eq!(list.iter().map(|t| t.machine.as_str()).collect::<Vec<_>>(), ["addr:192.0.2.7", "addr:192.0.2.8"]);
-    assert_eq!(w.daemon.revoke_trust(&root(":1.1"), USER, "addr:192.0.2.7").unwrap(), 1);
-    assert!(w.daemon.revoke_trust(&root(":1.1"), USER, "addr:192.0.2.7").is_err(), "nothing left to revoke");
+    assert_eq!(w.daemon.revoke_trust(&root(":1.1"), USER, "addr:192.0.2.7").await.unwrap(), 1);
+    assert!(w.daemon.revoke_trust(&root(":1.1"), USER, "addr:192.0.2.7").await.is_err(), "nothing left to revoke");
     assert_eq!(w.start_ctx(USER, &from("192.0.2.7", "sshd")).await.action, Action::Code);
     assert_eq!(w.start_ctx(USER, &from("192.0.2.8", "sshd")).await.action, Action::Allow);
-    assert_eq!(w.daemon.revoke_trust(&root(":1.1"), USER, "").unwrap(), 1);
+    assert_eq!(w.daemon.revoke_trust(&root(":1.1"), USER, "").await.unwrap(), 1);
     assert_eq!(w.start_ctx(USER, &from("192.0.2.8", "sshd")).await.action, Action::Code);
     assert!(logs().iter().any(|l| l.contains("event=trust-revoked user=root machine=all count=1")));
 }
@@ -856,6 +864,7 @@ fn enrolling() -> World {
         c.enrollment = Some(crate::config::Enrollment {
             countries: vec!["+1".into()],
             template: Template::parse(crate::config::raw::DEFAULT_ENROLLMENT_TEMPLATE).unwrap(),
+            approval: false,
         });
     })
 }
@@ -1010,3 +1019,6 @@ async fn per_user_daily_and_per_host_hourly_budgets() {
     w.clock.advance(Duration::from_secs(3601));
     assert_eq!(w.start("nosuchuser").await.action, Action::Code, "an hour later");
 }
+
+#[path = "account_tests.rs"]
+mod account;

@@ -50,6 +50,10 @@ impl<P: Provider> Daemon<P> {
             return Err(LoginError::Busy);
         }
         let user = c.user.clone();
+        // Answering with the app: no SMS to repeat (UseFactor sends one).
+        if matches!(c.secret, Secret::NotSent) || c.factor != smsotp_proto::Factor::Sms {
+            return self.wrong_as(&mut state, &id, Status::ResendRefused, turn).map(|a| (a, None));
+        }
         if let Err(why) = c.resend_allowed(now) {
             if let ResendRefused::TooSoon(d) = why {
                 tracing::info!("resend for {} refused: next one in {} s", sanitize_for_log(&user), d.as_secs());
@@ -63,7 +67,7 @@ impl<P: Provider> Daemon<P> {
             Some(true) => None,
             Some(false) => match (&turn.enroll, &turn.record) {
                 (Some((_, phone)), _) => Some(phone.clone()),
-                (None, Ok(Some(r))) => Some(r.phone.clone()),
+                (None, Ok(Some(r))) => Some(r.phone_at(self.clock.unix_now()).clone()),
                 _ => {
                     state.challenges.remove(&id);
                     return Err(LoginError::UnknownChallenge);
@@ -92,6 +96,7 @@ impl<P: Provider> Daemon<P> {
                 c.resent(Secret::Remote { reference }, now);
                 None
             }
+            Secret::NotSent => return Err(LoginError::Internal("a resend of a code never sent".into())),
         };
         c.delivery = Delivery::Pending;
         let answer = Answer { status: Status::Resent, attempts_left: c.attempts_left() };

@@ -89,6 +89,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .map_err(|e| format!("bad bus address {}: {e}", opts.bus))?
         .serve_at(OBJECT_PATH, SmsOtp::new(current.clone()))
         .map_err(|e| e.to_string())?
+        .serve_at(OBJECT_PATH, crate::dbus_user::User::new(current.clone()))
+        .map_err(|e| e.to_string())?
         .build()
         .await
         .map_err(|e| format!("cannot connect to the bus at {}: {e}", opts.bus))?;

@@ -18,23 +18,138 @@ use nix::sys::stat::Mode;
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
 use serde::{Deserialize, Serialize};
 
+use smsotp_proto::{Factor, WireEnum};
+use zeroize::Zeroizing;
+
 use crate::names::{PhoneNumber, UserName};
+use crate::recovery::RecoverySet;
 use crate::trust::TrustRecord;
 
 /// A user's persisted state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub phone: PhoneNumber,
-    /// Consecutive wrong codes across challenges; a correct code clears it.
+    /// Consecutive wrong codes across challenges and factors; a right
+    /// answer clears it.
     pub failures: u32,
     /// Unix seconds until which logins are refused; 0 when not locked.
     pub locked_until: u64,
     pub trust: Vec<TrustRecord>,
+    /// The authenticator app, once its first code confirmed it.
+    pub totp: Option<TotpFactor>,
+    pub recovery: Option<RecoverySet>,
+    /// The factor a login asks for first.
+    pub default_factor: Factor,
+    /// A number the user proved, taking over from `phone` after the
+    /// cool-down (self-service change; the old number was told).
+    pub pending_phone: Option<PendingPhone>,
+    /// When the user was last told that SMS is the weakest factor (Unix s).
+    pub reminded: u64,
+    /// Recent sign-ins and failures, newest last (`smsotp status`).
+    pub history: Vec<HistoryEntry>,
+    /// Enrolled at login while `enrollment.approval` is on, and not yet
+    /// approved by an administrator: no login succeeds.
+    pub awaiting_approval: bool,
 }
+
+/// An authenticator app's secret (base32) and the last step it answered
+/// with: a step is good once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpFactor {
+    pub secret: String,
+    #[serde(default)]
+    pub last_step: u64,
+    #[serde(default)]
+    pub created: u64,
+}
+
+impl fmt::Debug for TotpFactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TotpFactor([redacted], last_step {})", self.last_step)
+    }
+}
+
+impl Drop for TotpFactor {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPhone {
+    pub phone: PhoneNumber,
+    /// Unix seconds from which it replaces the current number.
+    pub from: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryEntry {
+    pub at: u64,
+    /// "sign-in" or "failure".
+    pub what: String,
+    pub service: String,
+    pub rhost: String,
+}
+
+/// Entries of [`UserRecord::history`] kept.
+pub const HISTORY: usize = 10;
 
 impl UserRecord {
     pub fn new(phone: PhoneNumber) -> Self {
-        UserRecord { phone, failures: 0, locked_until: 0, trust: Vec::new() }
+        UserRecord {
+            phone,
+            failures: 0,
+            locked_until: 0,
+            trust: Vec::new(),
+            totp: None,
+            recovery: None,
+            default_factor: Factor::Sms,
+            pending_phone: None,
+            reminded: 0,
+            history: Vec::new(),
+            awaiting_approval: false,
+        }
+    }
+
+    /// The number codes go to at `now`: a proven new number once its
+    /// cool-down is over.
+    pub fn phone_at(&self, now: u64) -> &PhoneNumber {
+        match &self.pending_phone {
+            Some(p) if now >= p.from => &p.phone,
+            _ => &self.phone,
+        }
+    }
+
+    /// Makes a due number change permanent (before a save).
+    pub fn settle(&mut self, now: u64) {
+        if let Some(p) = self.pending_phone.take_if(|p| now >= p.from) {
+            self.phone = p.phone;
+        }
+    }
+
+    /// The factors this user can answer with, the default first.
+    pub fn factors(&self) -> Vec<Factor> {
+        let mut all = vec![Factor::Sms];
+        if self.totp.is_some() {
+            all.push(Factor::Totp);
+        }
+        if self.recovery.as_ref().is_some_and(|r| !r.hashes.is_empty()) {
+            all.push(Factor::Recovery);
+        }
+        if let Some(i) = all.iter().position(|f| *f == self.default_factor) {
+            all[..=i].rotate_right(1);
+        }
+        all
+    }
+
+    pub fn remember(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        if self.history.len() > HISTORY {
+            let extra = self.history.len() - HISTORY;
+            self.history.drain(..extra);
+        }
     }
 }
 
@@ -47,8 +162,36 @@ struct OnDisk {
     failures: u32,
     #[serde(default)]
     locked_until: u64,
+    #[serde(default = "sms", skip_serializing_if = "is_sms")]
+    default_factor: Factor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_phone: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pending_from: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    reminded: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    awaiting_approval: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    totp: Option<TotpFactor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery: Option<RecoverySet>,
     #[serde(default)]
     trust: Vec<TrustRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    history: Vec<HistoryEntry>,
+}
+
+fn sms() -> Factor {
+    Factor::Sms
+}
+
+fn is_sms(f: &Factor) -> bool {
+    *f == Factor::Sms
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug)]
@@ -88,11 +231,15 @@ const USERS: &str = "users";
 /// HMAC, never the code.
 const BYPASS: &str = "bypass";
 const MAX_BYPASS: u64 = 1024;
+/// Users an administrator reset (`smsotpctl reset`): they enroll again at
+/// their next login, whatever `unenrolled` says. The file holds the time.
+const RESET: &str = "reset";
 
 pub struct Store {
     root: PathBuf,
     users: OwnedFd,
     bypass: OwnedFd,
+    reset: OwnedFd,
     /// Records read so far (tests hold each call to one read).
     reads: std::sync::atomic::AtomicU64,
 }
@@ -155,7 +302,8 @@ impl Store {
         check_private_dir(&root_fd, &root.display().to_string())?;
         let users = open_dir_at(&root_fd, USERS, true)?;
         let bypass = open_dir_at(&root_fd, BYPASS, true)?;
-        let store = Store { root: root.to_owned(), users, bypass, reads: Default::default() };
+        let reset = open_dir_at(&root_fd, RESET, true)?;
+        let store = Store { root: root.to_owned(), users, bypass, reset, reads: Default::default() };
         store.remove_interrupted_writes();
         Ok(store)
     }
@@ -216,6 +364,28 @@ impl Store {
     /// file of root's is an error, never a match.
     pub fn load_bypass(&self, user: &UserName) -> Result<Option<String>, StoreError> {
         read_private(&self.bypass, user, MAX_BYPASS, "bypass record")
+    }
+
+    /// Marks `user` to enroll again at the next login.
+    pub fn save_reset(&self, user: &UserName, now: u64) -> Result<(), StoreError> {
+        write_atomically(&self.reset, user, format!("{now}\n").as_bytes(), "reset mark")
+    }
+
+    /// Whether `user` was reset and has not enrolled since. An unreadable
+    /// mark is no mark (the user then meets `unenrolled` as configured).
+    pub fn is_reset(&self, user: &UserName) -> bool {
+        matches!(read_private(&self.reset, user, 64, "reset mark"), Ok(Some(_)))
+    }
+
+    pub fn remove_reset(&self, user: &UserName) -> Result<bool, StoreError> {
+        match unlinkat(&self.reset, user.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => {
+                fsync(&self.reset).map_err(io("cannot fsync the reset directory"))?;
+                Ok(true)
+            }
+            Err(nix::Error::ENOENT) => Ok(false),
+            Err(e) => Err(io(format!("cannot remove the reset mark of {user}"))(e)),
+        }
     }
 
     /// Removes a user's bypass record, durably; true if there was one.
@@ -393,18 +563,54 @@ pub fn parse_record(text: &str) -> Result<UserRecord, String> {
             return Err(format!("bad trust class {:?}", t.class));
         }
     }
-    Ok(UserRecord { phone, failures: d.failures, locked_until: d.locked_until, trust: d.trust })
+    let pending_phone = match d.pending_phone {
+        Some(p) => Some(PendingPhone {
+            phone: PhoneNumber::parse(&p).map_err(|e| format!("bad pending phone number: {e}"))?,
+            from: d.pending_from,
+        }),
+        None => None,
+    };
+    if let Some(t) = &d.totp
+        && crate::totp::from_base32(&t.secret).is_none_or(|s| s.len() < 10)
+    {
+        return Err("bad authenticator secret".into());
+    }
+    if d.default_factor == Factor::Recovery || (d.default_factor == Factor::Totp && d.totp.is_none()) {
+        return Err(format!("default_factor {:?} is not a factor this user has", d.default_factor.wire()));
+    }
+    Ok(UserRecord {
+        phone,
+        failures: d.failures,
+        locked_until: d.locked_until,
+        trust: d.trust,
+        totp: d.totp,
+        recovery: d.recovery,
+        default_factor: d.default_factor,
+        pending_phone,
+        reminded: d.reminded,
+        history: d.history,
+        awaiting_approval: d.awaiting_approval,
+    })
 }
 
-fn render_record(r: &UserRecord) -> Result<String, StoreError> {
+fn render_record(r: &UserRecord) -> Result<Zeroizing<String>, StoreError> {
     let d = OnDisk {
         version: 1,
         phone: r.phone.e164().to_owned(),
         failures: r.failures,
         locked_until: r.locked_until,
+        default_factor: r.default_factor,
+        pending_phone: r.pending_phone.as_ref().map(|p| p.phone.e164().to_owned()),
+        pending_from: r.pending_phone.as_ref().map_or(0, |p| p.from),
+        reminded: r.reminded,
+        awaiting_approval: r.awaiting_approval,
+        totp: r.totp.clone(),
+        recovery: r.recovery.clone(),
         trust: r.trust.clone(),
+        history: r.history.clone(),
     };
-    toml::to_string(&d).map_err(|e| StoreError::Io {
+    // The text holds the authenticator secret: wiped once written.
+    toml::to_string(&d).map(Zeroizing::new).map_err(|e| StoreError::Io {
         what: "cannot serialise a record".into(),
         source: std::io::Error::other(e.to_string()),
     })
@@ -451,6 +657,35 @@ mod tests {
     }
 
     #[test]
+    fn factors_and_a_pending_number_round_trip() {
+        let (dir, s) = store();
+        let mut r = record();
+        r.totp = Some(TotpFactor { secret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into(), last_step: 7, created: 5 });
+        r.default_factor = Factor::Totp;
+        r.recovery = Some(RecoverySet { salt: "00".repeat(16), hashes: vec!["ab".repeat(32)], created: 9 });
+        r.pending_phone = Some(PendingPhone { phone: PhoneNumber::parse("+447911123456").unwrap(), from: 100 });
+        for at in 0..12 {
+            r.remember(HistoryEntry { at, what: "sign-in".into(), service: "sshd".into(), rhost: String::new() });
+        }
+        assert_eq!(r.history.len(), HISTORY);
+        assert_eq!(r.history[0].at, 2, "oldest dropped");
+        s.save(&alice(), &r).unwrap();
+        let back = s.load(&alice()).unwrap().unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.factors(), [Factor::Totp, Factor::Sms, Factor::Recovery]);
+        assert!(!format!("{back:?}").contains("GEZDGNBV"), "Debug never shows the secret");
+        assert_eq!(back.phone_at(99).e164(), "+14155550123");
+        assert_eq!(back.phone_at(100).e164(), "+447911123456");
+        let mut settled = back.clone();
+        settled.settle(100);
+        assert_eq!((settled.phone.e164(), settled.pending_phone.is_none()), ("+447911123456", true));
+        // A plain record stays as small as before.
+        s.save(&alice(), &record()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("users/alice")).unwrap();
+        assert_eq!(text, "version = 1\nphone = \"+14155550123\"\nfailures = 0\nlocked_until = 0\ntrust = []\n");
+    }
+
+    #[test]
     fn corrupt_records_never_read_as_not_enrolled() {
         let (dir, s) = store();
         let path = dir.path().join("users/alice");
@@ -461,6 +696,11 @@ mod tests {
             ("future version", b"version = 9\nphone = \"+14155550123\"\n".to_vec()),
             ("bad number", b"version = 1\nphone = \"12345\"\n".to_vec()),
             ("unknown key", b"version = 1\nphone = \"+14155550123\"\nadmin = true\n".to_vec()),
+            (
+                "app default without an app",
+                b"version = 1\nphone = \"+14155550123\"\ndefault_factor = \"totp\"\n".to_vec(),
+            ),
+            ("bad app secret", b"version = 1\nphone = \"+14155550123\"\n[totp]\nsecret = \"not base32!\"\n".to_vec()),
         ];
         for (what, bytes) in cases {
             std::fs::write(&path, &bytes).unwrap();

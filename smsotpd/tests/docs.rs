@@ -97,3 +97,31 @@ fn pam_sms_examples_agree_with_the_readme() {
     }
     assert!(!man.contains("smsotpctl doctor\" (8)"), "there is no smsotpctl-doctor(8)");
 }
+
+#[test]
+fn smsotp_commands_are_documented_in_the_readme_and_the_man_page() {
+    let mut all = Vec::new();
+    commands(&smsotpd::user_cli::Cli::command(), "", &mut all);
+    assert!(all.len() >= 7, "{all:?}");
+    let man = read("packaging/man/smsotp.1");
+    let readme = readme_section("Your own account: smsotp");
+    for (name, flags) in &all {
+        assert!(readme.contains(&format!("smsotp {name}")), "README's smsotp section lacks {name:?}");
+        let man_entry = man.lines().any(|l| l.starts_with(".B") && l.contains(name.as_str()));
+        assert!(man_entry, "smsotp(1) lacks an entry for {name:?}");
+        for flag in flags {
+            let line = readme.lines().find(|l| l.contains(&format!("smsotp {name}"))).unwrap();
+            assert!(line.contains(flag.as_str()), "README: {name} lacks {flag}: {line}");
+            assert!(man.contains(flag.as_str()), "smsotp(1): {name} lacks {flag}");
+        }
+    }
+    let codes = smsotpd::user_cli::EXIT_CODES.trim_start_matches("exit codes: ");
+    let man = man.replace('\n', " ");
+    let readme = readme.replace('\n', " ");
+    for part in codes.split(", ") {
+        let (n, meaning) = part.split_once(' ').unwrap();
+        let first = meaning.split_whitespace().next().unwrap();
+        assert!(readme.contains(&format!("{n} {first}")), "README lacks smsotp's exit code {n} ({meaning})");
+        assert!(man.contains(&format!("{n} {first}")), "smsotp(1) lacks exit code {n} ({meaning})");
+    }
+}

@@ -42,7 +42,9 @@ async fn fixture() -> Fixture {
         .server(guid)
         .unwrap()
         .p2p()
-        .serve_at(OBJECT_PATH, SmsOtp::new(smsotpd::dbus::Current::new(daemon)))
+        .serve_at(OBJECT_PATH, SmsOtp::new(smsotpd::dbus::Current::new(daemon.clone())))
+        .unwrap()
+        .serve_at(OBJECT_PATH, smsotpd::dbus_user::User::new(smsotpd::dbus::Current::new(daemon)))
         .unwrap();
     let client = Builder::unix_stream(b).p2p();
     let (server, client) = tokio::try_join!(server.build(), client.build()).unwrap();
@@ -50,7 +52,11 @@ async fn fixture() -> Fixture {
 }
 
 fn our_interface<'a>(node: &'a zbus_xml::Node<'a>) -> &'a zbus_xml::Interface<'a> {
-    node.interfaces().iter().find(|i| i.name() == IFACE).expect("interface present")
+    named(node, IFACE)
+}
+
+fn named<'a>(node: &'a zbus_xml::Node<'a>, name: &str) -> &'a zbus_xml::Interface<'a> {
+    node.interfaces().iter().find(|i| i.name() == name).expect("interface present")
 }
 
 /// A comparable description: members with their typed, named, directed args.
@@ -85,6 +91,8 @@ async fn introspection_matches_the_contract() {
     let contract = zbus_xml::Node::from_reader(XML.as_bytes()).unwrap();
     assert_eq!(shape(our_interface(&served)), shape(our_interface(&contract)));
     assert!(shape(our_interface(&contract)).len() >= 11, "the contract lists every method");
+    let user = smsotp_proto::USER_INTERFACE;
+    assert_eq!(shape(named(&served, user)), shape(named(&contract, user)));
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn call_as_group(uid: u32, gid: u32, bus: &Bus, method: &str, args: &[&str]) -> 
         .arg(require("dbus-send", "dbus-bin"))
         .arg(format!("--bus={}", bus.address()))
         .args(["--print-reply", "--dest=org.smsotp.SmsOtp1", "/org/smsotp/SmsOtp1"])
-        .arg(format!("org.smsotp.SmsOtp1.{method}"))
+        .arg(if method.contains('.') { method.to_owned() } else { format!("org.smsotp.SmsOtp1.{method}") })
         .args(args)
         .output()
         .unwrap();
@@ -40,7 +40,7 @@ fn the_daemon_refuses_non_root_callers_itself() {
     let twilio = FakeTwilio::start();
     let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "", ""));
     daemon.ctl_ok(&["enroll", USER, NUMBER]);
-    for (method, args) in every_method() {
+    for (method, args) in every_method().into_iter().filter(|(m, _)| !m.starts_with(USER_IFACE)) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = call_as(NOBODY, &bus, &method, &args);
         assert!(!ok, "{method} succeeded for nobody: {out}");
@@ -54,15 +54,21 @@ fn the_daemon_refuses_non_root_callers_itself() {
     assert!(out.contains("root"));
 }
 
+const USER_IFACE: &str = "org.smsotp.User1.";
+
 /// Every method of the interface XML (the contract, so a new method is
 /// covered the day it is added) with plausible arguments for dbus-send.
+/// Methods of org.smsotp.User1 come with their interface ("org.smsotp.User1.Status").
 fn every_method() -> Vec<(String, Vec<String>)> {
     let xml = std::fs::read_to_string(smsotp_tests::tools::workspace_root().join("etc/dbus-1/org.smsotp.SmsOtp1.xml"))
         .unwrap();
     let mut methods: Vec<(String, Vec<String>)> = Vec::new();
+    let mut prefix = "";
     for line in xml.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("<method name=\"") {
-            methods.push((rest.split('"').next().unwrap().to_owned(), Vec::new()));
+        if line.starts_with("<interface name=\"org.smsotp.User1\"") {
+            prefix = USER_IFACE;
+        } else if let Some(rest) = line.strip_prefix("<method name=\"") {
+            methods.push((format!("{prefix}{}", rest.split('"').next().unwrap()), Vec::new()));
         } else if line.starts_with("<arg ") && line.contains("direction=\"in\"") {
             let attr = |k: &str| line.split(&format!("{k}=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned();
             let value = match (attr("type").as_str(), attr("name").as_str()) {
@@ -71,6 +77,7 @@ fn every_method() -> Vec<(String, Vec<String>)> {
                 ("s", "code") => "string:123456".to_owned(),
                 ("s", "number") => "string:+15550000666".to_owned(),
                 ("s", "machine") => "string:addr:192.0.2.7".to_owned(),
+                ("s", "factor") => "string:sms".to_owned(),
                 ("s", _) => "string:root".to_owned(),
                 ("u", "minutes") => "uint32:5".to_owned(),
                 (t, n) => panic!("every_method: no sample value for {n} of type {t}; add one"),
@@ -79,6 +86,7 @@ fn every_method() -> Vec<(String, Vec<String>)> {
         }
     }
     assert!(methods.len() >= 14, "parsed only {methods:?}");
+    assert!(methods.iter().any(|(m, _)| m == "org.smsotp.User1.Status"), "{methods:?}");
     methods
 }
 
@@ -91,6 +99,18 @@ fn the_shipped_policy_matrix() {
     let World { bus, twilio, .. } = &World::messaging("", "");
     for (method, args) in every_method() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if method.starts_with(USER_IFACE) {
+            // Anyone reaches the daemon, which acts on the caller's own
+            // account only: nobody has none enrolled.
+            let (ok, out) = call_as(NOBODY, bus, &method, &args);
+            assert!(!out.contains("AccessDenied"), "{method} as nobody: {out}");
+            if method.ends_with(".Status") {
+                assert!(ok && out.contains("\"nobody\"") && out.contains("boolean false"), "{out}");
+            } else {
+                assert!(!ok && out.contains("org.smsotp.SmsOtp1.Error."), "{method} as nobody: {out}");
+            }
+            continue;
+        }
         for (who, uid, gid) in [("nobody", NOBODY, NOBODY), ("uid 1000 in group root", 1000, 0)] {
             let (ok, err) = call_as_group(uid, gid, bus, &method, &args);
             assert!(!ok, "{method} succeeded for {who}");

@@ -29,6 +29,7 @@ fn files(listing: &str, path_column: usize) -> BTreeSet<String> {
 const COMMON: &[&str] = &[
     "-rwxr-xr-x /usr/sbin/smsotpd",
     "-rwxr-xr-x /usr/sbin/smsotpctl",
+    "-rwxr-xr-x /usr/bin/smsotp",
     "-rw------- /etc/smsotpd/smsotpd.toml",
     "-rw-r--r-- /usr/share/dbus-1/system.d/org.smsotp.SmsOtp1.conf",
     "-rw-r--r-- /usr/share/dbus-1/system-services/org.smsotp.SmsOtp1.service",
@@ -38,6 +39,7 @@ const COMMON: &[&str] = &[
     "-rw-r--r-- /usr/share/man/man8/smsotpd.8.gz",
     "-rw-r--r-- /usr/share/man/man8/smsotpctl.8.gz",
     "-rw-r--r-- /usr/share/man/man5/smsotpd.toml.5.gz",
+    "-rw-r--r-- /usr/share/man/man1/smsotp.1.gz",
     "-rw-r--r-- /usr/share/doc/smsotp/README.md",
 ];
 

@@ -11,13 +11,15 @@ use smsotp_tests::pam::{Code, Pam, typed};
 use smsotp_tests::world::{NUMBER, USER, World};
 
 const SENT: &str = "A login code is on its way by SMS to ******0123.\n";
+/// After the first successful login of the week of a user with SMS alone.
+const REMIND: &str = "SMS is the weakest way to sign in. Add an authenticator app with the command: smsotp totp\n";
 
 #[test]
 fn correct_code_logs_in() {
     let w = World::messaging("", "");
     let run = w.pam(USER).run(vec![w.code_of(1)]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
-    assert_eq!(run.shown(), format!("{SENT}SMS code: "));
+    assert_eq!(run.shown(), format!("{SENT}SMS code: {REMIND}"));
     let sms = w.twilio.messages();
     assert_eq!(sms.len(), 1);
     assert_eq!(sms[0].to, NUMBER);
@@ -29,6 +31,10 @@ fn correct_code_logs_in() {
         w.daemon.log_text()
     );
     w.assert_clean();
+    // Told once a week: the next login is quiet.
+    let run = w.pam(USER).run(vec![w.code_of(2)]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(run.shown(), format!("{SENT}SMS code: "));
 }
 
 #[test]
@@ -77,7 +83,7 @@ fn resend_on_empty_answer() {
     assert_eq!(
         run.shown(),
         format!(
-            "{SENT}SMS code: A new code cannot be sent yet; enter the code you received. 2 tries left.\nSMS code: A new code is on its way by SMS to ******0123.\nSMS code: "
+            "{SENT}SMS code: A new code cannot be sent yet; enter the code you received. 2 tries left.\nSMS code: A new code is on its way by SMS to ******0123.\nSMS code: {REMIND}"
         )
     );
     assert_eq!(w.twilio.messages().len(), 2);

@@ -78,6 +78,20 @@ pub struct Enrollment {
     /// Calling codes a number may start with, e.g. "+1", "+44".
     pub countries: Vec<String>,
     pub template: Template,
+    /// A number proven at login waits for `smsotpctl approve`.
+    pub approval: bool,
+}
+
+/// `[self_service]`: what users may do with `smsotp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfService {
+    pub status: bool,
+    pub change_number: bool,
+    pub trust: bool,
+    pub totp: bool,
+    pub recovery_codes: bool,
+    /// How long a proven new number waits before it alone signs in.
+    pub cooldown: Duration,
 }
 
 /// The file as written, before validation.
@@ -97,6 +111,7 @@ pub struct Config {
     pub enrollment: Option<Enrollment>,
     /// Calling codes any SMS may go to; None: anywhere.
     pub destinations: Option<Vec<String>>,
+    pub self_service: SelfService,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,7 +294,9 @@ impl Config {
         let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
         let enrollment = validate::validate_enrollment(raw.unenrolled, raw.enrollment.as_ref()).map_err(err)?;
         let destinations = validate::validate_destinations(raw.destinations.as_ref()).map_err(err)?;
+        let self_service = validate::validate_self_service(&raw.self_service).map_err(err)?;
         Ok(Config {
+            self_service,
             destinations,
             enrollment,
             provider,

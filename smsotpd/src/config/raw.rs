@@ -29,6 +29,8 @@ pub(crate) struct RawConfig {
     pub(crate) policy: RawPolicy,
     pub(crate) enrollment: Option<RawEnrollment>,
     pub(crate) destinations: Option<RawDestinations>,
+    #[serde(default)]
+    pub(crate) self_service: RawSelfService,
     /// Read as plain tables so that an error can name the rule.
     #[serde(default)]
     pub(crate) rule: Vec<toml::Table>,
@@ -118,6 +120,31 @@ impl Default for RawLockout {
     }
 }
 
+/// What users may do themselves with `smsotp` (each on by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawSelfService {
+    pub(crate) status: bool,
+    pub(crate) change_number: bool,
+    pub(crate) trust: bool,
+    pub(crate) totp: bool,
+    pub(crate) recovery_codes: bool,
+    pub(crate) number_change_cooldown_hours: u32,
+}
+
+impl Default for RawSelfService {
+    fn default() -> Self {
+        RawSelfService {
+            status: true,
+            change_number: true,
+            trust: true,
+            totp: true,
+            recovery_codes: true,
+            number_change_cooldown_hours: 24,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDestinations {
@@ -128,6 +155,8 @@ pub(crate) struct RawDestinations {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawEnrollment {
     pub(crate) countries: Vec<String>,
+    #[serde(default)]
+    pub(crate) approval: bool,
     #[serde(default = "default_enrollment_template")]
     pub(crate) template: String,
 }

@@ -29,7 +29,24 @@ pub(crate) fn validate_enrollment(
     }
     calling_codes("enrollment.countries", &raw.countries)?;
     let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("enrollment.template: {e}"))?;
-    Ok(Some(super::Enrollment { countries: raw.countries.clone(), template }))
+    Ok(Some(super::Enrollment { countries: raw.countries.clone(), template, approval: raw.approval }))
+}
+
+pub(crate) fn validate_self_service(raw: &super::raw::RawSelfService) -> Result<super::SelfService, String> {
+    if raw.number_change_cooldown_hours > 720 {
+        return Err(format!(
+            "self_service.number_change_cooldown_hours is {}; at most 720 (30 days), 0 for none",
+            raw.number_change_cooldown_hours
+        ));
+    }
+    Ok(super::SelfService {
+        status: raw.status,
+        change_number: raw.change_number,
+        trust: raw.trust,
+        totp: raw.totp,
+        recovery_codes: raw.recovery_codes,
+        cooldown: std::time::Duration::from_secs(u64::from(raw.number_change_cooldown_hours) * 3600),
+    })
 }
 
 /// Each entry is "+" and 1 to 4 digits (a country's calling code or a

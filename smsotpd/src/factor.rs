@@ -1,0 +1,93 @@
+//! Switching factor at the prompt ('s', 't', 'r'): answers then go to the
+//! factor asked for. The challenge, its tries and the user's failure count
+//! go on unchanged, so switching gives no extra guesses.
+
+use std::sync::Arc;
+
+use smsotp_proto::{Factor, LoginContext, Status, WireEnum};
+
+use crate::audit::{self, Event};
+use crate::authz::Root;
+use crate::challenge::{self, Delivery, Secret};
+use crate::daemon::{Answer, Daemon};
+use crate::delivery::SendJob;
+use crate::error::LoginError;
+use crate::provider::Provider;
+
+impl<P: Provider> Daemon<P> {
+    /// Returns the answer (`Switched`, tries left) and, for SMS, the masked
+    /// number the code went to. The first switch to SMS of a login that
+    /// asked for the app first sends the code (within the SMS budgets).
+    pub async fn use_factor(
+        self: &Arc<Self>,
+        _root: &Root,
+        id: &str,
+        factor: Factor,
+    ) -> Result<(Answer, String), LoginError> {
+        let id = Self::parse_id(id)?;
+        self.delivered(&id).await?;
+        let mut turn = self.turn(&id).await?;
+        let mut job = None;
+        let result = (|| {
+            let mut state = self.lock();
+            if let Some(done) = self.expired_or_locked(&mut state, &id, &mut turn)? {
+                return Ok((done, String::new()));
+            }
+            let Some(c) = state.challenges.get_mut(&id) else {
+                return Err(LoginError::UnknownChallenge);
+            };
+            if c.in_flight {
+                return Err(LoginError::Busy);
+            }
+            if !c.factors.contains(&factor) {
+                return Err(LoginError::InvalidArgument(format!(
+                    "this login cannot be answered with {}",
+                    factor.wire()
+                )));
+            }
+            let (user, service, rhost) = (c.user.clone(), c.service.clone(), c.rhost.clone());
+            c.factor = factor;
+            let destination = if factor == Factor::Sms { c.destination.clone() } else { String::new() };
+            let first_sms = factor == Factor::Sms && matches!(c.secret, Secret::NotSent);
+            let left = c.attempts_left();
+            audit::event(Event::FactorSwitched)
+                .field("user", &user)
+                .field("service", &service)
+                .field("rhost", &rhost)
+                .field("factor", factor.wire())
+                .log();
+            if first_sms {
+                if !self.take_send_budget(&mut state, &user) {
+                    return Err(LoginError::RateLimited);
+                }
+                let phone = match &turn.record {
+                    Ok(Some(r)) => r.phone_at(self.clock.unix_now()).clone(),
+                    _ => return Err(LoginError::UnknownChallenge),
+                };
+                let code = if self.provider.makes_codes() {
+                    None
+                } else {
+                    Some(challenge::new_code(self.cfg.codes.length).map_err(|e| LoginError::Internal(e.to_string()))?)
+                };
+                let Some(c) = state.challenges.get_mut(&id) else {
+                    return Err(LoginError::UnknownChallenge);
+                };
+                c.secret = match &code {
+                    Some(code) => Secret::Local(code.clone()),
+                    None => Secret::Remote { reference: String::new() },
+                };
+                c.delivery = Delivery::Pending;
+                let ctx = LoginContext { service, rhost, ..LoginContext::default() };
+                job = Some(SendJob { user, phone, code, ctx, event: Event::CodeSent, round: None });
+            }
+            Ok((Answer { status: Status::Switched, attempts_left: left }, destination))
+        })();
+        let user = turn.user.clone();
+        self.end_turn(turn, &id)?;
+        if let Some(job) = job {
+            self.record_send(&user);
+            self.send_in_background(id, job);
+        }
+        result
+    }
+}
