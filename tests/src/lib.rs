@@ -11,6 +11,8 @@ pub mod fake_twilio;
 pub mod pam;
 pub mod syslog;
 pub mod tools;
+pub mod totp;
+pub mod user_cli;
 pub mod world;
 
 /// The code prompt pam_sms shows.
@@ -21,3 +23,6 @@ pub const TRUST_PROMPT_END: &str = "[y/N] ";
 pub const PASSWORD_PROMPT: &str = "Password: ";
 /// How pam_sms's question for an enrolling user's number ends.
 pub const NUMBER_PROMPT_END: &str = "(+ and country code): ";
+/// What every prompt that offers another factor holds once
+/// ("SMS code (or 't' for your authenticator app): ").
+pub const FACTOR_PROMPT_MARK: &str = " (or '";

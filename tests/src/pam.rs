@@ -61,6 +61,7 @@ fn prompts(text: &str) -> usize {
         + text.matches(crate::TRUST_PROMPT_END).count()
         + text.matches(crate::PASSWORD_PROMPT).count()
         + text.matches(crate::NUMBER_PROMPT_END).count()
+        + text.matches(crate::FACTOR_PROMPT_MARK).count()
 }
 
 /// One answer typed at the n-th prompt ("SMS code: " or the trust question).

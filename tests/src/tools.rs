@@ -26,6 +26,7 @@ pub fn workspace_root() -> PathBuf {
 pub struct Built {
     pub smsotpd: PathBuf,
     pub smsotpctl: PathBuf,
+    pub smsotp: PathBuf,
     pub pam_sms: PathBuf,
 }
 
@@ -47,9 +48,10 @@ pub fn built() -> &'static Built {
         let b = Built {
             smsotpd: dir.join("smsotpd"),
             smsotpctl: dir.join("smsotpctl"),
+            smsotp: dir.join("smsotp"),
             pam_sms: dir.join("libpam_sms.so"),
         };
-        for p in [&b.smsotpd, &b.smsotpctl, &b.pam_sms] {
+        for p in [&b.smsotpd, &b.smsotpctl, &b.smsotp, &b.pam_sms] {
             assert!(p.is_file(), "{} was not built", p.display());
         }
         b

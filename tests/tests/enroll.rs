@@ -47,3 +47,57 @@ fn a_wrong_code_enrolls_nobody() {
     let out = w.daemon.ctl(&["show", "daemon"]);
     assert_eq!(out.status.code(), Some(4), "not enrolled: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn three_numbers_that_cannot_be_used_end_the_login_with_nothing_sent() {
+    let w = World::messaging(CONFIG.0, CONFIG.1);
+    let run = w.pam("daemon").run(vec![typed("+33612345678"), typed("0044 20 7946 0958"), typed("415 555 0123")]);
+    assert_eq!(run.code, Code::MaxTries, "{}", run.output);
+    let shown = run.shown();
+    assert!(shown.contains("write the number with + and the country code"), "{shown}");
+    assert!(shown.contains("Too many numbers that cannot be used."), "{shown}");
+    assert!(w.twilio.messages().is_empty());
+    assert_eq!(w.daemon.log_text().matches("event=enroll-number-refused user=daemon").count(), 3);
+}
+
+#[test]
+fn with_approval_a_proven_number_waits_for_the_administrator() {
+    let w = World::messaging(CONFIG.0, "[enrollment]\ncountries = [\"+1\"]\napproval = true");
+    let run = w.pam("daemon").run(vec![typed("+14155550177"), w.code_of(1)]);
+    assert_eq!(run.code, Code::PermDenied, "{}", run.output);
+    assert!(run.shown().contains("An administrator must approve it before you can log in with it."), "{}", run.output);
+    let pending = w.daemon.ctl_ok(&["pending"]);
+    assert!(pending.contains("daemon") && pending.contains("******0177"), "{pending}");
+    // Until approved, no login gets to a code.
+    let run = w.pam("daemon").run(vec![]);
+    assert_eq!((run.code, w.twilio.messages().len()), (Code::PermDenied, 1), "{}", run.output);
+    w.daemon.ctl_ok(&["approve", "daemon"]);
+    assert!(w.daemon.ctl_ok(&["pending"]).contains("no number waits"));
+    let run = w.pam("daemon").run(vec![w.code_of(2)]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let log = w.daemon.log_text();
+    assert!(log.contains("event=awaiting-approval user=daemon to=******0177"), "{log}");
+    assert!(log.contains("event=approved user=daemon to=******0177"), "{log}");
+}
+
+#[test]
+fn a_reset_user_is_told_and_enrolls_again_whatever_unenrolled_says() {
+    // unenrolled = "deny", but an [enrollment] table for reset users.
+    let w = World::messaging("", CONFIG.1);
+    w.daemon.ctl_ok(&["enroll", "daemon", "+14155550166"]);
+    let out = w.daemon.ctl_ok(&["reset", "daemon"]);
+    assert!(out.contains("daemon enrolls again at the next login"), "{out}");
+    let notice = w.twilio.wait_message(1);
+    assert_eq!(notice.to, "+14155550166");
+    assert!(notice.body.contains("was reset by an administrator"), "{}", notice.body);
+    let run = w.pam("daemon").run(vec![typed("+14155550188"), w.code_of(2)]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert!(run.shown().contains("Mobile number for login codes"), "{}", run.output);
+    assert!(w.daemon.ctl_ok(&["show", "daemon"]).contains("******0188"));
+    // The reset was for one enrollment: an unenrolled user meets "deny" again.
+    w.daemon.ctl_ok(&["unenroll", "daemon"]);
+    let run = w.pam("daemon").run(vec![typed("+14155550188")]);
+    assert!(!run.shown().contains("Mobile number"), "{}", run.output);
+    let log = w.daemon.log_text();
+    assert!(log.contains("event=user-reset user=daemon from_number=******0166"), "{log}");
+}
