@@ -94,15 +94,27 @@ impl<P: Provider> Daemon<P> {
         });
     }
 
-    pub fn unenroll(&self, _root: &Root, user: &str) -> Result<(), LoginError> {
+    /// Forgets `user`; the number that stops getting codes is told.
+    pub fn unenroll(self: &Arc<Self>, _root: &Root, user: &str) -> Result<(), LoginError> {
         let name = Self::admin_user(user)?;
         let mut state = self.lock();
+        let now = self.clock.unix_now();
+        let old = self.store.load(&name).ok().flatten().map(|r| r.phone_at(now).clone());
         let removed = self.store.remove(&name).map_err(|e| LoginError::Storage(e.to_string()))?;
         state.challenges.remove_user(name.as_str());
+        drop(state);
         if !removed {
             return Err(LoginError::NotEnrolled(name.to_string()));
         }
         audit::event(Event::Unenrolled).field("user", name.as_str()).log();
+        if let Some(old) = old {
+            let body = format!(
+                "SMS login for {name} on {} was removed by an administrator at {}; codes no longer come to this number. If you did not expect this, tell your administrator.",
+                self.hostname,
+                crate::clock::format_utc(now)
+            );
+            self.notify_old_number(&name, old, body);
+        }
         Ok(())
     }
 

@@ -120,12 +120,13 @@ fn the_shipped_policy_matrix() {
         assert!(!out.contains("AccessDenied") && !out.contains("PermissionDenied"), "{method} as root: {out}");
     }
     // The refused calls never reached the daemon: the only SMS are root's,
-    // the code of its StartLogin and the notice its Enroll (a new number)
-    // sends to the old number.
+    // the code of its StartLogin, the notice its Enroll (a new number)
+    // sends to the old number, and the one its Unenroll sends to the new.
     let sms = twilio.messages();
-    assert_eq!(sms.len(), 2, "{sms:?}");
+    assert_eq!(sms.len(), 3, "{sms:?}");
     assert_eq!(sms.iter().filter(|m| m.body.contains("is your login code")).count(), 1, "{sms:?}");
     assert_eq!(sms.iter().filter(|m| m.body.starts_with("The number for SMS login codes of root")).count(), 1);
+    assert_eq!(sms.iter().filter(|m| m.body.starts_with("SMS login for root on ")).count(), 1);
 }
 
 #[test]

@@ -96,6 +96,9 @@ fn a_reset_user_is_told_and_enrolls_again_whatever_unenrolled_says() {
     assert!(w.daemon.ctl_ok(&["show", "daemon"]).contains("******0188"));
     // The reset was for one enrollment: an unenrolled user meets "deny" again.
     w.daemon.ctl_ok(&["unenroll", "daemon"]);
+    let removed = w.twilio.wait_message(3);
+    assert_eq!(removed.to, "+14155550188", "the number that stops getting codes is told");
+    assert!(removed.body.contains("was removed by an administrator"), "{}", removed.body);
     let run = w.pam("daemon").run(vec![typed("+14155550188")]);
     assert!(!run.shown().contains("Mobile number"), "{}", run.output);
     let log = w.daemon.log_text();
