@@ -135,6 +135,7 @@ pub enum Reply {
 pub fn switch_asked(raw: &[u8], factors: &[Factor], current: Factor) -> Option<Factor> {
     let wanted = match raw.trim_ascii() {
         b"s" | b"S" => Factor::Sms,
+        b"v" | b"V" => Factor::Voice,
         b"t" | b"T" => Factor::Totp,
         b"r" | b"R" => Factor::Recovery,
         _ => return None,
@@ -175,6 +176,7 @@ pub mod text {
     pub fn prompt(factor: Factor, factors: &[Factor]) -> String {
         let what = match factor {
             Factor::Sms => "SMS code",
+            Factor::Voice => "Code from the call",
             Factor::Totp => "Authenticator app code",
             Factor::Recovery => "Recovery code",
         };
@@ -183,6 +185,7 @@ pub mod text {
             .filter(|f| **f != factor)
             .map(|f| match f {
                 Factor::Sms => "'s' for SMS",
+                Factor::Voice => "'v' for a voice call",
                 Factor::Totp => "'t' for your authenticator app",
                 Factor::Recovery => "'r' for a recovery code",
             })
@@ -198,6 +201,12 @@ pub mod text {
     }
     pub fn resent(destination: &str) -> String {
         format!("A new code is on its way by SMS to {destination}.")
+    }
+    pub fn calling(destination: &str) -> String {
+        format!("A call with your login code is on its way to {destination}.")
+    }
+    pub fn calling_again(destination: &str) -> String {
+        format!("A call with a new code is on its way to {destination}.")
     }
     pub fn wrong(left: u32) -> String {
         format!("Wrong code. {left} {} left.", if left == 1 { "try" } else { "tries" })
@@ -343,13 +352,18 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
         } else {
             start.destination
         };
-        let mut factor = if start.action == Action::Totp { Factor::Totp } else { Factor::Sms };
         // An enrollment is proven by SMS only.
         let factors =
             if start.action == Action::Enroll || start.factors.is_empty() { vec![Factor::Sms] } else { start.factors };
+        let mut factor = match (start.action, factors.first()) {
+            (Action::Totp, _) => Factor::Totp,
+            (_, Some(Factor::Voice)) => Factor::Voice,
+            _ => Factor::Sms,
+        };
         let mut announced = false;
-        if factor == Factor::Sms {
-            if self.say_info(&text::sent(&destination)).is_err() {
+        if matches!(factor, Factor::Sms | Factor::Voice) {
+            let said = if factor == Factor::Voice { text::calling(&destination) } else { text::sent(&destination) };
+            if self.say_info(&said).is_err() {
                 self.daemon.cancel(&challenge);
                 return Outcome::ConversationFailed;
             }
@@ -375,7 +389,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     }
                     a
                 }),
-                (None, Factor::Sms, Reply::Empty) => self.daemon.resend(&challenge),
+                (None, Factor::Sms | Factor::Voice, Reply::Empty) => self.daemon.resend(&challenge),
                 // Only what looks like a recovery code leaves the module.
                 (None, Factor::Recovery, _) => match recovery_shaped(&raw) {
                     Some(code) => self.daemon.check_code(&challenge, &code),
@@ -412,12 +426,26 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                         return Outcome::Unavailable;
                     };
                     factor = w;
-                    if factor == Factor::Sms && !announced {
-                        if self.say_info(&text::sent(&destination)).is_err() {
+                    let said = match factor {
+                        // A call always carries a new code.
+                        Factor::Voice => Some(text::calling_again(&destination)),
+                        Factor::Sms if !announced => Some(text::sent(&destination)),
+                        _ => None,
+                    };
+                    if let Some(said) = said {
+                        if self.say_info(&said).is_err() {
                             self.daemon.cancel(&challenge);
                             return Outcome::ConversationFailed;
                         }
                         announced = true;
+                    }
+                }
+                Status::ResentByCall => {
+                    // Asked for, or the daemon's failover to a call.
+                    factor = Factor::Voice;
+                    if self.say_info(&text::calling_again(&destination)).is_err() {
+                        self.daemon.cancel(&challenge);
+                        return Outcome::ConversationFailed;
                     }
                 }
                 Status::AwaitingApproval => {

@@ -754,3 +754,27 @@ fn an_enrollment_awaiting_approval_is_refused_with_its_reason() {
     let r = run(User::default(), Smsotpd::starting(Action::AwaitingApproval));
     assert_eq!(r.code, P::PAM_PERM_DENIED);
 }
+
+#[test]
+fn v_asks_for_a_call_with_a_new_code_and_empty_answers_call_again() {
+    let mut d = Smsotpd::code_sent().then(Status::Switched, 3).then(Status::ResentByCall, 3).then(Status::Accepted, 3);
+    if let Some(Ok(s)) = d.starts.back_mut() {
+        s.factors = vec![Factor::Sms, Factor::Voice];
+    }
+    let r = run(User::typing(&[b"v", b"", b"123456"]), d);
+    assert_eq!(r.code, P::PAM_SUCCESS);
+    let calling = Said::Info("A call with a new code is on its way to ******1234.".into());
+    let voice_prompt = Said::Prompt("Code from the call (or 's' for SMS): ".into());
+    assert_eq!(
+        r.said,
+        vec![
+            sent(),
+            Said::Prompt("SMS code (or 'v' for a voice call): ".into()),
+            calling.clone(),
+            voice_prompt.clone(),
+            calling,
+            voice_prompt,
+        ]
+    );
+    assert_eq!(r.calls[1..3], [Call::Use("c1".into(), Factor::Voice), Call::Resend("c1".into())]);
+}

@@ -22,6 +22,9 @@ wire_enum! {
     /// The ways a user can answer a login.
     Factor {
         Sms = "sms",
+        /// The same kind of code as "sms", read out by a phone call to the
+        /// enrolled number (where the daemon has [voice]).
+        Voice = "voice",
         /// An authenticator app (RFC 6238).
         Totp = "totp",
         /// One of the user's single-use recovery codes.

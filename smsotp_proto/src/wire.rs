@@ -87,6 +87,9 @@ wire_enum! {
         AcceptedOfferTrust = "accepted-offer-trust",
         Wrong = "wrong",
         Resent = "resent",
+        /// A new code is on its way by a phone call (the login's factor is
+        /// "voice": asked for, or the daemon failed over to a call).
+        ResentByCall = "resent-by-call",
         ResendRefused = "resend-refused",
         TooManyTries = "too-many-tries",
         Expired = "expired",

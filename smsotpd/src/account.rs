@@ -17,7 +17,7 @@ use crate::clock::Tick;
 use crate::daemon::{Daemon, VOLATILE_CAP};
 use crate::error::LoginError;
 use crate::names::{PhoneNumber, UserName};
-use crate::provider::{Provider, RemoteVerdict};
+use crate::provider::{Channel, Provider, RemoteVerdict};
 use crate::store::{TotpFactor, UserRecord};
 use crate::{recovery, totp};
 
@@ -130,7 +130,7 @@ impl<P: Provider> Daemon<P> {
             destination: r.phone_at(now).masked(),
             pending_destination: pending.map(|p| p.phone.masked()).unwrap_or_default(),
             pending_from: pending.map_or(0, |p| p.from),
-            factors: r.factors(),
+            factors: self.factors_of(&r),
             recovery_codes_left: recovery_left(&r),
             failures: r.failures,
             locked_until: if r.locked_until > now { r.locked_until } else { 0 },
@@ -166,8 +166,10 @@ impl<P: Provider> Daemon<P> {
         self.record_send(user.as_str());
         let ctx = LoginContext { service: "smsotp".into(), ..LoginContext::default() };
         let code_text = code.as_deref().map(String::as_str);
-        let reference =
-            self.deliver(user.as_str(), &phone, code_text, &ctx, Event::NumberCheckSent).await.map_err(|(e, _)| e)?;
+        let reference = self
+            .deliver(user.as_str(), &phone, code_text, &ctx, Event::NumberCheckSent, Channel::Sms)
+            .await
+            .map_err(|(e, _)| e)?;
         let secret = match code {
             Some(c) => NumberSecret::Local(c),
             None => NumberSecret::Remote(reference),
@@ -419,6 +421,12 @@ impl<P: Provider> Daemon<P> {
         self.change_own(&user, |r| {
             match factor {
                 Factor::Sms => {}
+                Factor::Voice if self.cfg.voice.is_some() => {}
+                Factor::Voice => {
+                    return Err(LoginError::InvalidArgument(
+                        "this server places no calls (no [voice] in its configuration)".into(),
+                    ));
+                }
                 Factor::Totp if r.totp.is_some() => {}
                 Factor::Totp => {
                     return Err(LoginError::InvalidArgument(

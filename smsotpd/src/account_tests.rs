@@ -217,3 +217,85 @@ async fn a_reset_user_enrolls_again_and_approval_holds_a_new_number() {
     assert_eq!((s.action, s.destination.as_str()), (Action::Code, "******0177"));
     assert!(!w.daemon.store.is_reset(&UserName::parse(USER).unwrap()), "the reset mark is gone");
 }
+
+#[tokio::test]
+async fn a_rule_lets_users_without_a_number_enroll_from_one_network_only() {
+    use crate::policy::{Action as PolicyAction, Cidr, Rule};
+    let w = World::with(Fake::default(), |c| {
+        c.enrollment = Some(crate::config::Enrollment {
+            countries: vec!["+1".into()],
+            template: Template::parse(crate::config::raw::DEFAULT_ENROLLMENT_TEMPLATE).unwrap(),
+            approval: false,
+        });
+        c.policy.rules = vec![Rule {
+            label: "rule 1 (office)".into(),
+            from: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+            services: vec![],
+            users: vec![],
+            groups: vec![],
+            local: None,
+            action: PolicyAction::Always,
+            unenrolled: Some(crate::config::Unenrolled::Enroll),
+        }];
+    });
+    // "daemon" exists on every Debian system and has no number here.
+    let office = w.daemon.start_sign_in(&root(":1.9"), "daemon", &from("10.1.2.3", "sshd")).await.unwrap();
+    assert_eq!(office.action, Action::Enroll);
+    let elsewhere = w.daemon.start_sign_in(&root(":1.9"), "daemon", &from("192.0.2.9", "sshd")).await.unwrap();
+    assert_eq!(elsewhere.action, Action::Code, "unenrolled = \"deny\" elsewhere: a code nobody gets");
+    let e = w.daemon.explain(&root(":1.1"), "daemon", &from("10.1.2.3", "sshd")).unwrap();
+    assert!(e.iter().any(|l| l.text.contains("asked for a mobile number")), "{e:?}");
+}
+
+fn with_voice() -> World {
+    World::with(Fake::default(), |c| {
+        c.voice = Some(crate::config::Voice {
+            from: None,
+            language: "en-US".into(),
+            template: Template::parse(crate::config::raw::DEFAULT_VOICE_TEMPLATE).unwrap(),
+        });
+    })
+}
+
+/// The digits a call reads out ("1, 2, 3, 4, 5, 6").
+fn spoken_code(body: &str) -> String {
+    body.split("is: ").nth(1).unwrap().chars().filter(char::is_ascii_digit).collect()
+}
+
+#[tokio::test]
+async fn a_call_reads_the_code_digit_by_digit_and_counts_as_a_resend() {
+    let w = with_voice();
+    let s = w.sign_in().await;
+    assert_eq!(s.factors, vec![Factor::Sms, Factor::Voice]);
+    let sms_code = w.fake.last_code();
+    // Right after the SMS: a call is a resend, and too soon.
+    let (a, _) = w.daemon.use_factor(&root(":1.9"), &s.challenge, Factor::Voice).await.unwrap();
+    assert_eq!(a, Answer { status: Status::ResendRefused, attempts_left: 2 });
+    w.clock.advance(Duration::from_secs(31));
+    let (a, to) = w.daemon.use_factor(&root(":1.9"), &s.challenge, Factor::Voice).await.unwrap();
+    settle().await;
+    assert_eq!((a.status, to.as_str()), (Status::Switched, "******0123"));
+    let (number, body) = w.fake.sent().last().unwrap().clone();
+    assert_eq!(number, NUMBER);
+    assert!(body.starts_with("Your login code for web1 is: ") && body.contains(", "), "{body}");
+    let called = spoken_code(&body);
+    assert_eq!(w.check(&s.challenge, &sms_code).await.status, Status::Wrong, "the SMS code died with the call");
+    assert_eq!(w.check(&s.challenge, &called).await.status, Status::Accepted);
+    assert!(logs().iter().any(|l| l.contains("event=code-resent") && l.contains("channel=voice")), "{:?}", logs());
+}
+
+#[tokio::test]
+async fn a_user_who_prefers_calls_gets_one_first_and_unknown_users_are_offered_calls_too() {
+    let w = with_voice();
+    w.daemon.set_default_factor(&me(), Factor::Voice).await.unwrap();
+    let s = w.sign_in().await;
+    assert_eq!(s.factors, vec![Factor::Voice, Factor::Sms]);
+    let body = w.fake.sent().last().unwrap().1.clone();
+    assert!(body.starts_with("Your login code for web1"), "a call first: {body}");
+    assert_eq!(w.check(&s.challenge, &spoken_code(&body)).await.status, Status::Accepted);
+    let unknown = w.daemon.start_sign_in(&root(":1.9"), "nosuchuser", &ctx()).await.unwrap();
+    assert_eq!(unknown.factors, vec![Factor::Sms, Factor::Voice]);
+    let w = World::new();
+    let e = w.daemon.set_default_factor(&me(), Factor::Voice).await.unwrap_err();
+    assert!(e.to_string().contains("no [voice]"), "{e}");
+}

@@ -10,7 +10,7 @@ use crate::daemon::Daemon;
 use crate::error::LoginError;
 use crate::names::{PhoneNumber, UserName, sanitize_for_log};
 use crate::nss;
-use crate::provider::{Outgoing, Provider};
+use crate::provider::{Channel, Outgoing, Provider};
 use crate::store::{StoreError, UserRecord};
 use crate::trust;
 use smsotp_proto::LoginContext;
@@ -82,7 +82,7 @@ impl<P: Provider> Daemon<P> {
         };
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let msg = Outgoing { to: &old, body: &body, validity: this.cfg.codes.expiry };
+            let msg = Outgoing { to: &old, body: &body, validity: this.cfg.codes.expiry, channel: Channel::Sms };
             match this.provider.send(&msg, this.deadline()).await {
                 Ok(reference) => audit::event(Event::NumberChangeNotified)
                     .field("user", &user)
@@ -126,7 +126,7 @@ impl<P: Provider> Daemon<P> {
             Ok(Some(r)) => {
                 let pending = r.pending_phone.as_ref().filter(|p| p.from > now);
                 Ok(FactorsRow {
-                    factors: r.factors(),
+                    factors: self.factors_of(&r),
                     recovery_codes_left: crate::account::recovery_left(&r),
                     pending_destination: pending.map(|p| p.phone.masked()).unwrap_or_default(),
                     pending_from: pending.map_or(0, |p| p.from),
@@ -337,7 +337,7 @@ impl<P: Provider> Daemon<P> {
             )));
         }
         let body = format!("smsotp test message from {}. No action is needed.", self.hostname);
-        let msg = Outgoing { to: &phone, body: &body, validity: self.cfg.codes.expiry };
+        let msg = Outgoing { to: &phone, body: &body, validity: self.cfg.codes.expiry, channel: Channel::Sms };
         match self.provider.send(&msg, self.deadline()).await {
             Ok(reference) => {
                 audit::event(Event::TestSent)

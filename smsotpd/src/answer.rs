@@ -40,7 +40,7 @@ impl<P: Provider> Daemon<P> {
             None => return Err(LoginError::UnknownChallenge),
             Some(Factor::Totp) => return self.check_app(id, code, turn),
             Some(Factor::Recovery) => return self.check_recovery(id, code, turn).await,
-            Some(Factor::Sms) => {}
+            Some(Factor::Sms | Factor::Voice) => {}
         }
         let remote = {
             let mut state = self.lock();

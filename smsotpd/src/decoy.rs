@@ -33,6 +33,7 @@ impl<P: Provider> Daemon<P> {
         user: &str,
         valid_name: bool,
         ctx: &LoginContext,
+        unenrolled: Unenrolled,
     ) -> Result<Start, LoginError> {
         if valid_name {
             // Whether the system knows the name is for the audit line only.
@@ -50,7 +51,7 @@ impl<P: Provider> Daemon<P> {
         let reset = valid_name
             && self.cfg.enrollment.is_some()
             && crate::names::UserName::parse(user).is_ok_and(|n| self.store.is_reset(&n));
-        if self.cfg.unenrolled == Unenrolled::Allow && !reset {
+        if unenrolled == Unenrolled::Allow && !reset {
             audit::event(Event::UnenrolledAllowed)
                 .field("user", user)
                 .field("service", &ctx.service)
@@ -60,7 +61,7 @@ impl<P: Provider> Daemon<P> {
         }
         // Deny: the same prompts as a real login, with a code nobody has.
         // Enroll: a number first, for real and unknown names alike.
-        let enroll = self.cfg.unenrolled == Unenrolled::Enroll || reset;
+        let enroll = unenrolled == Unenrolled::Enroll || reset;
         let round = Self::round_key(user, ctx);
         let (id, destination) = {
             let mut state = self.lock();

@@ -18,7 +18,7 @@ use crate::challenge::{ChallengeId, Delivery, Secret};
 use crate::daemon::Daemon;
 use crate::error::LoginError;
 use crate::names::PhoneNumber;
-use crate::provider::Provider;
+use crate::provider::{Channel, Provider};
 
 /// One message to send for a challenge.
 pub(crate) struct SendJob {
@@ -31,6 +31,7 @@ pub(crate) struct SendJob {
     /// The login's round (StartLogin only): a failure there spares the
     /// provider the next rounds for a while.
     pub(crate) round: Option<String>,
+    pub(crate) channel: Channel,
 }
 
 impl<P: Provider> Daemon<P> {
@@ -51,7 +52,7 @@ impl<P: Provider> Daemon<P> {
 
     async fn finish_send(&self, id: &ChallengeId, job: SendJob) {
         let code = job.code.as_deref().map(String::as_str);
-        let sent = self.deliver(&job.user, &job.phone, code, &job.ctx, job.event).await;
+        let sent = self.deliver(&job.user, &job.phone, code, &job.ctx, job.event, job.channel).await;
         {
             let mut state = self.lock();
             if let (Err((_, false)), Some(round)) = (&sent, &job.round) {

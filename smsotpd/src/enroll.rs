@@ -127,6 +127,7 @@ impl<P: Provider> Daemon<P> {
                 ctx,
                 event: Event::EnrollCodeSent,
                 round: None,
+                channel: crate::provider::Channel::Sms,
             })
         } else {
             None

@@ -34,7 +34,7 @@ impl<P: Provider> Daemon<P> {
             Err(_) => Ok(None),
         };
         let enrolled = match &record {
-            Ok(Some(r)) => format!("yes, {}", r.phone.masked()),
+            Ok(Some(r)) => format!("yes, {}", r.phone_at(now).masked()),
             Ok(None) => "no".into(),
             Err(_) => "record unusable".into(),
         };
@@ -43,7 +43,7 @@ impl<P: Provider> Daemon<P> {
             (policy::Action::Deny, _) => "denied (no code is sent)".to_owned(),
             (policy::Action::Skip, _) => "allowed without a code (logged)".to_owned(),
             (_, Err(_)) => "refused: the user's record is unusable".to_owned(),
-            (_, Ok(None)) => match self.cfg.unenrolled {
+            (_, Ok(None)) => match decision.unenrolled.unwrap_or(self.cfg.unenrolled) {
                 Unenrolled::Allow => "not enrolled: pam_sms returns PAM_IGNORE".to_owned(),
                 Unenrolled::Deny => "not enrolled: prompted like anyone else, never passes".to_owned(),
                 Unenrolled::Enroll => {

@@ -12,7 +12,7 @@ use crate::challenge::{self, Delivery, Secret};
 use crate::daemon::{Answer, Daemon};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
-use crate::provider::Provider;
+use crate::provider::{Channel, Provider};
 
 impl<P: Provider> Daemon<P> {
     /// Returns the answer (`Switched`, tries left) and, for SMS, the masked
@@ -27,6 +27,28 @@ impl<P: Provider> Daemon<P> {
         let id = Self::parse_id(id)?;
         self.delivered(&id).await?;
         let mut turn = self.turn(&id).await?;
+        let code_sent = self
+            .lock()
+            .challenges
+            .get_mut(&id)
+            .is_some_and(|c| !matches!(c.secret, Secret::NotSent) && c.factors.contains(&factor));
+        if factor == Factor::Voice && code_sent {
+            // A call with a new code: a resend, by the resend rules.
+            let result = self.resend_in_turn(&id, &mut turn, true);
+            let user = turn.user.clone();
+            self.end_turn(turn, &id)?;
+            let (answer, job) = result?;
+            if answer.status != Status::ResentByCall {
+                return Ok((answer, String::new()));
+            }
+            let destination = self.lock().challenges.get_mut(&id).map(|c| c.destination.clone()).unwrap_or_default();
+            if let Some(job) = job {
+                self.record_send(&user);
+                self.send_in_background(id, job);
+            }
+            audit::event(Event::FactorSwitched).field("user", &user).field("factor", factor.wire()).log();
+            return Ok((Answer { status: Status::Switched, ..answer }, destination));
+        }
         let mut job = None;
         let result = (|| {
             let mut state = self.lock();
@@ -47,8 +69,9 @@ impl<P: Provider> Daemon<P> {
             }
             let (user, service, rhost) = (c.user.clone(), c.service.clone(), c.rhost.clone());
             c.factor = factor;
-            let destination = if factor == Factor::Sms { c.destination.clone() } else { String::new() };
-            let first_sms = factor == Factor::Sms && matches!(c.secret, Secret::NotSent);
+            let by_phone = matches!(factor, Factor::Sms | Factor::Voice);
+            let destination = if by_phone { c.destination.clone() } else { String::new() };
+            let first_sms = by_phone && matches!(c.secret, Secret::NotSent);
             let left = c.attempts_left();
             audit::event(Event::FactorSwitched)
                 .field("user", &user)
@@ -78,7 +101,8 @@ impl<P: Provider> Daemon<P> {
                 };
                 c.delivery = Delivery::Pending;
                 let ctx = LoginContext { service, rhost, ..LoginContext::default() };
-                job = Some(SendJob { user, phone, code, ctx, event: Event::CodeSent, round: None });
+                let channel = if factor == Factor::Voice { Channel::Voice } else { Channel::Sms };
+                job = Some(SendJob { user, phone, code, ctx, event: Event::CodeSent, round: None, channel });
             }
             Ok((Answer { status: Status::Switched, attempts_left: left }, destination))
         })();

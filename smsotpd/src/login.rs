@@ -15,8 +15,20 @@ use crate::machine;
 use crate::names::{PhoneNumber, UserName};
 use crate::nss;
 use crate::policy::{self, Facts};
-use crate::provider::{Outgoing, Provider, ProviderError};
+use crate::provider::{Channel, Outgoing, Provider, ProviderError};
 use crate::trust::{self, TrustPlan};
+
+/// A code as a call reads it: digit by digit ("1, 2, 3, 4, 5, 6").
+fn spoken(code: &str) -> zeroize::Zeroizing<String> {
+    let mut out = zeroize::Zeroizing::new(String::with_capacity(code.len() * 3));
+    for (i, c) in code.chars().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// A user with SMS alone hears at most weekly that it is the weakest factor.
 const REMIND_EVERY: u64 = 7 * 24 * 3600;
@@ -103,7 +115,18 @@ impl<P: Provider> Daemon<P> {
             },
         };
         let Some((record, name)) = record.zip(name.clone()) else {
-            return self.start_unenrolled(user, name.is_some(), ctx).await;
+            let unenrolled = decision.unenrolled.unwrap_or(self.cfg.unenrolled);
+            let mut start = self.start_unenrolled(user, name.is_some(), ctx, unenrolled).await?;
+            // Offered what an enrolled user with SMS alone is offered.
+            if sign_in && self.cfg.voice.is_some() && start.action == Action::Code {
+                start.factors = vec![Factor::Sms, Factor::Voice];
+                if let Ok(id) = Self::parse_id(&start.challenge)
+                    && let Some(c) = self.lock().challenges.get_mut(&id)
+                {
+                    c.factors = start.factors.clone();
+                }
+            }
+            return Ok(start);
         };
         let now = self.clock.unix_now();
         if record.awaiting_approval {
@@ -129,23 +152,26 @@ impl<P: Provider> Daemon<P> {
         }
         let phone = record.phone_at(now);
         if !sign_in {
-            return self.send_new_code(name.as_str(), phone, ctx, plan).await;
+            return self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Sms).await;
         }
-        let factors = record.factors();
+        let factors = self.factors_of(&record);
         // The reminder names `smsotp totp`: only where users may run it.
         let remind = self.cfg.self_service.totp
             && factors == [Factor::Sms]
             && now.saturating_sub(record.reminded) >= REMIND_EVERY;
-        let mut start = if factors.first() == Some(&Factor::Totp) {
-            self.ask_app_first(name.as_str(), phone, ctx, plan)?
-        } else {
-            self.send_new_code(name.as_str(), phone, ctx, plan).await?
+        let mut start = match factors.first() {
+            Some(Factor::Totp) => self.ask_app_first(name.as_str(), phone, ctx, plan)?,
+            Some(Factor::Voice) => self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Voice).await?,
+            _ => self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Sms).await?,
         };
         if let Ok(id) = Self::parse_id(&start.challenge)
             && let Some(c) = self.lock().challenges.get_mut(&id)
         {
             c.factors = factors.clone();
             c.remind = remind;
+            if factors.first() == Some(&Factor::Voice) {
+                c.factor = Factor::Voice;
+            }
         }
         start.factors = factors;
         start.remind = remind;
@@ -180,12 +206,28 @@ impl<P: Provider> Daemon<P> {
         Ok(Start::asking(Action::Totp, &id, phone.masked()))
     }
 
+    /// The factors `r` can answer with, the default first: the record's,
+    /// and a call where the daemon has `[voice]`.
+    pub(crate) fn factors_of(&self, r: &crate::store::UserRecord) -> Vec<Factor> {
+        let mut all = r.factors();
+        if self.cfg.voice.is_some() {
+            let after_sms = all.iter().position(|f| *f == Factor::Sms).map_or(0, |i| i + 1);
+            all.insert(after_sms, Factor::Voice);
+            if r.default_factor == Factor::Voice {
+                all.retain(|f| *f != Factor::Voice);
+                all.insert(0, Factor::Voice);
+            }
+        }
+        all
+    }
+
     pub(crate) async fn send_new_code(
         self: &Arc<Self>,
         user: &str,
         phone: &PhoneNumber,
         ctx: &LoginContext,
         plan: Option<TrustPlan>,
+        channel: Channel,
     ) -> Result<Start, LoginError> {
         let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
         let code = if self.provider.makes_codes() {
@@ -238,6 +280,7 @@ impl<P: Provider> Daemon<P> {
             ctx: ctx.clone(),
             event: Event::CodeSent,
             round: Some(round),
+            channel,
         };
         self.send_in_background(id.clone(), job);
         Ok(Start::asking(Action::Code, &id, phone.masked()))
@@ -252,9 +295,13 @@ impl<P: Provider> Daemon<P> {
         code: Option<&str>,
         ctx: &LoginContext,
         sent_event: Event,
+        channel: Channel,
     ) -> Result<String, (LoginError, bool)> {
-        let body = match (&self.cfg.enrollment, sent_event) {
-            (Some(e), Event::EnrollCodeSent | Event::NumberCheckSent) => {
+        let body = match (&self.cfg.enrollment, sent_event, &self.cfg.voice, channel) {
+            (_, _, Some(v), Channel::Voice) => {
+                self.render_with(&v.template, &spoken(code.unwrap_or_default()), &ctx.service)
+            }
+            (Some(e), Event::EnrollCodeSent | Event::NumberCheckSent, _, _) => {
                 self.render_with(&e.template, code.unwrap_or_default(), &ctx.service)
             }
             _ => self.render(code.unwrap_or_default(), &ctx.service),
@@ -268,18 +315,21 @@ impl<P: Provider> Daemon<P> {
                 .log();
             return Err((LoginError::DeliveryFailed("the number is outside destinations.countries".into()), false));
         }
-        let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry };
+        let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry, channel };
         let result = self.provider.send(&msg, self.deadline()).await;
         match result {
             Ok(reference) => {
-                audit::event(sent_event)
+                let mut line = audit::event(sent_event)
                     .field("user", user)
                     .field("service", &ctx.service)
                     .field("rhost", &ctx.rhost)
                     .field("to", &phone.masked())
                     .field("provider", self.provider.name())
-                    .field("ref", &reference)
-                    .log();
+                    .field("ref", &reference);
+                if channel == Channel::Voice {
+                    line = line.field("channel", "voice");
+                }
+                line.log();
                 Ok(reference)
             }
             Err(e) => {

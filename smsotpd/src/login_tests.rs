@@ -158,6 +158,7 @@ fn config(dir: &std::path::Path) -> Config {
             recovery_codes: true,
             cooldown: Duration::from_secs(24 * 3600),
         },
+        voice: None,
     }
 }
 
@@ -811,6 +812,7 @@ async fn skip_and_deny_rules() {
                 groups: vec![],
                 local: None,
                 action: PolicyAction::Skip,
+                unenrolled: None,
             },
             Rule {
                 label: "rule 2 (no root group)".into(),
@@ -820,6 +822,7 @@ async fn skip_and_deny_rules() {
                 groups: vec!["root".into()],
                 local: Some(true),
                 action: PolicyAction::Deny,
+                unenrolled: None,
             },
         ];
     });

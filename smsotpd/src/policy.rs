@@ -117,6 +117,9 @@ pub struct Rule {
     /// Some(true): only logins without a remote host; Some(false): only remote.
     pub local: Option<bool>,
     pub action: Action,
+    /// Users without a number, for logins this rule matches (else the
+    /// top-level `unenrolled`).
+    pub unenrolled: Option<crate::config::Unenrolled>,
 }
 
 /// What the policy is asked about.
@@ -181,6 +184,8 @@ pub struct Decision {
     pub action: Action,
     /// The rule that decided, or None for the default mode.
     pub rule: Option<String>,
+    /// The deciding rule's `unenrolled`, if it has one.
+    pub unenrolled: Option<crate::config::Unenrolled>,
 }
 
 impl Decision {
@@ -199,10 +204,10 @@ impl Policy {
     pub fn decide(&self, f: &Facts<'_>) -> Decision {
         for r in &self.rules {
             if r.matches(f) {
-                return Decision { action: r.action, rule: Some(r.label.clone()) };
+                return Decision { action: r.action, rule: Some(r.label.clone()), unenrolled: r.unenrolled };
             }
         }
-        Decision { action: self.default, rule: None }
+        Decision { action: self.default, rule: None, unenrolled: None }
     }
 }
 
@@ -211,7 +216,16 @@ mod tests {
     use super::*;
 
     fn rule(label: &str, action: Action) -> Rule {
-        Rule { label: label.into(), from: vec![], services: vec![], users: vec![], groups: vec![], local: None, action }
+        Rule {
+            label: label.into(),
+            from: vec![],
+            services: vec![],
+            users: vec![],
+            groups: vec![],
+            local: None,
+            action,
+            unenrolled: None,
+        }
     }
 
     #[test]
@@ -260,6 +274,7 @@ mod tests {
             groups: vec![],
             local: None,
             action: Action::Skip,
+            unenrolled: None,
         });
         assert!(!p.uses_groups());
         p.rules[0].groups = vec!["wheel".into()];

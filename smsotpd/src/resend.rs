@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use smsotp_proto::{LoginContext, Status};
+use smsotp_proto::{Factor, LoginContext, Status};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
@@ -12,7 +12,7 @@ use crate::daemon::{Answer, Daemon};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
 use crate::names::sanitize_for_log;
-use crate::provider::Provider;
+use crate::provider::{Channel, Provider};
 use crate::turn::Turn;
 
 impl<P: Provider> Daemon<P> {
@@ -22,11 +22,11 @@ impl<P: Provider> Daemon<P> {
         let id = Self::parse_id(id)?;
         self.delivered(&id).await?;
         let mut turn = self.turn(&id).await?;
-        let result = self.resend_in_turn(&id, &mut turn);
+        let result = self.resend_in_turn(&id, &mut turn, false);
         let user = turn.user.clone();
         self.end_turn(turn, &id)?;
         let (answer, job) = result?;
-        if answer.status == Status::Resent {
+        if matches!(answer.status, Status::Resent | Status::ResentByCall) {
             self.record_send(&user);
         }
         if let Some(job) = job {
@@ -35,8 +35,15 @@ impl<P: Provider> Daemon<P> {
         Ok(answer)
     }
 
-    /// The answer, and the SMS to send once the turn is over.
-    fn resend_in_turn(&self, id: &ChallengeId, turn: &mut Turn) -> Result<(Answer, Option<SendJob>), LoginError> {
+    /// The answer, and the message to send once the turn is over. With
+    /// `to_voice` (UseFactor "voice"), the new code comes by a call from now
+    /// on; otherwise by the login's channel.
+    pub(crate) fn resend_in_turn(
+        &self,
+        id: &ChallengeId,
+        turn: &mut Turn,
+        to_voice: bool,
+    ) -> Result<(Answer, Option<SendJob>), LoginError> {
         let id = id.clone();
         let mut state = self.lock();
         if let Some(done) = self.expired_or_locked(&mut state, &id, turn)? {
@@ -51,7 +58,8 @@ impl<P: Provider> Daemon<P> {
         }
         let user = c.user.clone();
         // Answering with the app: no SMS to repeat (UseFactor sends one).
-        if matches!(c.secret, Secret::NotSent) || c.factor != smsotp_proto::Factor::Sms {
+        let by_phone = matches!(c.factor, Factor::Sms | Factor::Voice) || to_voice;
+        if matches!(c.secret, Secret::NotSent) || !by_phone {
             return self.wrong_as(&mut state, &id, Status::ResendRefused, turn).map(|a| (a, None));
         }
         if let Err(why) = c.resend_allowed(now) {
@@ -78,11 +86,18 @@ impl<P: Provider> Daemon<P> {
         let Some(c) = state.challenges.get_mut(&id) else {
             return Err(LoginError::UnknownChallenge);
         };
+        if to_voice {
+            c.factor = Factor::Voice;
+        }
+        let (channel, status) = match c.factor {
+            Factor::Voice => (Channel::Voice, Status::ResentByCall),
+            _ => (Channel::Sms, Status::Resent),
+        };
         let ctx = LoginContext { service: c.service.clone(), rhost: c.rhost.clone(), ..LoginContext::default() };
         let code = match &c.secret {
             Secret::Decoy => {
                 c.resent(Secret::Decoy, now);
-                return Ok((Answer { status: Status::Resent, attempts_left: c.attempts_left() }, None));
+                return Ok((Answer { status, attempts_left: c.attempts_left() }, None));
             }
             Secret::Local(_) => {
                 // The old code dies now, before anything is sent.
@@ -99,13 +114,13 @@ impl<P: Provider> Daemon<P> {
             Secret::NotSent => return Err(LoginError::Internal("a resend of a code never sent".into())),
         };
         c.delivery = Delivery::Pending;
-        let answer = Answer { status: Status::Resent, attempts_left: c.attempts_left() };
+        let answer = Answer { status, attempts_left: c.attempts_left() };
         drop(state);
         let Some(phone) = phone else {
             return Err(LoginError::Internal("a resend without a number".into()));
         };
         let event = if turn.enroll.is_some() { Event::EnrollCodeSent } else { Event::CodeResent };
-        let job = SendJob { user, phone, code, ctx, event, round: None };
+        let job = SendJob { user, phone, code, ctx, event, round: None, channel };
         Ok((answer, Some(job)))
     }
 

@@ -18,12 +18,12 @@ use crate::store::Store;
 /// Builds the provider the config names.
 pub fn provider(cfg: &Config, clock: SharedClock) -> Result<AnyProvider, String> {
     Ok(match &cfg.provider {
-        ProviderConfig::TwilioMessaging(t) => {
-            AnyProvider::Twilio(Box::new(Twilio::new(Api::Messaging, t.clone(), clock).map_err(|e| e.to_string())?))
-        }
-        ProviderConfig::TwilioVerify(t) => {
-            AnyProvider::Twilio(Box::new(Twilio::new(Api::Verify, t.clone(), clock).map_err(|e| e.to_string())?))
-        }
+        ProviderConfig::TwilioMessaging(t) => AnyProvider::Twilio(Box::new(
+            Twilio::new(Api::Messaging, t.clone(), cfg.voice.clone(), clock).map_err(|e| e.to_string())?,
+        )),
+        ProviderConfig::TwilioVerify(t) => AnyProvider::Twilio(Box::new(
+            Twilio::new(Api::Verify, t.clone(), cfg.voice.clone(), clock).map_err(|e| e.to_string())?,
+        )),
         ProviderConfig::Outbox { path } => AnyProvider::Outbox(Outbox::new(path.clone(), clock)),
         ProviderConfig::Command { path, timeout } => {
             AnyProvider::Command(crate::provider::command::Command::new(path.clone(), *timeout, clock))

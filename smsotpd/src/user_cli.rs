@@ -42,8 +42,8 @@ pub enum Command {
     RecoveryCodes,
     /// Choose what a login asks for first
     Default {
-        /// sms or totp
-        #[arg(value_parser = ["sms", "totp"])]
+        /// sms, voice (a call reads the code; where the server places calls) or totp
+        #[arg(value_parser = ["sms", "voice", "totp"])]
         factor: String,
     },
     /// Machines you are trusted on, and revoking that trust
@@ -109,6 +109,7 @@ struct StatusJson<'a> {
 fn factor_words(f: Factor) -> &'static str {
     match f {
         Factor::Sms => "SMS",
+        Factor::Voice => "voice call",
         Factor::Totp => "authenticator app",
         Factor::Recovery => "recovery codes",
     }

@@ -40,6 +40,11 @@ def manual_checks(req, form, spec_props):
             problems.append("exactly one of From / MessagingServiceSid is required")
         if "Body" not in form:
             problems.append("Body is required (x-twilio.conditional)")
+    if req["path"].endswith("/Calls.json"):
+        if sum(k in form for k in ("Url", "Twiml", "ApplicationSid")) != 1:
+            problems.append("exactly one of Url / Twiml / ApplicationSid is required (x-twilio.conditional)")
+        if "From" not in form:
+            problems.append("From is required")
     if req["path"].endswith("/VerificationCheck"):
         if "Code" not in form or ("To" not in form and "VerificationSid" not in form):
             problems.append("VerificationCheck needs Code and To or VerificationSid")

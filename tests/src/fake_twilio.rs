@@ -25,19 +25,40 @@ pub struct Request {
     pub form: HashMap<String, String>,
 }
 
-/// An SMS the fake "delivered".
+/// An SMS the fake "delivered", or a call it "placed" (`body` is then
+/// what the call says).
 #[derive(Debug, Clone)]
 pub struct Sms {
     pub to: String,
     pub body: String,
+    /// "sms" or "voice".
+    pub channel: &'static str,
 }
 
 impl Sms {
-    /// The first run of digits in the text: the code.
+    /// The code: an SMS's first run of digits; the digits a call reads out
+    /// one by one after its last ": " ("... is: 1, 2, 3, 4, 5, 6.").
     pub fn code(&self) -> String {
+        if self.channel == "voice" {
+            let said = self.body.rsplit(": ").next().unwrap_or_default();
+            return said.chars().filter(char::is_ascii_digit).collect();
+        }
         let start = self.body.find(|c: char| c.is_ascii_digit()).expect("a code in the SMS");
         self.body[start..].chars().take_while(char::is_ascii_digit).collect()
     }
+}
+
+/// The text of the first `<Say>` of a TwiML document, unescaped; None
+/// unless it is `<Response>` with the text said twice.
+pub fn twiml_say(twiml: &str) -> Option<String> {
+    let inner = twiml.strip_prefix("<Response>")?.strip_suffix("</Response>")?;
+    let says: Vec<&str> = inner.split("</Say>").filter(|p| p.contains("<Say")).collect();
+    let text = |p: &str| p.rsplit_once('>').map(|(_, t)| t.to_owned());
+    let first = text(says.first()?)?;
+    if says.len() != 2 || text(says[1])? != first {
+        return None;
+    }
+    Some(first.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&"))
 }
 
 /// A canned answer, used before the normal behaviour.
@@ -364,6 +385,7 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
     st.next_sid += 1;
     let n = st.next_sid;
     let messages_path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
+    let calls_path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json");
     let verifications = format!("/v2/Services/{VERIFY_SID}/Verifications");
     let check = format!("/v2/Services/{VERIFY_SID}/VerificationCheck");
     if req.method == "GET" && req.path == format!("/2010-04-01/Accounts/{ACCOUNT_SID}.json") {
@@ -386,17 +408,39 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
             Some(Ok(1..=36000)) => {}
             other => st.violations.push(format!("ValidityPeriod {other:?}")),
         }
-        st.messages.push(Sms { to: to.clone(), body });
+        st.messages.push(Sms { to: to.clone(), body, channel: "sms" });
         let sid = format!("SM{n:032x}");
         (201, format!(r#"{{"sid":"{sid}","status":"queued","to":"{to}","num_segments":"1"}}"#), vec![])
+    } else if req.path == calls_path {
+        let to = need(&mut st, "To");
+        need(&mut st, "From");
+        let twiml = need(&mut st, "Twiml");
+        let Some(said) = twiml_say(&twiml) else {
+            st.violations.push(format!("Calls.json with TwiML that does not say one text twice: {twiml}"));
+            return (400, r#"{"code":21205,"message":"bad TwiML","status":400}"#.into(), vec![]);
+        };
+        st.messages.push(Sms { to: to.clone(), body: said, channel: "voice" });
+        let sid = format!("CA{n:032x}");
+        (201, format!(r#"{{"sid":"{sid}","status":"queued","to":"{to}"}}"#), vec![])
     } else if req.path == verifications {
         let to = need(&mut st, "To");
-        if req.form.get("Channel").map(String::as_str) != Some("sms") {
-            st.violations.push("Verifications without Channel=sms".into());
-        }
+        let channel = match req.form.get("Channel").map(String::as_str) {
+            Some("sms") => "sms",
+            Some("call") => "voice",
+            other => {
+                st.violations.push(format!("Verifications with Channel {other:?}"));
+                "sms"
+            }
+        };
         let sid = format!("VE{n:032x}");
         let code = format!("{:06}", (u64::from(n) * 7_919_123 + 424_242) % 1_000_000);
-        st.messages.push(Sms { to: to.clone(), body: format!("Your verification code is: {code}") });
+        let body = if channel == "voice" {
+            let digits: Vec<String> = code.chars().map(String::from).collect();
+            format!("Your verification code is: {}.", digits.join(", "))
+        } else {
+            format!("Your verification code is: {code}")
+        };
+        st.messages.push(Sms { to: to.clone(), body, channel });
         st.verifications.insert(sid.clone(), Verification { to: to.clone(), code, open: true });
         (201, format!(r#"{{"sid":"{sid}","status":"pending","to":"{to}","channel":"sms","valid":false}}"#), vec![])
     } else if req.path == check {

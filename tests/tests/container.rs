@@ -32,6 +32,15 @@ fn assert_out(login: &Login, ct: &Container) {
     assert_eq!(login.stdout, "");
 }
 
+/// The weekly word to users with SMS alone, after their first successful
+/// login of the week: inside a last prompt over ssh (OpenSSH drops a PAM
+/// message after the last prompt), a message on the console.
+const REMIND: &str = "SMS is the weakest way to sign in. Add an authenticator app with the command: smsotp totp";
+
+fn remind_prompt() -> String {
+    format!("{REMIND} (press Enter) ")
+}
+
 /// The prompts without ssh's "(alice@10.213.x.2) " prefix.
 fn shown(login: &Login) -> Vec<String> {
     login.prompts.iter().map(|p| p.split_once(") ").map_or(p.as_str(), |(_, rest)| rest).to_owned()).collect()
@@ -42,7 +51,7 @@ fn password_and_sms_over_ssh() {
     let ct = start(SshSetup::PasswordAndSms, "");
     let login = ct.ssh("id -un", Answer::Right);
     assert_in(&login, &ct);
-    assert_eq!(shown(&login), ["Password: ", SENT, "SMS code: "]);
+    assert_eq!(shown(&login), ["Password: ", SENT, "SMS code: ", &remind_prompt()]);
     let sms = ct.sms();
     assert_eq!(sms.len(), 1, "{sms:?}");
     assert!(sms[0].starts_with(&format!("{NUMBER}\t")), "{sms:?}");
@@ -73,9 +82,13 @@ fn publickey_and_sms_over_ssh() {
     let ct = start(SshSetup::KeyAndSms, "");
     let login = ct.ssh("id -un", Answer::Right);
     assert_in(&login, &ct);
-    // The key replaced the password: the code is the only question.
-    assert_eq!(shown(&login), [SENT, "SMS code: "]);
+    // The key replaced the password: the code is the only question (and,
+    // the first time this week, the word about SMS).
+    assert_eq!(shown(&login), [SENT, "SMS code: ", &remind_prompt()]);
     assert_eq!(ct.sms().len(), 1);
+    let login = ct.ssh("id -un", Answer::Right);
+    assert_in(&login, &ct);
+    assert_eq!(shown(&login), [SENT, "SMS code: "], "once a week");
 
     let login = ct.ssh("id -un", Answer::Wrong);
     assert_out(&login, &ct);
@@ -99,7 +112,7 @@ fn trust_this_machine_then_again_after_31_days() {
     ct.start_daemon(Some("+31d"));
     let login = ct.ssh("id -un", Answer::Right);
     assert_in(&login, &ct);
-    assert_eq!(shown(&login), [SENT, "SMS code: "]);
+    assert_eq!(shown(&login), [SENT, "SMS code: ", &remind_prompt()], "a month later: a week since the word");
     assert_eq!(ct.sms().len(), 2);
     // The audit line names the whole machine: key fingerprint and network.
     let network = format!("@{}.0/24", ct.address.rsplit_once('.').unwrap().0);
@@ -121,7 +134,7 @@ fn console_login_with_su_on_a_pty() {
     assert_eq!(login.status, Some(0), "{login:?}\n{}", ct.diagnostics());
     let screen = login.stdout.replace('\r', "");
     assert!(screen.contains("Password: \n"), "{screen}");
-    assert!(screen.contains(&format!("{SENT}\nSMS code: \n{USER}\n")), "{screen}");
+    assert!(screen.contains(&format!("{SENT}\nSMS code: \n{REMIND}\n{USER}\n")), "{screen}");
     assert_eq!(ct.sms().len(), 1);
     assert_clean(&ct);
 }

@@ -76,6 +76,17 @@ fn requests_match_twilios_openapi() {
     assert_eq!(w.pam(USER).run(vec![w.code_of(1)]).code, Code::Success);
     w.daemon.ctl_ok(&["test-send", USER]);
     let mut reqs = w.twilio.requests();
+    // Programmable Voice: a code by call ('v', once a resend is allowed).
+    let v = World::messaging("", "[voice]\nlanguage = \"de-DE\"");
+    let run = v.pam(USER).run(vec![
+        Box::new(|| {
+            v.set_time_offset(31);
+            "v".to_owned()
+        }),
+        Box::new(|| v.code(2)),
+    ]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    reqs.extend(v.twilio.requests());
     // Verify: a wrong then a right code (Verifications + VerificationCheck).
     let bus = Bus::start(Policy::Shipped);
     let twilio = FakeTwilio::start();
@@ -84,13 +95,30 @@ fn requests_match_twilios_openapi() {
     let run = Pam::new(&bus.address(), USER).run(vec![typed("999999"), Box::new(|| twilio.wait_message(1).code())]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
     reqs.extend(twilio.requests());
+    // Verify's call channel.
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), "[voice]"));
+    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![
+        Box::new(|| {
+            daemon.set_time_offset(31);
+            "v".to_owned()
+        }),
+        Box::new(|| twilio.wait_message(2).code()),
+    ]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    reqs.extend(twilio.requests());
     let kinds: std::collections::BTreeSet<String> =
         reqs.iter().map(|r| r.path.rsplit('/').next().unwrap().to_owned()).collect();
-    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["Messages.json", "VerificationCheck", "Verifications"]);
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["Calls.json", "Messages.json", "VerificationCheck", "Verifications"]
+    );
     let (ok, report) = validate(&reqs);
     println!("{report}");
     assert!(ok, "{report}");
-    assert!(report.contains(&format!("checked {} requests of 3 kinds", reqs.len())), "{report}");
+    assert!(report.contains(&format!("checked {} requests of 4 kinds", reqs.len())), "{report}");
 }
 
 #[test]

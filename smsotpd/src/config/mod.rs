@@ -82,6 +82,18 @@ pub struct Enrollment {
     pub approval: bool,
 }
 
+/// `[voice]`: codes read out by a phone call (Twilio Programmable Voice,
+/// Verify's `call` channel, or the command provider's "voice" channel).
+#[derive(Debug, Clone)]
+pub struct Voice {
+    /// Caller ID for Programmable Voice; None: twilio.from.
+    pub from: Option<String>,
+    /// BCP 47, as Twilio's `<Say language>` reads it, e.g. "en-US".
+    pub language: String,
+    /// What is said, twice; `{code}` is read digit by digit.
+    pub template: Template,
+}
+
 /// `[self_service]`: what users may do with `smsotp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SelfService {
@@ -112,6 +124,8 @@ pub struct Config {
     /// Calling codes any SMS may go to; None: anywhere.
     pub destinations: Option<Vec<String>>,
     pub self_service: SelfService,
+    /// Set when the file has a `[voice]` table.
+    pub voice: Option<Voice>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,10 +306,13 @@ impl Config {
             }
         };
         let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
-        let enrollment = validate::validate_enrollment(raw.unenrolled, raw.enrollment.as_ref()).map_err(err)?;
+        let enrollment =
+            validate::validate_enrollment(raw.unenrolled, &policy, raw.enrollment.as_ref()).map_err(err)?;
         let destinations = validate::validate_destinations(raw.destinations.as_ref()).map_err(err)?;
         let self_service = validate::validate_self_service(&raw.self_service).map_err(err)?;
+        let voice = validate::validate_voice(raw.voice.as_ref(), &provider).map_err(err)?;
         Ok(Config {
+            voice,
             self_service,
             destinations,
             enrollment,

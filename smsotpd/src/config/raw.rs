@@ -31,6 +31,7 @@ pub(crate) struct RawConfig {
     pub(crate) destinations: Option<RawDestinations>,
     #[serde(default)]
     pub(crate) self_service: RawSelfService,
+    pub(crate) voice: Option<RawVoice>,
     /// Read as plain tables so that an error can name the rule.
     #[serde(default)]
     pub(crate) rule: Vec<toml::Table>,
@@ -64,6 +65,7 @@ pub(crate) struct RawRule {
     pub(crate) local: Option<bool>,
     pub(crate) action: String,
     pub(crate) trust_days: Option<u32>,
+    pub(crate) unenrolled: Option<String>,
 }
 
 pub(crate) fn default_unenrolled() -> Unenrolled {
@@ -118,6 +120,28 @@ impl Default for RawLockout {
     fn default() -> Self {
         RawLockout { failures: 10, minutes: 15 }
     }
+}
+
+/// Codes read out by a phone call (`[voice]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVoice {
+    /// The caller ID (twilio-messaging); defaults to twilio.from.
+    pub(crate) from: Option<String>,
+    #[serde(default = "default_voice_language")]
+    pub(crate) language: String,
+    #[serde(default = "default_voice_template")]
+    pub(crate) template: String,
+}
+
+pub const DEFAULT_VOICE_TEMPLATE: &str = "Your login code for {host} is: {code}.";
+
+fn default_voice_language() -> String {
+    "en-US".to_owned()
+}
+
+fn default_voice_template() -> String {
+    DEFAULT_VOICE_TEMPLATE.to_owned()
 }
 
 /// What users may do themselves with `smsotp` (each on by default).

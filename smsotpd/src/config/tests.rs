@@ -329,3 +329,15 @@ fn permission_rules() {
     let e = Config::load(&dir.path().join("missing.toml"), None).unwrap_err().to_string();
     assert!(e.contains("--config"), "{e}");
 }
+
+#[test]
+fn a_rule_can_say_what_users_without_a_number_meet() {
+    let rule = "[[rule]]\nname = \"office\"\nfrom = [\"10.0.0.0/8\"]\naction = \"always\"\nunenrolled = \"enroll\"";
+    let e = parse_err(&messaging(rule));
+    assert!(e.contains("rule 1 (office) has unenrolled = \"enroll\"") && e.contains("[enrollment]"), "{e}");
+    let c = parse(&messaging(&format!("{rule}\n[enrollment]\ncountries = [\"+1\"]"))).unwrap();
+    assert_eq!(c.unenrolled, Unenrolled::Deny, "the top level stays");
+    assert_eq!(c.policy.rules[0].unenrolled, Some(Unenrolled::Enroll));
+    let e = parse_err(&messaging("[[rule]]\naction = \"always\"\nunenrolled = \"maybe\""));
+    assert!(e.contains("unenrolled") && e.contains("maybe"), "{e}");
+}

@@ -13,11 +13,18 @@ use crate::policy::{Action, Cidr, Policy, Rule};
 /// without that list a stranger's script could make us text premium ranges.
 pub(crate) fn validate_enrollment(
     unenrolled: super::Unenrolled,
+    policy: &Policy,
     raw: Option<&super::raw::RawEnrollment>,
 ) -> Result<Option<super::Enrollment>, String> {
     let Some(raw) = raw else {
         if unenrolled == super::Unenrolled::Enroll {
             return Err("unenrolled = \"enroll\" needs an [enrollment] table with countries = [\"+1\", ...]: the calling codes a number may start with".into());
+        }
+        if let Some(r) = policy.rules.iter().find(|r| r.unenrolled == Some(super::Unenrolled::Enroll)) {
+            return Err(format!(
+                "{} has unenrolled = \"enroll\", which needs an [enrollment] table with countries = [\"+1\", ...]",
+                r.label
+            ));
         }
         return Ok(None);
     };
@@ -30,6 +37,36 @@ pub(crate) fn validate_enrollment(
     calling_codes("enrollment.countries", &raw.countries)?;
     let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("enrollment.template: {e}"))?;
     Ok(Some(super::Enrollment { countries: raw.countries.clone(), template, approval: raw.approval }))
+}
+
+pub(crate) fn validate_voice(
+    raw: Option<&super::raw::RawVoice>,
+    provider: &super::Provider,
+) -> Result<Option<super::Voice>, String> {
+    let Some(raw) = raw else { return Ok(None) };
+    let l = raw.language.as_bytes();
+    let language_ok = match l.len() {
+        2 => l.iter().all(u8::is_ascii_lowercase),
+        5 => l[..2].iter().all(u8::is_ascii_lowercase) && l[2] == b'-' && l[3..].iter().all(u8::is_ascii_uppercase),
+        _ => false,
+    };
+    if !language_ok {
+        return Err(format!(
+            "voice.language = {:?}: use a language tag such as \"en-US\", \"de-DE\" or \"fr\"",
+            raw.language
+        ));
+    }
+    if let Some(from) = &raw.from {
+        crate::names::PhoneNumber::parse(from).map_err(|e| format!("voice.from: {e}"))?;
+    }
+    if let super::Provider::TwilioMessaging(t) = provider
+        && raw.from.is_none()
+        && !matches!(t.sender, Some(super::Sender::From(_)))
+    {
+        return Err("[voice] with a Messaging Service needs voice.from: a Twilio number that can place calls".into());
+    }
+    let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("voice.template: {e}"))?;
+    Ok(Some(super::Voice { from: raw.from.clone(), language: raw.language.clone(), template }))
 }
 
 pub(crate) fn validate_self_service(raw: &super::raw::RawSelfService) -> Result<super::SelfService, String> {
@@ -185,5 +222,16 @@ pub(crate) fn parse_rule(table: &toml::Table, label: &str, default_days: u32) ->
         groups: list("group", &raw.group)?,
         local: raw.local,
         action,
+        unenrolled: match raw.unenrolled.as_deref() {
+            None => None,
+            Some("deny") => Some(super::Unenrolled::Deny),
+            Some("allow") => Some(super::Unenrolled::Allow),
+            Some("enroll") => Some(super::Unenrolled::Enroll),
+            Some(other) => {
+                return Err(format!(
+                    "unenrolled = {other:?}: use \"deny\", \"allow\" or \"enroll\" (or leave it out for the top-level setting)"
+                ));
+            }
+        },
     })
 }

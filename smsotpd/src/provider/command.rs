@@ -86,7 +86,7 @@ impl Provider for Command {
         let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         let reference = format!("command-{n}");
         let doc = Zeroizing::new(
-            serde_json::json!({"to": msg.to.e164(), "text": msg.body, "channel": "sms", "reference": reference})
+            serde_json::json!({"to": msg.to.e164(), "text": msg.body, "channel": msg.channel.name(), "reference": reference})
                 .to_string(),
         );
         let p = self.path.display().to_string();
@@ -150,7 +150,12 @@ mod tests {
         let clock = ManualClock::new(1_800_000_000);
         let c = Command::new(path.to_owned(), timeout, Arc::new(clock.clone()));
         let to = PhoneNumber::parse("+14155550123").unwrap();
-        let msg = Outgoing { to: &to, body: "123456 is your code", validity: Duration::from_secs(300) };
+        let msg = Outgoing {
+            to: &to,
+            body: "123456 is your code",
+            validity: Duration::from_secs(300),
+            channel: super::super::Channel::Sms,
+        };
         c.send(&msg, clock.tick().saturating_add(Duration::from_secs(10))).await
     }
 

@@ -16,13 +16,32 @@ use std::time::Duration;
 use crate::clock::Tick;
 use crate::names::PhoneNumber;
 
-/// One SMS to send.
+/// How a message reaches the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    /// A phone call that reads the text out (twice).
+    Voice,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+        }
+    }
+}
+
+/// One message to send.
 pub struct Outgoing<'a> {
     pub to: &'a PhoneNumber,
-    /// The rendered text, for providers that carry our code.
+    /// The rendered text (for a call, what is said), for providers that
+    /// carry our code.
     pub body: &'a str,
     /// How long the code is good for; the provider may drop the SMS after.
     pub validity: Duration,
+    pub channel: Channel,
 }
 
 /// The provider's answer to a code it made.

@@ -57,8 +57,13 @@ impl Provider for Outbox {
     async fn send(&self, msg: &Outgoing<'_>, _deadline: Tick) -> Result<String, ProviderError> {
         let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         let body = msg.body.replace(['\n', '\r'], " ");
+        // A call is written as what it would say.
+        let kind = match msg.channel {
+            super::Channel::Sms => "body",
+            super::Channel::Voice => "call",
+        };
         let line = zeroize::Zeroizing::new(format!(
-            "{}  to={}  body={}\n",
+            "{}  to={}  {kind}={}\n",
             format_utc(self.clock.unix_now()),
             msg.to.e164(),
             body
@@ -85,7 +90,12 @@ mod tests {
         let path = dir.path().join("outbox");
         let o = Outbox::new(path.clone(), Arc::new(ManualClock::new(0)));
         let to = PhoneNumber::parse("+14155550123").unwrap();
-        let msg = Outgoing { to: &to, body: "123456 is\nyour code", validity: Duration::from_secs(300) };
+        let msg = Outgoing {
+            to: &to,
+            body: "123456 is\nyour code",
+            validity: Duration::from_secs(300),
+            channel: crate::provider::Channel::Sms,
+        };
         let deadline = Tick::from_duration(Duration::from_secs(10));
         assert_eq!(o.send(&msg, deadline).await.unwrap(), "outbox-1");
         assert_eq!(o.send(&msg, deadline).await.unwrap(), "outbox-2");
@@ -103,7 +113,8 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let o = Outbox::new(path.clone(), Arc::new(ManualClock::new(0)));
         let to = PhoneNumber::parse("+14155550123").unwrap();
-        let msg = Outgoing { to: &to, body: "1", validity: Duration::from_secs(1) };
+        let msg =
+            Outgoing { to: &to, body: "1", validity: Duration::from_secs(1), channel: crate::provider::Channel::Sms };
         let e = o.send(&msg, Tick::from_duration(Duration::ZERO)).await.unwrap_err();
         assert!(e.to_string().contains("mode 0600"), "{e}");
         std::fs::remove_file(&path).unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Outgoing, Provider, ProviderError, RemoteVerdict};
+use super::{Channel, Outgoing, Provider, ProviderError, RemoteVerdict};
 use crate::clock::{Clock, Tick};
 use crate::config::{self, Sender, TwilioAuth};
 
@@ -31,6 +31,7 @@ pub enum Api {
 pub struct Twilio {
     api: Api,
     cfg: config::Twilio,
+    voice: Option<config::Voice>,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
     content_retention_discard: bool,
@@ -78,7 +79,12 @@ pub fn describe_code(code: u32) -> &'static str {
 }
 
 impl Twilio {
-    pub fn new(api: Api, cfg: config::Twilio, clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
+    pub fn new(
+        api: Api,
+        cfg: config::Twilio,
+        voice: Option<config::Voice>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ProviderError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(cfg.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -94,7 +100,7 @@ impl Twilio {
             detail: format!("cannot build the HTTP client: {}", error_chain(&e)),
         })?;
         let content_retention_discard = cfg.discard_content;
-        Ok(Twilio { api, cfg, client, clock, content_retention_discard })
+        Ok(Twilio { api, cfg, voice, client, clock, content_retention_discard })
     }
 
     fn credentials(&self) -> (&str, &str) {
@@ -214,6 +220,13 @@ fn error_code(body: &[u8]) -> Option<u32> {
     serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.code)
 }
 
+/// What a call says: the text twice, a pause between, in `language`.
+pub fn twiml(text: &str, language: &str) -> String {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let say = format!("<Say language=\"{language}\">{escaped}</Say>");
+    format!("<Response>{say}<Pause length=\"1\"/>{say}</Response>")
+}
+
 /// Shared meaning of non-success statuses for both APIs.
 fn classify_error<T>(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome<T> {
     let code = error_code(body);
@@ -318,8 +331,21 @@ impl Provider for Twilio {
     }
 
     async fn send(&self, msg: &Outgoing<'_>, deadline: Tick) -> Result<String, ProviderError> {
-        match self.api {
-            Api::Messaging => {
+        match (self.api, msg.channel) {
+            (Api::Messaging, Channel::Voice) => {
+                let Some(voice) = &self.voice else {
+                    return Err(ProviderError::Local { detail: "no [voice] table: calls are off".into() });
+                };
+                let from = match (&voice.from, &self.cfg.sender) {
+                    (Some(f), _) | (None, Some(Sender::From(f))) => f.as_str(),
+                    _ => return Err(ProviderError::Local { detail: "no caller ID (voice.from)".into() }),
+                };
+                let url = format!("{}/2010-04-01/Accounts/{}/Calls.json", self.cfg.api_base, self.cfg.account_sid);
+                let twiml = zeroize::Zeroizing::new(twiml(msg.body, &voice.language));
+                let form = [("To", msg.to.e164()), ("From", from), ("Twiml", twiml.as_str())];
+                self.post(&url, &form, deadline, interpret_created).await
+            }
+            (Api::Messaging, Channel::Sms) => {
                 let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", self.cfg.api_base, self.cfg.account_sid);
                 let validity = msg.validity.as_secs().clamp(1, 36_000).to_string();
                 let mut form: Vec<(&str, &str)> =
@@ -336,9 +362,16 @@ impl Provider for Twilio {
                 }
                 self.post(&url, &form, deadline, interpret_created).await
             }
-            Api::Verify => {
+            (Api::Verify, channel) => {
                 let url = format!("{}/v2/Services/{}/Verifications", self.cfg.verify_api_base, self.verify_service());
-                let form = [("To", msg.to.e164()), ("Channel", "sms")];
+                let channel = match channel {
+                    Channel::Sms => "sms",
+                    Channel::Voice => "call",
+                };
+                let mut form = vec![("To", msg.to.e164()), ("Channel", channel)];
+                if let (Channel::Voice, Some(v)) = (msg.channel, &self.voice) {
+                    form.push(("Locale", v.language.split('-').next().unwrap_or("en")));
+                }
                 self.post(&url, &form, deadline, interpret_created).await
             }
         }
