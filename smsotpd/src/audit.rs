@@ -45,6 +45,8 @@ pub enum Event {
     DefaultFactorSet,
     /// A login switched factor at the prompt (the failure count goes on).
     FactorSwitched,
+    /// A login's code goes by the next failover route (provider, channel, reason).
+    Failover,
     /// An administrator reset a user: enrollment again at the next login.
     UserReset,
     /// An administrator approved a number enrolled at login.
@@ -121,6 +123,7 @@ impl Event {
             Event::DefaultFactorSet => "default-factor-set",
             Event::FactorSwitched => "factor-switched",
             Event::UserReset => "user-reset",
+            Event::Failover => "failover",
             Event::Approved => "approved",
             Event::AwaitingApproval => "awaiting-approval",
         }

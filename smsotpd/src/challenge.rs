@@ -139,6 +139,11 @@ pub struct Challenge {
     pub remind: bool,
     /// A failure of this login is in the user's history already.
     pub failure_noted: bool,
+    /// The route codes of this login go by: 0 the provider, n the n-th
+    /// entry of `failover` (failover.rs).
+    pub route: usize,
+    /// This login failed over once already (it never does twice).
+    pub failed_over: bool,
     limits: Limits,
 }
 
@@ -207,6 +212,8 @@ impl Challenge {
             factors: vec![smsotp_proto::Factor::Sms],
             remind: false,
             failure_noted: false,
+            route: 0,
+            failed_over: false,
             limits,
         }
     }

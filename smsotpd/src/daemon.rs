@@ -114,6 +114,8 @@ pub struct Daemon<P> {
     state: Arc<Mutex<State>>,
     /// Woken whenever a background send ends (delivery.rs).
     pub(crate) deliveries: Arc<tokio::sync::Notify>,
+    /// The failover routes after the provider, in order (failover.rs).
+    pub(crate) failover: Vec<(P, crate::provider::Channel)>,
 }
 
 impl<P: Provider> Daemon<P> {
@@ -146,7 +148,24 @@ impl<P: Provider> Daemon<P> {
     ) -> Result<Self, StoreError> {
         let decoy_key = store.secret_key("decoy.key")?;
         let bypass_key = store.secret_key("bypass.key")?;
-        Ok(Daemon { cfg, hostname, store, provider, clock, decoy_key, bypass_key, state, deliveries })
+        Ok(Daemon {
+            cfg,
+            hostname,
+            store,
+            provider,
+            clock,
+            decoy_key,
+            bypass_key,
+            state,
+            deliveries,
+            failover: Vec::new(),
+        })
+    }
+
+    /// Where codes go when the provider fails (config `failover`).
+    pub fn with_failover(mut self, routes: Vec<(P, crate::provider::Channel)>) -> Self {
+        self.failover = routes;
+        self
     }
 
     /// The daemon a reload makes from a new configuration: pending logins,

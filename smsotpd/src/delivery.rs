@@ -34,12 +34,32 @@ pub(crate) struct SendJob {
     pub(crate) channel: Channel,
 }
 
+impl SendJob {
+    /// The same message again (a failover route carries the same code).
+    pub(crate) fn again(&self) -> SendJob {
+        SendJob {
+            user: self.user.clone(),
+            phone: self.phone.clone(),
+            code: self.code.clone(),
+            ctx: self.ctx.clone(),
+            event: self.event,
+            round: self.round.clone(),
+            channel: self.channel,
+        }
+    }
+}
+
 impl<P: Provider> Daemon<P> {
     /// Starts sending for challenge `id`, whose delivery must be Pending.
     pub(crate) fn send_in_background(self: &Arc<Self>, id: ChallengeId, job: SendJob) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let done = AssertUnwindSafe(this.finish_send(&id, job)).catch_unwind().await;
+            let work = async {
+                if let Some((reference, job)) = this.finish_send(&id, job).await {
+                    this.watch_delivery(&id, reference, job).await;
+                }
+            };
+            let done = AssertUnwindSafe(work).catch_unwind().await;
             if done.is_err() {
                 tracing::error!("sending a code failed unexpectedly; the login is refused");
                 if let Some(c) = this.lock().challenges.get_mut(&id) {
@@ -50,9 +70,27 @@ impl<P: Provider> Daemon<P> {
         });
     }
 
-    async fn finish_send(&self, id: &ChallengeId, job: SendJob) {
+    /// Sends by the login's route, failing over where configured; the
+    /// reference and the job when the delivery is worth watching.
+    async fn finish_send(&self, id: &ChallengeId, job: SendJob) -> Option<(String, SendJob)> {
+        let route = self.lock().challenges.get_mut(id).map_or(0, |c| c.route);
         let code = job.code.as_deref().map(String::as_str);
-        let sent = self.deliver(&job.user, &job.phone, code, &job.ctx, job.event, job.channel).await;
+        let mut sent = match self.route(route) {
+            Some((provider, channel)) => {
+                let channel = if job.channel == Channel::Voice { Channel::Voice } else { channel };
+                self.deliver_via(provider, &job.user, &job.phone, code, &job.ctx, job.event, channel).await
+            }
+            None => Err((LoginError::Internal("no such route".into()), false)),
+        };
+        if let Err((e, false)) = &sent
+            && self.may_fail_over(id, &job)
+        {
+            sent = self.fail_over(id, &job, &e.to_string()).await;
+        }
+        let watch = match &sent {
+            Ok(reference) if self.may_fail_over(id, &job) => Some((reference.clone(), job.again())),
+            _ => None,
+        };
         {
             let mut state = self.lock();
             if let (Err((_, false)), Some(round)) = (&sent, &job.round) {
@@ -75,6 +113,7 @@ impl<P: Provider> Daemon<P> {
             }
         }
         self.deliveries.notify_waiters();
+        watch
     }
 
     /// Waits until the code of challenge `id` has gone out. A failed send

@@ -24,6 +24,7 @@ pub mod enroll;
 pub mod error;
 pub mod explain;
 pub mod factor;
+pub mod failover;
 pub mod harden;
 pub mod limits;
 pub mod logging;

@@ -156,8 +156,9 @@ impl<P: Provider> Daemon<P> {
         }
         let factors = self.factors_of(&record);
         // The reminder names `smsotp totp`: only where users may run it.
+        // SMS and calls alike are the phone network's: weak.
         let remind = self.cfg.self_service.totp
-            && factors == [Factor::Sms]
+            && !factors.contains(&Factor::Totp)
             && now.saturating_sub(record.reminded) >= REMIND_EVERY;
         let mut start = match factors.first() {
             Some(Factor::Totp) => self.ask_app_first(name.as_str(), phone, ctx, plan)?,
@@ -286,10 +287,26 @@ impl<P: Provider> Daemon<P> {
         Ok(Start::asking(Action::Code, &id, phone.masked()))
     }
 
-    /// Sends one SMS and logs the outcome either way. On failure, also
-    /// whether the message may still be on its way (sent, not answered).
+    /// Sends one message through the provider and logs the outcome either
+    /// way. On failure, also whether the message may still be on its way
+    /// (sent, not answered).
     pub(crate) async fn deliver(
         &self,
+        user: &str,
+        phone: &PhoneNumber,
+        code: Option<&str>,
+        ctx: &LoginContext,
+        sent_event: Event,
+        channel: Channel,
+    ) -> Result<String, (LoginError, bool)> {
+        self.deliver_via(&self.provider, user, phone, code, ctx, sent_event, channel).await
+    }
+
+    /// [`Self::deliver`] through `provider` (the provider, or a failover route).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn deliver_via(
+        &self,
+        provider: &P,
         user: &str,
         phone: &PhoneNumber,
         code: Option<&str>,
@@ -316,7 +333,7 @@ impl<P: Provider> Daemon<P> {
             return Err((LoginError::DeliveryFailed("the number is outside destinations.countries".into()), false));
         }
         let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry, channel };
-        let result = self.provider.send(&msg, self.deadline()).await;
+        let result = provider.send(&msg, self.deadline()).await;
         match result {
             Ok(reference) => {
                 let mut line = audit::event(sent_event)
@@ -324,7 +341,7 @@ impl<P: Provider> Daemon<P> {
                     .field("service", &ctx.service)
                     .field("rhost", &ctx.rhost)
                     .field("to", &phone.masked())
-                    .field("provider", self.provider.name())
+                    .field("provider", provider.name())
                     .field("ref", &reference);
                 if channel == Channel::Voice {
                     line = line.field("channel", "voice");
@@ -333,7 +350,7 @@ impl<P: Provider> Daemon<P> {
                 Ok(reference)
             }
             Err(e) => {
-                self.log_provider_failure(user, ctx, phone, &e);
+                self.log_failure_of(provider, user, ctx, phone, &e);
                 let maybe_sent = e == ProviderError::NoAnswer;
                 match e {
                     ProviderError::Limited { .. } => Err((LoginError::RateLimited, false)),
@@ -344,16 +361,20 @@ impl<P: Provider> Daemon<P> {
     }
 
     pub(crate) fn log_provider_failure(&self, user: &str, ctx: &LoginContext, phone: &PhoneNumber, e: &ProviderError) {
+        self.log_failure_of(&self.provider, user, ctx, phone, e);
+    }
+
+    fn log_failure_of(&self, provider: &P, user: &str, ctx: &LoginContext, phone: &PhoneNumber, e: &ProviderError) {
         audit::event(Event::ProviderFailure)
             .field("user", user)
             .field("service", &ctx.service)
             .field("rhost", &ctx.rhost)
             .field("to", &phone.masked())
-            .field("provider", self.provider.name())
+            .field("provider", provider.name())
             .log();
         match e {
-            ProviderError::Credentials { .. } => tracing::error!("{}: {e}", self.provider.name()),
-            _ => tracing::warn!("{}: {e}", self.provider.name()),
+            ProviderError::Credentials { .. } => tracing::error!("{}: {e}", provider.name()),
+            _ => tracing::warn!("{}: {e}", provider.name()),
         }
     }
 }

@@ -33,6 +33,8 @@ struct FakeState {
     checks: Vec<(String, String)>,
     /// Every send waits forever (a provider that never answers).
     hang: bool,
+    /// What `status` says of any message (None: the provider cannot tell).
+    status: Option<crate::provider::DeliveryStatus>,
 }
 
 /// Scripted answers that were never asked for mean the test did not run
@@ -92,6 +94,13 @@ impl Provider for Fake {
         let mut s = self.inner.lock().unwrap();
         s.checks.push((reference.to_owned(), code.to_owned()));
         s.check_script.pop_front().unwrap_or(Ok(RemoteVerdict::Wrong))
+    }
+    async fn status(
+        &self,
+        _reference: &str,
+        _deadline: Tick,
+    ) -> Result<crate::provider::DeliveryStatus, ProviderError> {
+        Ok(self.inner.lock().unwrap().status.unwrap_or(crate::provider::DeliveryStatus::Unknown))
     }
 }
 
@@ -159,6 +168,8 @@ fn config(dir: &std::path::Path) -> Config {
             cooldown: Duration::from_secs(24 * 3600),
         },
         voice: None,
+        failover: Vec::new(),
+        failover_poll: Duration::from_secs(5),
     }
 }
 
@@ -1025,3 +1036,6 @@ async fn per_user_daily_and_per_host_hourly_budgets() {
 
 #[path = "account_tests.rs"]
 mod account;
+
+#[path = "failover_tests.rs"]
+mod failover;

@@ -6,18 +6,34 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, Provider as ProviderConfig};
+use crate::config::{Config, Provider as ProviderConfig, Route};
 use smsotp_proto::{BUS_NAME, OBJECT_PATH};
 
 use crate::daemon::Daemon;
 use crate::dbus::{Current, SmsOtp};
 use crate::provider::twilio::{Api, Twilio};
-use crate::provider::{AnyProvider, outbox::Outbox};
+use crate::provider::{AnyProvider, Channel, outbox::Outbox};
 use crate::store::Store;
 
 /// Builds the provider the config names.
 pub fn provider(cfg: &Config, clock: SharedClock) -> Result<AnyProvider, String> {
-    Ok(match &cfg.provider {
+    provider_of(&cfg.provider, cfg, clock)
+}
+
+/// The failover routes the config lists, in order: a call from the provider,
+/// or another provider by SMS.
+pub fn failover(cfg: &Config, clock: SharedClock) -> Result<Vec<(AnyProvider, Channel)>, String> {
+    cfg.failover
+        .iter()
+        .map(|route| match route {
+            Route::Voice => Ok((provider(cfg, clock.clone())?, Channel::Voice)),
+            Route::Provider(p) => Ok((provider_of(p, cfg, clock.clone())?, Channel::Sms)),
+        })
+        .collect()
+}
+
+fn provider_of(which: &ProviderConfig, cfg: &Config, clock: SharedClock) -> Result<AnyProvider, String> {
+    Ok(match which {
         ProviderConfig::TwilioMessaging(t) => AnyProvider::Twilio(Box::new(
             Twilio::new(Api::Messaging, t.clone(), cfg.voice.clone(), clock).map_err(|e| e.to_string())?,
         )),
@@ -39,7 +55,8 @@ pub fn hostname(cfg: &Config) -> String {
 
 pub fn daemon(cfg: Config, clock: SharedClock) -> Result<Daemon<AnyProvider>, String> {
     let (store, provider, host) = parts(&cfg, clock.clone())?;
-    Daemon::new(cfg, host, store, provider, clock).map_err(|e| e.to_string())
+    let routes = failover(&cfg, clock.clone())?;
+    Ok(Daemon::new(cfg, host, store, provider, clock).map_err(|e| e.to_string())?.with_failover(routes))
 }
 
 /// The daemon a reload makes from the configuration file as it is now; the
@@ -47,7 +64,8 @@ pub fn daemon(cfg: Config, clock: SharedClock) -> Result<Daemon<AnyProvider>, St
 pub fn reloaded(opts: &Options, previous: &Daemon<AnyProvider>) -> Result<Daemon<AnyProvider>, String> {
     let cfg = load(opts)?;
     let (store, provider, host) = parts(&cfg, previous.clock.clone())?;
-    Daemon::succeeding(previous, cfg, host, store, provider).map_err(|e| e.to_string())
+    let routes = failover(&cfg, previous.clock.clone())?;
+    Ok(Daemon::succeeding(previous, cfg, host, store, provider).map_err(|e| e.to_string())?.with_failover(routes))
 }
 
 /// The configuration file, with secrets systemd passed (LoadCredential=).

@@ -84,9 +84,17 @@ def main():
         form = {k: v[0] for k, v in parse_qs(req["body"], keep_blank_values=True).items()}
         template = re.sub(r"AC[0-9a-f]{32}", "{AccountSid}", req["path"])
         template = re.sub(r"VA[0-9a-f]{32}", "{ServiceSid}", template)
-        op = raw_specs[req["api"]]["paths"][template]["post"]
-        props = set(op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["properties"])
-        problems += manual_checks(req, form, props)
+        template = re.sub(r"/Messages/(SM|MM)[0-9a-f]{32}\.json$", "/Messages/{Sid}.json", template)
+        path_item = raw_specs[req["api"]]["paths"].get(template)
+        if path_item is None or req["method"].lower() not in path_item:
+            problems.append(f"no operation {req['method']} {template} in the spec")
+        elif req["method"] == "GET":
+            if req["body"]:
+                problems.append("a GET with a body")
+        else:
+            op = path_item["post"]
+            props = set(op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["properties"])
+            problems += manual_checks(req, form, props)
         kinds.add(template)
         status = "ok" if not problems else "INVALID"
         print(f"{status}: {req['method']} {template} {sorted(form)}")

@@ -119,6 +119,12 @@ struct State {
     connections: usize,
     /// Requests whose answer has been written (and recorded).
     answered: usize,
+    /// Paths (by their end) that always fail with this HTTP status.
+    failing: Vec<(String, u16)>,
+    /// Numbers whose SMS the Message resource reports "undelivered".
+    undeliverable: Vec<String>,
+    /// The number of each message SID, for its status.
+    sids: HashMap<String, String>,
 }
 
 pub struct FakeTwilio {
@@ -169,6 +175,18 @@ impl FakeTwilio {
 
     pub fn push(&self, c: Canned) {
         self.state.0.lock().unwrap().canned.push_back(c);
+    }
+
+    /// Every request to a path ending in `suffix` fails with `status`
+    /// (Twilio's error body with code 20500).
+    pub fn fail_path(&self, suffix: &str, status: u16) {
+        self.state.0.lock().unwrap().failing.push((suffix.to_owned(), status));
+    }
+
+    /// SMS to `number` are accepted, and their Message resource says
+    /// "undelivered" when asked.
+    pub fn undeliverable(&self, number: &str) {
+        self.state.0.lock().unwrap().undeliverable.push(number.to_owned());
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -382,6 +400,16 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
             }
         }
     };
+    if let Some((_, status)) = st.failing.iter().find(|(p, _)| req.path.ends_with(p.as_str())) {
+        let status = *status;
+        return (
+            status,
+            format!(
+                r#"{{"code":20500,"message":"Internal Server Error","more_info":"https://www.twilio.com/docs/errors/20500","status":{status}}}"#
+            ),
+            vec![],
+        );
+    }
     st.next_sid += 1;
     let n = st.next_sid;
     let messages_path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json");
@@ -393,6 +421,17 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
     }
     if req.method == "GET" && req.path == format!("/v2/Services/{VERIFY_SID}") {
         return (200, format!(r#"{{"sid":"{VERIFY_SID}","account_sid":"{ACCOUNT_SID}","code_length":6}}"#), vec![]);
+    }
+    let message_prefix = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/");
+    if req.method == "GET"
+        && let Some(sid) = req.path.strip_prefix(&message_prefix).and_then(|p| p.strip_suffix(".json"))
+    {
+        let Some(to) = st.sids.get(sid).cloned() else {
+            return (404, r#"{"code":20404,"message":"not found","status":404}"#.into(), vec![]);
+        };
+        let status = if st.undeliverable.contains(&to) { "undelivered" } else { "delivered" };
+        let code = if status == "undelivered" { "30003" } else { "null" };
+        return (200, format!(r#"{{"sid":"{sid}","status":"{status}","to":"{to}","error_code":{code}}}"#), vec![]);
     }
     if req.method != "POST" {
         st.violations.push(format!("{} {}", req.method, req.path));
@@ -410,6 +449,7 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
         }
         st.messages.push(Sms { to: to.clone(), body, channel: "sms" });
         let sid = format!("SM{n:032x}");
+        st.sids.insert(sid.clone(), to.clone());
         (201, format!(r#"{{"sid":"{sid}","status":"queued","to":"{to}","num_segments":"1"}}"#), vec![])
     } else if req.path == calls_path {
         let to = need(&mut st, "To");

@@ -87,6 +87,12 @@ fn requests_match_twilios_openapi() {
     ]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
     reqs.extend(v.twilio.requests());
+    // Failover: a Message's status asked, then a call.
+    let f = World::messaging("failover = [\"voice\"]\nfailover_poll_seconds = 1", "[voice]");
+    f.twilio.undeliverable(NUMBER);
+    let run = f.pam(USER).run(vec![Box::new(|| f.code(2))]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    reqs.extend(f.twilio.requests());
     // Verify: a wrong then a right code (Verifications + VerificationCheck).
     let bus = Bus::start(Policy::Shipped);
     let twilio = FakeTwilio::start();
@@ -109,16 +115,27 @@ fn requests_match_twilios_openapi() {
     ]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
     reqs.extend(twilio.requests());
-    let kinds: std::collections::BTreeSet<String> =
-        reqs.iter().map(|r| r.path.rsplit('/').next().unwrap().to_owned()).collect();
+    let kinds: std::collections::BTreeSet<String> = reqs
+        .iter()
+        .map(|r| match r.path.rsplit('/').next().unwrap() {
+            sid if sid.starts_with("SM") => format!("{} Messages/{{Sid}}.json", r.method),
+            last => format!("{} {last}", r.method),
+        })
+        .collect();
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["Calls.json", "Messages.json", "VerificationCheck", "Verifications"]
+        [
+            "GET Messages/{Sid}.json",
+            "POST Calls.json",
+            "POST Messages.json",
+            "POST VerificationCheck",
+            "POST Verifications"
+        ]
     );
     let (ok, report) = validate(&reqs);
     println!("{report}");
     assert!(ok, "{report}");
-    assert!(report.contains(&format!("checked {} requests of 4 kinds", reqs.len())), "{report}");
+    assert!(report.contains(&format!("checked {} requests of 5 kinds", reqs.len())), "{report}");
 }
 
 #[test]

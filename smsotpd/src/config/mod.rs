@@ -126,6 +126,20 @@ pub struct Config {
     pub self_service: SelfService,
     /// Set when the file has a `[voice]` table.
     pub voice: Option<Voice>,
+    /// Where a code goes when the provider fails or the message is not
+    /// delivered, in order; once per login.
+    pub failover: Vec<Route>,
+    /// How often a sent SMS's delivery status is asked (with failover).
+    pub failover_poll: Duration,
+}
+
+/// A failover step.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// A call from the primary provider (`[voice]`).
+    Voice,
+    /// Another provider, by SMS.
+    Provider(Box<Provider>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,71 +261,22 @@ impl Config {
                 raw.state_directory
             )));
         }
-        let provider = match raw.provider {
-            ProviderKind::Outbox => {
-                if raw.twilio.is_some() {
-                    // Allowed: switching to the outbox for a test keeps the Twilio keys.
-                }
-                let outbox = raw.outbox.ok_or_else(|| {
-                    err("provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\""
-                        .to_owned())
-                })?;
-                if !outbox.path.is_absolute() {
-                    return Err(err("outbox.path must be an absolute path".to_owned()));
-                }
-                Provider::Outbox { path: outbox.path }
-            }
-            ProviderKind::Command => {
-                let c = raw.command.ok_or_else(|| {
-                    err("provider = \"command\" needs a [command] table with path = \"/usr/local/lib/smsotp/send-sms\"".to_owned())
-                })?;
-                if !c.path.is_absolute() {
-                    return Err(err("command.path must be an absolute path (no search through PATH)".to_owned()));
-                }
-                let timeout = range(
-                    "command.timeout_seconds",
-                    c.timeout_seconds,
-                    1,
-                    codes.deadline.as_secs(),
-                    " (at most codes.deadline_seconds)",
-                )
-                .map_err(err)?;
-                Provider::Command { path: c.path, timeout: Duration::from_secs(timeout) }
-            }
-            kind @ (ProviderKind::TwilioMessaging | ProviderKind::TwilioVerify) => {
-                let tw = raw.twilio.ok_or_else(|| {
-                    err(format!(
-                        "provider = \"{}\" needs a [twilio] table (account_sid, credentials, {})",
-                        kind.name(),
-                        if kind == ProviderKind::TwilioVerify {
-                            "verify_service_sid"
-                        } else {
-                            "from or messaging_service_sid"
-                        }
-                    ))
-                })?;
-                let t = crate::provider::twilio_config::validate_twilio(tw, kind, creds).map_err(err)?;
-                if t.request_timeout > codes.deadline {
-                    return Err(err(format!(
-                        "twilio.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
-                        t.request_timeout.as_secs(),
-                        codes.deadline.as_secs()
-                    )));
-                }
-                if kind == ProviderKind::TwilioVerify {
-                    Provider::TwilioVerify(t)
-                } else {
-                    Provider::TwilioMessaging(t)
-                }
-            }
-        };
+        let provider = provider_config(raw.provider, &raw, &codes, creds).map_err(err)?;
+        let failover = validate::validate_failover(&raw, &codes, creds, &provider).map_err(err)?;
         let policy = validate_policy(&raw.policy, &raw.rule).map_err(err)?;
         let enrollment =
             validate::validate_enrollment(raw.unenrolled, &policy, raw.enrollment.as_ref()).map_err(err)?;
         let destinations = validate::validate_destinations(raw.destinations.as_ref()).map_err(err)?;
         let self_service = validate::validate_self_service(&raw.self_service).map_err(err)?;
         let voice = validate::validate_voice(raw.voice.as_ref(), &provider).map_err(err)?;
+        if failover.iter().any(|r| matches!(r, Route::Voice)) && voice.is_none() {
+            return Err(err("failover lists \"voice\", which needs a [voice] table".to_owned()));
+        }
+        let failover_poll =
+            Duration::from_secs(range("failover_poll_seconds", raw.failover_poll_seconds, 1, 60, "").map_err(err)?);
         Ok(Config {
+            failover,
+            failover_poll,
             voice,
             self_service,
             destinations,
@@ -380,7 +345,7 @@ impl Config {
 }
 
 impl ProviderKind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ProviderKind::TwilioMessaging => "twilio-messaging",
             ProviderKind::TwilioVerify => "twilio-verify",
@@ -527,3 +492,65 @@ pub(crate) fn range<T: PartialOrd + fmt::Display + Copy>(
 
 #[cfg(test)]
 mod tests;
+
+/// The provider of `kind`, from its table (`[twilio]`, `[command]`, `[outbox]`).
+pub(crate) fn provider_config(
+    kind: ProviderKind,
+    raw: &RawConfig,
+    codes: &Codes,
+    creds: &ExternalCredentials,
+) -> Result<Provider, String> {
+    Ok(match kind {
+        ProviderKind::Outbox => {
+            if raw.twilio.is_some() {
+                // Allowed: switching to the outbox for a test keeps the Twilio keys.
+            }
+            let outbox = raw.outbox.as_ref().ok_or_else(|| {
+                "provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\"".to_owned()
+            })?;
+            if !outbox.path.is_absolute() {
+                return Err("outbox.path must be an absolute path".to_owned());
+            }
+            Provider::Outbox { path: outbox.path.clone() }
+        }
+        ProviderKind::Command => {
+            let c = raw.command.as_ref().ok_or_else(|| {
+                "provider = \"command\" needs a [command] table with path = \"/usr/local/lib/smsotp/send-sms\""
+                    .to_owned()
+            })?;
+            if !c.path.is_absolute() {
+                return Err("command.path must be an absolute path (no search through PATH)".to_owned());
+            }
+            let timeout = range(
+                "command.timeout_seconds",
+                c.timeout_seconds,
+                1,
+                codes.deadline.as_secs(),
+                " (at most codes.deadline_seconds)",
+            )?;
+            Provider::Command { path: c.path.clone(), timeout: Duration::from_secs(timeout) }
+        }
+        kind @ (ProviderKind::TwilioMessaging | ProviderKind::TwilioVerify) => {
+            let tw = raw.twilio.clone().ok_or_else(|| {
+                format!(
+                    "provider = \"{}\" needs a [twilio] table (account_sid, credentials, {})",
+                    kind.name(),
+                    if kind == ProviderKind::TwilioVerify {
+                        "verify_service_sid"
+                    } else {
+                        "from or messaging_service_sid"
+                    }
+                )
+            })?;
+            let t = crate::provider::twilio_config::validate_twilio(tw, kind, creds)?;
+            if t.request_timeout > codes.deadline {
+                return Err(format!(
+                    "twilio.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
+                    t.request_timeout.as_secs(),
+                    codes.deadline.as_secs()
+                ));
+            }
+            if kind == ProviderKind::TwilioVerify { Provider::TwilioVerify(t) } else { Provider::TwilioMessaging(t) }
+        }
+    })
+}

@@ -32,6 +32,12 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) self_service: RawSelfService,
     pub(crate) voice: Option<RawVoice>,
+    /// Routes tried in order when the provider fails or a message is not
+    /// delivered: "voice" or another provider kind.
+    #[serde(default)]
+    pub(crate) failover: Vec<String>,
+    #[serde(default = "default_failover_poll")]
+    pub(crate) failover_poll_seconds: u64,
     /// Read as plain tables so that an error can name the rule.
     #[serde(default)]
     pub(crate) rule: Vec<toml::Table>,
@@ -66,6 +72,10 @@ pub(crate) struct RawRule {
     pub(crate) action: String,
     pub(crate) trust_days: Option<u32>,
     pub(crate) unenrolled: Option<String>,
+}
+
+fn default_failover_poll() -> u64 {
+    5
 }
 
 pub(crate) fn default_unenrolled() -> Unenrolled {
@@ -207,7 +217,7 @@ impl Default for RawMessage {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTwilio {
     pub(crate) account_sid: String,

@@ -297,8 +297,14 @@ fn every_shipped_example_parses() {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            // With Programmable Messaging, failover and [voice] included.
+            Config::parse(&uncommented, "uncommented", &ExternalCredentials::default())
+                .unwrap_or_else(|e| panic!("{} with every option uncommented: {e}", path.display()));
+            // With Verify (verify_service_sid), which has no failover.
             let uncommented =
                 uncommented.replace("\nprovider = \"twilio-messaging\"", "\nprovider = \"twilio-verify\"");
+            let uncommented: String =
+                uncommented.lines().filter(|l| !l.starts_with("failover = ")).collect::<Vec<_>>().join("\n");
             let uncommented =
                 uncommented.replace("VAxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "VA0123456789abcdef0123456789abcdef");
             Config::parse(&uncommented, "uncommented", &ExternalCredentials::default())

@@ -39,6 +39,59 @@ pub(crate) fn validate_enrollment(
     Ok(Some(super::Enrollment { countries: raw.countries.clone(), template, approval: raw.approval }))
 }
 
+/// `failover = [...]`: "voice" or provider kinds other than the primary,
+/// each configured by its own table; only behind a provider that carries
+/// our code (Verify makes its own, which no other route could send).
+pub(crate) fn validate_failover(
+    raw: &super::raw::RawConfig,
+    codes: &super::Codes,
+    creds: &super::ExternalCredentials,
+    primary: &super::Provider,
+) -> Result<Vec<super::Route>, String> {
+    if raw.failover.is_empty() {
+        return Ok(Vec::new());
+    }
+    if matches!(primary, super::Provider::TwilioVerify(_)) {
+        return Err("failover does not work with provider = \"twilio-verify\": Verify makes the code, and no other route could send it".into());
+    }
+    let mut routes = Vec::new();
+    let mut seen = vec![raw.provider.name().to_owned()];
+    for entry in &raw.failover {
+        if seen.contains(entry) {
+            return Err(format!("failover lists {entry:?} twice, or the provider itself"));
+        }
+        seen.push(entry.clone());
+        let route = match entry.as_str() {
+            "voice" => super::Route::Voice,
+            "twilio-messaging" => super::Route::Provider(Box::new(super::provider_config(
+                super::ProviderKind::TwilioMessaging,
+                raw,
+                codes,
+                creds,
+            )?)),
+            "command" => super::Route::Provider(Box::new(super::provider_config(
+                super::ProviderKind::Command,
+                raw,
+                codes,
+                creds,
+            )?)),
+            "outbox" => super::Route::Provider(Box::new(super::provider_config(
+                super::ProviderKind::Outbox,
+                raw,
+                codes,
+                creds,
+            )?)),
+            other => {
+                return Err(format!(
+                    "failover = [... {other:?} ...]: use \"voice\", \"twilio-messaging\", \"command\" or \"outbox\""
+                ));
+            }
+        };
+        routes.push(route);
+    }
+    Ok(routes)
+}
+
 pub(crate) fn validate_voice(
     raw: Option<&super::raw::RawVoice>,
     provider: &super::Provider,

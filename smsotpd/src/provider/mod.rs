@@ -54,6 +54,18 @@ pub enum RemoteVerdict {
     Gone,
 }
 
+/// How a sent message fared, as far as the provider knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Delivered,
+    /// Queued or sent, not known yet.
+    Pending,
+    /// Undelivered or failed: it will not arrive.
+    Undelivered,
+    /// This provider cannot tell.
+    Unknown,
+}
+
 /// Why a provider call failed. None of these carry a number, a code or a
 /// secret; provider error texts are dropped because they echo the number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +146,15 @@ pub trait Provider: Send + Sync + 'static {
         code: &str,
         deadline: Tick,
     ) -> impl Future<Output = Result<RemoteVerdict, ProviderError>> + Send;
+
+    /// How the message `reference` fared (failover watches SMS with it).
+    fn status(
+        &self,
+        _reference: &str,
+        _deadline: Tick,
+    ) -> impl Future<Output = Result<DeliveryStatus, ProviderError>> + Send {
+        async { Ok(DeliveryStatus::Unknown) }
+    }
 }
 
 /// The providers a config can choose, behind one type.
@@ -173,6 +194,14 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.check(reference, code, deadline).await,
             AnyProvider::Outbox(o) => o.check(reference, code, deadline).await,
             AnyProvider::Command(c) => c.check(reference, code, deadline).await,
+        }
+    }
+
+    async fn status(&self, reference: &str, deadline: Tick) -> Result<DeliveryStatus, ProviderError> {
+        match self {
+            AnyProvider::Twilio(t) => t.status(reference, deadline).await,
+            AnyProvider::Outbox(o) => o.status(reference, deadline).await,
+            AnyProvider::Command(c) => c.status(reference, deadline).await,
         }
     }
 }

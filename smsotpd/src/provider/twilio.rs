@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Channel, Outgoing, Provider, ProviderError, RemoteVerdict};
+use super::{Channel, DeliveryStatus, Outgoing, Provider, ProviderError, RemoteVerdict};
 use crate::clock::{Clock, Tick};
 use crate::config::{self, Sender, TwilioAuth};
 
@@ -220,6 +220,18 @@ fn error_code(body: &[u8]) -> Option<u32> {
     serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.code)
 }
 
+/// A Message resource's `status`: delivered, on its way, or never arriving.
+pub fn interpret_status(body: &[u8]) -> Result<DeliveryStatus, ProviderError> {
+    match serde_json::from_slice::<CheckBody>(body) {
+        Ok(m) => Ok(match m.status.as_str() {
+            "delivered" | "read" => DeliveryStatus::Delivered,
+            "undelivered" | "failed" | "canceled" => DeliveryStatus::Undelivered,
+            _ => DeliveryStatus::Pending,
+        }),
+        Err(e) => Err(ProviderError::Malformed { detail: format!("a message's status: {e}") }),
+    }
+}
+
 /// What a call says: the text twice, a pause between, in `language`.
 pub fn twiml(text: &str, language: &str) -> String {
     let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
@@ -375,6 +387,32 @@ impl Provider for Twilio {
                 self.post(&url, &form, deadline, interpret_created).await
             }
         }
+    }
+
+    async fn status(&self, reference: &str, deadline: Tick) -> Result<DeliveryStatus, ProviderError> {
+        // Messages only (SM...): a call's fate is not watched.
+        let is_sid = reference.len() == 34 && reference.bytes().all(|b| b.is_ascii_alphanumeric());
+        if self.api != Api::Messaging || !reference.starts_with("SM") || !is_sid {
+            return Ok(DeliveryStatus::Unknown);
+        }
+        let url =
+            format!("{}/2010-04-01/Accounts/{}/Messages/{reference}.json", self.cfg.api_base, self.cfg.account_sid);
+        let (user, pass) = self.credentials();
+        let timeout = self.clock.tick().until(deadline).min(self.cfg.request_timeout);
+        let resp = self
+            .client
+            .get(&url)
+            .basic_auth(user, Some(pass))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        if status != 200 {
+            return Err(ProviderError::Unavailable { detail: format!("HTTP {status} asking a message's status") });
+        }
+        interpret_status(&body)
     }
 
     async fn check(&self, reference: &str, code: &str, deadline: Tick) -> Result<RemoteVerdict, ProviderError> {
