@@ -148,6 +148,9 @@ impl<P: Provider> Daemon<P> {
         let record = self.own_record(&user)?;
         let phone = crate::enroll::normalize(typed).map_err(LoginError::InvalidArgument)?;
         self.check_new_number(&phone)?;
+        if let Some(why) = self.line_type_refusal(&phone).await? {
+            return Err(LoginError::InvalidArgument(format!("that number cannot be used: {why}")));
+        }
         if phone == *record.phone_at(self.clock.unix_now()) {
             return Err(LoginError::InvalidArgument("that is already your number".into()));
         }

@@ -204,7 +204,7 @@ async fn a_reset_user_enrolls_again_and_approval_holds_a_new_number() {
     // unenrolled = "deny", yet the reset user is asked for a number.
     let s = w.sign_in().await;
     assert_eq!(s.action, Action::Enroll);
-    w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+14155550177").unwrap();
+    w.daemon.enroll_number(&root(":1.9"), &s.challenge, "+14155550177").await.unwrap();
     settle().await;
     let a = w.check(&s.challenge, &w.fake.last_code()).await;
     assert_eq!(a.status, Status::AwaitingApproval);

@@ -20,7 +20,7 @@ impl<P: Provider> Daemon<P> {
         UserName::parse(user).map_err(|e| LoginError::InvalidArgument(format!("{:?}: {e}", sanitize_for_log(user))))
     }
 
-    pub fn enroll(self: &Arc<Self>, _root: &Root, user: &str, number: &str) -> Result<String, LoginError> {
+    pub async fn enroll(self: &Arc<Self>, _root: &Root, user: &str, number: &str) -> Result<String, LoginError> {
         let name = Self::admin_user(user)?;
         let phone = PhoneNumber::parse(number).map_err(|e| LoginError::InvalidArgument(e.to_string()))?;
         if !self.destination_allowed(&phone) {
@@ -34,6 +34,9 @@ impl<P: Provider> Daemon<P> {
             return Err(LoginError::InvalidArgument(format!(
                 "there is no user {name} on this system (getent passwd {name} finds nothing); create the account first"
             )));
+        }
+        if let Some(why) = self.line_type_refusal(&phone).await? {
+            return Err(LoginError::InvalidArgument(format!("{} cannot be enrolled: {why}", phone.masked())));
         }
         let mut state = self.lock();
         let loaded = self.store.load(&name);
@@ -82,7 +85,8 @@ impl<P: Provider> Daemon<P> {
         };
         let this = Arc::clone(self);
         runtime.spawn(async move {
-            let msg = Outgoing { to: &old, body: &body, validity: this.cfg.codes.expiry, channel: Channel::Sms };
+            let msg =
+                Outgoing { to: &old, body: &body, validity: this.cfg.codes.expiry, channel: Channel::Sms, user: "" };
             match this.provider.send(&msg, this.deadline()).await {
                 Ok(reference) => audit::event(Event::NumberChangeNotified)
                     .field("user", &user)
@@ -337,7 +341,8 @@ impl<P: Provider> Daemon<P> {
             )));
         }
         let body = format!("smsotp test message from {}. No action is needed.", self.hostname);
-        let msg = Outgoing { to: &phone, body: &body, validity: self.cfg.codes.expiry, channel: Channel::Sms };
+        let msg =
+            Outgoing { to: &phone, body: &body, validity: self.cfg.codes.expiry, channel: Channel::Sms, user: "" };
         match self.provider.send(&msg, self.deadline()).await {
             Ok(reference) => {
                 audit::event(Event::TestSent)

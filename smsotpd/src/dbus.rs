@@ -191,7 +191,7 @@ impl SmsOtp {
         number: String,
     ) -> Result<String, SmsOtpError> {
         let root = identify(&header, conn).await?;
-        Ok(self.daemon().enroll(&root, &user, &number)?)
+        Ok(self.daemon().enroll(&root, &user, &number).await?)
     }
 
     async fn unenroll(
@@ -246,7 +246,7 @@ impl SmsOtp {
         let root = identify(&header, conn).await?;
         // A number is at most 15 digits; a few spaces and brackets more.
         let number = smsotp_proto::truncate_bytes(&number, 64);
-        Ok(self.daemon().enroll_number(&root, &challenge, number)?)
+        Ok(self.daemon().enroll_number(&root, &challenge, number).await?)
     }
 
     #[zbus(out_args("code", "until"))]

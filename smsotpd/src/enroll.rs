@@ -40,6 +40,17 @@ pub fn normalize(typed: &str) -> Result<PhoneNumber, String> {
 pub use crate::limits::allowed;
 
 impl<P: Provider> Daemon<P> {
+    /// Why Lookup refuses a number given for enrollment (twilio.lookup_refuse),
+    /// or None. Lookup failing refuses nothing but the enrollment, now.
+    pub(crate) async fn line_type_refusal(&self, phone: &PhoneNumber) -> Result<Option<String>, LoginError> {
+        self.provider.refuses_number(phone, self.deadline()).await.map_err(|e| {
+            tracing::warn!("{}: Lookup failed for {}: {e}", self.provider.name(), phone.masked());
+            LoginError::DeliveryFailed(format!("the number could not be checked now: {e}"))
+        })
+    }
+}
+
+impl<P: Provider> Daemon<P> {
     /// The right code proved the number: the user is enrolled with it,
     /// unless an administrator enrolled them meanwhile.
     pub(crate) fn enroll_at_login(&self, name: &UserName, phone: &PhoneNumber) -> Result<(), LoginError> {
@@ -65,14 +76,14 @@ impl<P: Provider> Daemon<P> {
     /// The number an enrolling user typed: checked, then the code goes to
     /// it. The masked number comes back. A refused number counts as a
     /// wrong answer.
-    pub fn enroll_number(self: &Arc<Self>, _root: &Root, id: &str, typed: &str) -> Result<String, LoginError> {
+    pub async fn enroll_number(self: &Arc<Self>, _root: &Root, id: &str, typed: &str) -> Result<String, LoginError> {
         let id = Self::parse_id(id)?;
         let Some(enrollment) = &self.cfg.enrollment else {
             return Err(LoginError::InvalidArgument(
                 "enrollment at login is off (unenrolled is not \"enroll\")".into(),
             ));
         };
-        let checked = normalize(typed).and_then(|p| {
+        let mut checked = normalize(typed).and_then(|p| {
             if allowed(&p, &enrollment.countries) && self.destination_allowed(&p) {
                 Ok(p)
             } else {
@@ -82,6 +93,12 @@ impl<P: Provider> Daemon<P> {
                 ))
             }
         });
+        // Lookup for every name alike: its time must not tell real ones apart.
+        if let Ok(p) = &checked
+            && let Some(why) = self.line_type_refusal(p).await?
+        {
+            checked = Err(why);
+        }
         let mut state = self.lock();
         let Some(c) = state.challenges.get_mut(&id) else {
             return Err(LoginError::UnknownChallenge);

@@ -332,7 +332,7 @@ impl<P: Provider> Daemon<P> {
                 .log();
             return Err((LoginError::DeliveryFailed("the number is outside destinations.countries".into()), false));
         }
-        let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry, channel };
+        let msg = Outgoing { to: phone, body: &body, validity: self.cfg.codes.expiry, channel, user };
         let result = provider.send(&msg, self.deadline()).await;
         match result {
             Ok(reference) => {

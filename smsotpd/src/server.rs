@@ -35,10 +35,11 @@ pub fn failover(cfg: &Config, clock: SharedClock) -> Result<Vec<(AnyProvider, Ch
 fn provider_of(which: &ProviderConfig, cfg: &Config, clock: SharedClock) -> Result<AnyProvider, String> {
     Ok(match which {
         ProviderConfig::TwilioMessaging(t) => AnyProvider::Twilio(Box::new(
-            Twilio::new(Api::Messaging, t.clone(), cfg.voice.clone(), clock).map_err(|e| e.to_string())?,
+            Twilio::new(Api::Messaging, t.clone(), cfg.voice.clone(), hostname(cfg), clock)
+                .map_err(|e| e.to_string())?,
         )),
         ProviderConfig::TwilioVerify(t) => AnyProvider::Twilio(Box::new(
-            Twilio::new(Api::Verify, t.clone(), cfg.voice.clone(), clock).map_err(|e| e.to_string())?,
+            Twilio::new(Api::Verify, t.clone(), cfg.voice.clone(), hostname(cfg), clock).map_err(|e| e.to_string())?,
         )),
         ProviderConfig::Outbox { path } => AnyProvider::Outbox(Outbox::new(path.clone(), clock)),
         ProviderConfig::Command { path, timeout } => {

@@ -13,7 +13,7 @@ Exit 0 when every request is valid; otherwise each problem is printed.
 import json
 import re
 import sys
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
@@ -56,9 +56,14 @@ def main():
     specs = {
         "api": (load(spec_dir, "twilio_api_v2010.json"), "https://api.twilio.com"),
         "verify": (load(spec_dir, "twilio_verify_v2.json"), "https://verify.twilio.com"),
+        "lookups": (load(spec_dir, "twilio_lookups_v2.json"), "https://lookups.twilio.com"),
     }
     raw_specs = {}
-    for key, name in (("api", "twilio_api_v2010.json"), ("verify", "twilio_verify_v2.json")):
+    for key, name in (
+        ("api", "twilio_api_v2010.json"),
+        ("verify", "twilio_verify_v2.json"),
+        ("lookups", "twilio_lookups_v2.json"),
+    ):
         with open(f"{spec_dir}/{name}", encoding="utf-8") as f:
             raw_specs[key] = json.load(f)
     with open(requests_file, encoding="utf-8") as f:
@@ -68,10 +73,13 @@ def main():
     for req in requests:
         spec, host = specs[req["api"]]
         headers = {k.title(): v for k, v in req["headers"].items()}
+        path, _, query = req["path"].partition("?")
+        args = {k: v[0] for k, v in parse_qs(query).items()}
         mock = MockRequest(
             host,
             req["method"].lower(),
-            req["path"],
+            unquote(path),
+            args=args,
             headers=headers,
             data=req["body"].encode(),
             content_type="application/x-www-form-urlencoded",
@@ -82,7 +90,8 @@ def main():
         except Exception as e:  # noqa: BLE001 - report every validation error
             problems.append(f"{type(e).__name__}: {e}; {getattr(e, '__cause__', '')}")
         form = {k: v[0] for k, v in parse_qs(req["body"], keep_blank_values=True).items()}
-        template = re.sub(r"AC[0-9a-f]{32}", "{AccountSid}", req["path"])
+        template = re.sub(r"AC[0-9a-f]{32}", "{AccountSid}", path)
+        template = re.sub(r"^/v2/PhoneNumbers/[^/]+$", "/v2/PhoneNumbers/{PhoneNumber}", template)
         template = re.sub(r"VA[0-9a-f]{32}", "{ServiceSid}", template)
         template = re.sub(r"/Messages/(SM|MM)[0-9a-f]{32}\.json$", "/Messages/{Sid}.json", template)
         path_item = raw_specs[req["api"]]["paths"].get(template)
@@ -91,6 +100,11 @@ def main():
         elif req["method"] == "GET":
             if req["body"]:
                 problems.append("a GET with a body")
+            known = {p["name"] for p in path_item["get"].get("parameters", []) if p.get("in") == "query"}
+            if set(args) - known:
+                problems.append(f"query parameters not in the spec: {sorted(set(args) - known)}")
+            if template.endswith("{PhoneNumber}") and not E164.match(unquote(path).rsplit("/", 1)[1]):
+                problems.append("the looked-up number is not E.164")
         else:
             op = path_item["post"]
             props = set(op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["properties"])

@@ -156,7 +156,8 @@ pub fn messaging_config(twilio_url: &str, extra_top: &str, extra_tables: &str) -
     format!(
         "version = 1\nprovider = \"twilio-messaging\"\nstate_directory = \"@STATE@\"\n{extra_top}\n{extra_tables}\n\
          [twilio]\naccount_sid = \"{ACCOUNT_SID}\"\nauth_token = \"{AUTH_TOKEN}\"\nfrom = \"{FROM}\"\n\
-         api_base = \"{twilio_url}\"\nverify_api_base = \"{twilio_url}\"\nrequest_timeout_seconds = 1\n"
+         api_base = \"{twilio_url}\"\nverify_api_base = \"{twilio_url}\"\nlookup_api_base = \"{twilio_url}\"\n\
+         request_timeout_seconds = 1\n"
     )
 }
 

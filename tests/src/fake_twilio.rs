@@ -125,6 +125,8 @@ struct State {
     undeliverable: Vec<String>,
     /// The number of each message SID, for its status.
     sids: HashMap<String, String>,
+    /// Lookup v2 line types by number (others are "mobile").
+    line_types: HashMap<String, String>,
 }
 
 pub struct FakeTwilio {
@@ -181,6 +183,11 @@ impl FakeTwilio {
     /// (Twilio's error body with code 20500).
     pub fn fail_path(&self, suffix: &str, status: u16) {
         self.state.0.lock().unwrap().failing.push((suffix.to_owned(), status));
+    }
+
+    /// Lookup v2 says `number` is of `line_type` ("landline", "nonFixedVoip", ...).
+    pub fn line_type(&self, number: &str, line_type: &str) {
+        self.state.0.lock().unwrap().line_types.insert(number.to_owned(), line_type.to_owned());
     }
 
     /// SMS to `number` are accepted, and their Message resource says
@@ -421,6 +428,23 @@ fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, 
     }
     if req.method == "GET" && req.path == format!("/v2/Services/{VERIFY_SID}") {
         return (200, format!(r#"{{"sid":"{VERIFY_SID}","account_sid":"{ACCOUNT_SID}","code_length":6}}"#), vec![]);
+    }
+    if req.method == "GET"
+        && let Some(rest) = req.path.strip_prefix("/v2/PhoneNumbers/")
+    {
+        let (number, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let number = percent_decode(number);
+        if query != "Fields=line_type_intelligence" {
+            st.violations.push(format!("Lookup with query {query:?}"));
+        }
+        let kind = st.line_types.get(&number).cloned().unwrap_or_else(|| "mobile".into());
+        return (
+            200,
+            format!(
+                r#"{{"phone_number":"{number}","valid":true,"line_type_intelligence":{{"type":"{kind}","carrier_name":"Fake","error_code":null}}}}"#
+            ),
+            vec![],
+        );
     }
     let message_prefix = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/");
     if req.method == "GET"

@@ -44,7 +44,13 @@ fn to_json(reqs: &[Request]) -> serde_json::Value {
                 let headers: serde_json::Map<String, serde_json::Value> =
                     r.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
                 serde_json::json!({
-                    "api": if r.path.starts_with("/v2/") { "verify" } else { "api" },
+                    "api": if r.path.starts_with("/v2/PhoneNumbers/") {
+                        "lookups"
+                    } else if r.path.starts_with("/v2/") {
+                        "verify"
+                    } else {
+                        "api"
+                    },
                     "method": r.method,
                     "path": r.path,
                     "headers": headers,
@@ -93,10 +99,18 @@ fn requests_match_twilios_openapi() {
     let run = f.pam(USER).run(vec![Box::new(|| f.code(2))]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
     reqs.extend(f.twilio.requests());
+    // Lookup v2 at enrollment.
+    let l = World::with_config(
+        &(smsotp_tests::daemon::messaging_config("@TWILIO@", "", "") + "lookup_refuse = [\"landline\"]\n"),
+    );
+    l.daemon.ctl_ok(&["enroll", "daemon", "+14155550177"]);
+    reqs.extend(l.twilio.requests());
     // Verify: a wrong then a right code (Verifications + VerificationCheck).
     let bus = Bus::start(Policy::Shipped);
     let twilio = FakeTwilio::start();
-    let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), ""));
+    // (with Programmable Rate Limits)
+    let config = verify_config(&twilio.url(), "") + "verify_rate_limits = { per_user = \"user\" }\n";
+    let daemon = Daemon::start(&bus, &config);
     daemon.ctl_ok(&["enroll", USER, NUMBER]);
     let run = Pam::new(&bus.address(), USER).run(vec![typed("999999"), Box::new(|| twilio.wait_message(1).code())]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
@@ -119,6 +133,7 @@ fn requests_match_twilios_openapi() {
         .iter()
         .map(|r| match r.path.rsplit('/').next().unwrap() {
             sid if sid.starts_with("SM") => format!("{} Messages/{{Sid}}.json", r.method),
+            _ if r.path.starts_with("/v2/PhoneNumbers/") => format!("{} PhoneNumbers/{{PhoneNumber}}", r.method),
             last => format!("{} {last}", r.method),
         })
         .collect();
@@ -126,6 +141,7 @@ fn requests_match_twilios_openapi() {
         kinds.into_iter().collect::<Vec<_>>(),
         [
             "GET Messages/{Sid}.json",
+            "GET PhoneNumbers/{PhoneNumber}",
             "POST Calls.json",
             "POST Messages.json",
             "POST VerificationCheck",
@@ -135,7 +151,8 @@ fn requests_match_twilios_openapi() {
     let (ok, report) = validate(&reqs);
     println!("{report}");
     assert!(ok, "{report}");
-    assert!(report.contains(&format!("checked {} requests of 5 kinds", reqs.len())), "{report}");
+    assert!(report.contains(&format!("checked {} requests of 6 kinds", reqs.len())), "{report}");
+    assert!(reqs.iter().any(|r| r.form.contains_key("RateLimits")), "RateLimits were checked too");
 }
 
 #[test]

@@ -194,6 +194,19 @@ pub struct Twilio {
     pub discard_content: bool,
     /// An outbound HTTP(S) proxy; None means a direct connection.
     pub proxy: Option<String>,
+    /// Verify's `RateLimits`: (unique name, what it counts).
+    pub verify_rate_limits: Vec<(String, RateKey)>,
+    /// Lookup v2 line types a new number must not have; empty: no lookup.
+    pub lookup_refuse: Vec<String>,
+    pub lookup_api_base: String,
+}
+
+/// What a Verify rate limit counts per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateKey {
+    User,
+    Host,
+    UserAtHost,
 }
 
 #[derive(Debug, Clone)]

@@ -236,6 +236,17 @@ pub(crate) struct RawTwilio {
     #[serde(default)]
     pub(crate) discard_content: bool,
     pub(crate) proxy: Option<String>,
+    /// Verify's Programmable Rate Limits: unique name -> "user", "host"
+    /// or "user@host".
+    pub(crate) verify_rate_limits: Option<std::collections::BTreeMap<String, String>>,
+    /// Lookup v2 line types refused for new numbers, e.g. ["landline", "nonFixedVoip"].
+    pub(crate) lookup_refuse: Option<Vec<String>>,
+    #[serde(default = "default_lookup_api_base")]
+    pub(crate) lookup_api_base: String,
+}
+
+fn default_lookup_api_base() -> String {
+    "https://lookups.twilio.com".to_owned()
 }
 
 pub(crate) fn default_api_base() -> String {

@@ -155,6 +155,7 @@ mod tests {
             body: "123456 is your code",
             validity: Duration::from_secs(300),
             channel: super::super::Channel::Sms,
+            user: "alice",
         };
         c.send(&msg, clock.tick().saturating_add(Duration::from_secs(10))).await
     }

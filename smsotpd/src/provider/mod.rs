@@ -42,6 +42,8 @@ pub struct Outgoing<'a> {
     /// How long the code is good for; the provider may drop the SMS after.
     pub validity: Duration,
     pub channel: Channel,
+    /// Whose login it is ("" for notices): Verify's rate limits count it.
+    pub user: &'a str,
 }
 
 /// The provider's answer to a code it made.
@@ -147,6 +149,16 @@ pub trait Provider: Send + Sync + 'static {
         deadline: Tick,
     ) -> impl Future<Output = Result<RemoteVerdict, ProviderError>> + Send;
 
+    /// Why `number` must not be enrolled (Lookup v2's line type), or None.
+    /// Providers that cannot tell say None.
+    fn refuses_number(
+        &self,
+        _number: &PhoneNumber,
+        _deadline: Tick,
+    ) -> impl Future<Output = Result<Option<String>, ProviderError>> + Send {
+        async { Ok(None) }
+    }
+
     /// How the message `reference` fared (failover watches SMS with it).
     fn status(
         &self,
@@ -194,6 +206,14 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.check(reference, code, deadline).await,
             AnyProvider::Outbox(o) => o.check(reference, code, deadline).await,
             AnyProvider::Command(c) => c.check(reference, code, deadline).await,
+        }
+    }
+
+    async fn refuses_number(&self, number: &PhoneNumber, deadline: Tick) -> Result<Option<String>, ProviderError> {
+        match self {
+            AnyProvider::Twilio(t) => t.refuses_number(number, deadline).await,
+            AnyProvider::Outbox(o) => o.refuses_number(number, deadline).await,
+            AnyProvider::Command(c) => c.refuses_number(number, deadline).await,
         }
     }
 

@@ -95,6 +95,7 @@ mod tests {
             body: "123456 is\nyour code",
             validity: Duration::from_secs(300),
             channel: crate::provider::Channel::Sms,
+            user: "alice",
         };
         let deadline = Tick::from_duration(Duration::from_secs(10));
         assert_eq!(o.send(&msg, deadline).await.unwrap(), "outbox-1");
@@ -113,8 +114,13 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let o = Outbox::new(path.clone(), Arc::new(ManualClock::new(0)));
         let to = PhoneNumber::parse("+14155550123").unwrap();
-        let msg =
-            Outgoing { to: &to, body: "1", validity: Duration::from_secs(1), channel: crate::provider::Channel::Sms };
+        let msg = Outgoing {
+            to: &to,
+            body: "1",
+            validity: Duration::from_secs(1),
+            channel: crate::provider::Channel::Sms,
+            user: "alice",
+        };
         let e = o.send(&msg, Tick::from_duration(Duration::ZERO)).await.unwrap_err();
         assert!(e.to_string().contains("mode 0600"), "{e}");
         std::fs::remove_file(&path).unwrap();

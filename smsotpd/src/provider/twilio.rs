@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::{Channel, DeliveryStatus, Outgoing, Provider, ProviderError, RemoteVerdict};
 use crate::clock::{Clock, Tick};
 use crate::config::{self, Sender, TwilioAuth};
+use crate::names::PhoneNumber;
 
 /// What a response means for the retry loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,8 @@ pub enum Api {
 
 pub struct Twilio {
     api: Api,
+    /// `host` of Verify's rate limits.
+    host: String,
     cfg: config::Twilio,
     voice: Option<config::Voice>,
     client: reqwest::Client,
@@ -83,6 +86,7 @@ impl Twilio {
         api: Api,
         cfg: config::Twilio,
         voice: Option<config::Voice>,
+        host: String,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ProviderError> {
         let mut builder = reqwest::Client::builder()
@@ -100,7 +104,7 @@ impl Twilio {
             detail: format!("cannot build the HTTP client: {}", error_chain(&e)),
         })?;
         let content_retention_discard = cfg.discard_content;
-        Ok(Twilio { api, cfg, voice, client, clock, content_retention_discard })
+        Ok(Twilio { api, host, cfg, voice, client, clock, content_retention_discard })
     }
 
     fn credentials(&self) -> (&str, &str) {
@@ -218,6 +222,41 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Er
 
 fn error_code(body: &[u8]) -> Option<u32> {
     serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.code)
+}
+
+/// Verify's `RateLimits` form value: `{"unique_name": "value", ...}`.
+pub fn rate_limits(limits: &[(String, config::RateKey)], user: &str, host: &str) -> Option<String> {
+    if limits.is_empty() || user.is_empty() {
+        return None;
+    }
+    let map: serde_json::Map<String, serde_json::Value> = limits
+        .iter()
+        .map(|(name, key)| {
+            let value = match key {
+                config::RateKey::User => user.to_owned(),
+                config::RateKey::Host => host.to_owned(),
+                config::RateKey::UserAtHost => format!("{user}@{host}"),
+            };
+            (name.clone(), serde_json::Value::String(value))
+        })
+        .collect();
+    Some(serde_json::Value::Object(map).to_string())
+}
+
+/// The line type a Lookup v2 answer gives (`line_type_intelligence.type`).
+pub fn line_type(body: &[u8]) -> Result<Option<String>, ProviderError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        line_type_intelligence: Option<Intelligence>,
+    }
+    #[derive(Deserialize)]
+    struct Intelligence {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    serde_json::from_slice::<Answer>(body)
+        .map(|a| a.line_type_intelligence.and_then(|i| i.kind))
+        .map_err(|e| ProviderError::Malformed { detail: format!("a Lookup answer: {e}") })
 }
 
 /// A Message resource's `status`: delivered, on its way, or never arriving.
@@ -384,9 +423,45 @@ impl Provider for Twilio {
                 if let (Channel::Voice, Some(v)) = (msg.channel, &self.voice) {
                     form.push(("Locale", v.language.split('-').next().unwrap_or("en")));
                 }
+                let limits = rate_limits(&self.cfg.verify_rate_limits, msg.user, &self.host);
+                if let Some(limits) = &limits {
+                    form.push(("RateLimits", limits));
+                }
                 self.post(&url, &form, deadline, interpret_created).await
             }
         }
+    }
+
+    async fn refuses_number(&self, number: &PhoneNumber, deadline: Tick) -> Result<Option<String>, ProviderError> {
+        if self.cfg.lookup_refuse.is_empty() {
+            return Ok(None);
+        }
+        let url = format!(
+            "{}/v2/PhoneNumbers/{}?Fields=line_type_intelligence",
+            self.cfg.lookup_api_base,
+            number.e164().replace('+', "%2B")
+        );
+        let (user, pass) = self.credentials();
+        let timeout = self.clock.tick().until(deadline).min(self.cfg.request_timeout);
+        let resp = self
+            .client
+            .get(&url)
+            .basic_auth(user, Some(pass))
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
+        let status = resp.status().as_u16();
+        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        if status != 200 {
+            return match classify_error::<()>(status, &body, None) {
+                Outcome::Fail(e) => Err(e),
+                _ => Err(ProviderError::Unavailable { detail: format!("Lookup answered HTTP {status}") }),
+            };
+        }
+        Ok(line_type(&body)?
+            .filter(|t| self.cfg.lookup_refuse.contains(t))
+            .map(|t| format!("it is a {t} number, which cannot receive SMS codes here")))
     }
 
     async fn status(&self, reference: &str, deadline: Tick) -> Result<DeliveryStatus, ProviderError> {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::config::raw::RawTwilio;
 use crate::config::{
-    CREDENTIAL_API_KEY_SECRET, CREDENTIAL_AUTH_TOKEN, ExternalCredentials, ProviderKind, Secret, Sender, Twilio,
-    TwilioAuth, range,
+    CREDENTIAL_API_KEY_SECRET, CREDENTIAL_AUTH_TOKEN, ExternalCredentials, ProviderKind, RateKey, Secret, Sender,
+    Twilio, TwilioAuth, range,
 };
 use crate::names::PhoneNumber;
 
@@ -117,7 +117,60 @@ pub(crate) fn validate_twilio(t: RawTwilio, kind: ProviderKind, creds: &External
             return Err(format!("twilio.proxy = {p:?} must be an http:// or https:// URL"));
         }
     }
+    let mut verify_rate_limits = Vec::new();
+    for (name, key) in t.verify_rate_limits.iter().flatten() {
+        if name.is_empty()
+            || name.len() > 64
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(format!(
+                "twilio.verify_rate_limits: {name:?} is not a rate limit's unique name (letters, digits, _ and -)"
+            ));
+        }
+        let key = match key.as_str() {
+            "user" => RateKey::User,
+            "host" => RateKey::Host,
+            "user@host" => RateKey::UserAtHost,
+            other => {
+                return Err(format!(
+                    "twilio.verify_rate_limits.{name} = {other:?}: use \"user\", \"host\" or \"user@host\""
+                ));
+            }
+        };
+        verify_rate_limits.push((name.clone(), key));
+    }
+    if !verify_rate_limits.is_empty() && kind != ProviderKind::TwilioVerify {
+        return Err("twilio.verify_rate_limits is for provider = \"twilio-verify\"".into());
+    }
+    const LINE_TYPES: &[&str] = &[
+        "landline",
+        "mobile",
+        "fixedVoip",
+        "nonFixedVoip",
+        "personal",
+        "tollFree",
+        "premium",
+        "sharedCost",
+        "uan",
+        "voicemail",
+        "pager",
+        "unknown",
+    ];
+    let lookup_refuse = t.lookup_refuse.clone().unwrap_or_default();
+    if let Some(bad) = lookup_refuse.iter().find(|l| !LINE_TYPES.contains(&l.as_str())) {
+        return Err(format!(
+            "twilio.lookup_refuse: {bad:?} is not a Lookup line type; use some of {}",
+            LINE_TYPES.join(", ")
+        ));
+    }
+    if lookup_refuse.iter().any(|l| l == "mobile") {
+        return Err("twilio.lookup_refuse lists \"mobile\": no number could receive SMS codes".into());
+    }
+    let lookup_api_base = validate_base("twilio.lookup_api_base", &t.lookup_api_base)?;
     Ok(Twilio {
+        verify_rate_limits,
+        lookup_refuse,
+        lookup_api_base,
         account_sid: t.account_sid,
         auth,
         sender,
