@@ -5,6 +5,7 @@
 //! code themselves (Verify). [`Provider::makes_codes`] tells them apart.
 
 pub mod command;
+pub mod http;
 pub mod outbox;
 pub mod twilio;
 pub mod twilio_config;

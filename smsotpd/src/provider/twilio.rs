@@ -10,18 +10,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::http::{self, Outcome, error_chain, read_capped};
 use super::{Channel, DeliveryStatus, Outgoing, Provider, ProviderError, RemoteVerdict};
 use crate::clock::{Clock, Tick};
 use crate::config::{self, Sender, TwilioAuth};
 use crate::names::PhoneNumber;
-
-/// What a response means for the retry loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome<T> {
-    Done(T),
-    Retry { reason: String, after: Option<Duration> },
-    Fail(ProviderError),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
@@ -56,9 +49,6 @@ struct Created {
 struct CheckBody {
     status: String,
 }
-
-const MAX_BODY: usize = 64 * 1024;
-const MAX_TRIES: u32 = 4;
 
 /// One-line meanings of the Twilio codes operators meet most.
 pub fn describe_code(code: u32) -> &'static str {
@@ -126,98 +116,11 @@ impl Twilio {
         deadline: Tick,
         interpret: impl Fn(u16, &[u8], Option<Duration>) -> Outcome<T>,
     ) -> Result<T, ProviderError> {
-        let mut last = String::from("no attempt fitted in the deadline");
-        for attempt in 0..MAX_TRIES {
-            let remaining = self.clock.tick().until(deadline);
-            if remaining < Duration::from_millis(200) {
-                break;
-            }
-            let (user, pass) = self.credentials();
-            let sent = self
-                .client
-                .post(url)
-                .basic_auth(user, Some(pass))
-                .form(form)
-                .timeout(remaining.min(self.cfg.request_timeout))
-                .send()
-                .await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    match read_capped(resp).await {
-                        Ok(body) => interpret(status, &body, retry_after),
-                        Err(e) if e.is_timeout() => Outcome::Fail(ProviderError::NoAnswer),
-                        Err(e) => Outcome::Fail(ProviderError::Malformed { detail: e.to_string() }),
-                    }
-                }
-                Err(e) if e.is_connect() => {
-                    Outcome::Retry { reason: format!("cannot connect: {}", error_chain(&e)), after: None }
-                }
-                Err(e) if e.is_timeout() => Outcome::Fail(ProviderError::NoAnswer),
-                Err(e) => Outcome::Fail(ProviderError::Unavailable { detail: error_chain(&e) }),
-            };
-            match outcome {
-                Outcome::Done(v) => return Ok(v),
-                Outcome::Fail(e) => return Err(e),
-                Outcome::Retry { reason, after } => {
-                    last = reason;
-                    if attempt + 1 == MAX_TRIES {
-                        break;
-                    }
-                    let wait = after.unwrap_or_else(|| backoff(attempt));
-                    let remaining = self.clock.tick().until(deadline);
-                    if wait + Duration::from_millis(200) >= remaining {
-                        break;
-                    }
-                    tracing::info!(
-                        "twilio: attempt {} failed ({last}); retrying in {} ms",
-                        attempt + 1,
-                        wait.as_millis()
-                    );
-                    self.clock.sleep(wait).await;
-                }
-            }
-        }
-        Err(ProviderError::Unavailable { detail: last })
+        let (user, pass) = self.credentials();
+        let send =
+            |timeout: Duration| self.client.post(url).basic_auth(user, Some(pass)).form(form).timeout(timeout).send();
+        http::with_retries("twilio", &*self.clock, deadline, self.cfg.request_timeout, send, interpret).await
     }
-}
-
-/// 250 ms, 500 ms, 1 s ... with up to 50% random jitter so that many
-/// daemons throttled together do not retry together.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(250u64 << attempt.min(5));
-    let mut b = [0u8; 1];
-    let jitter = if crate::random::fill_random(&mut b).is_ok() { u32::from(b[0]) } else { 0 };
-    base + base * jitter / 512
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
-}
-
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        let room = MAX_BODY.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if room <= chunk.len() {
-            break;
-        }
-    }
-    Ok(body)
 }
 
 fn error_code(body: &[u8]) -> Option<u32> {
@@ -575,14 +478,5 @@ mod tests {
             Outcome::Fail(ProviderError::Permanent { status: 400, code: Some(60200) })
         );
         assert!(matches!(interpret_check(200, br#"{"status":"weird"}"#, None), Outcome::Fail(_)));
-    }
-
-    #[test]
-    fn backoff_grows_with_bounded_jitter() {
-        for attempt in 0..4 {
-            let base = Duration::from_millis(250 << attempt);
-            let b = backoff(attempt);
-            assert!(b >= base && b < base * 3 / 2, "{attempt}: {b:?}");
-        }
     }
 }
