@@ -515,6 +515,7 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
         let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
         let check = match crate::server::provider(cfg, clock) {
             Ok(crate::provider::AnyProvider::Twilio(t)) => Some(t.check_credentials().await.map_err(|e| e.to_string())),
+            Ok(crate::provider::AnyProvider::Plivo(p)) => Some(p.check_credentials().await.map_err(|e| e.to_string())),
             Ok(crate::provider::AnyProvider::Command(c)) => {
                 Some(c.check_program().map(|()| "command: the program is root's and executable (not run)".to_owned()))
             }
@@ -555,6 +556,7 @@ fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {
             format!("outbox ({}; codes are NOT sent by SMS)", path.display())
         }
         Provider::Command { path, timeout } => format!("command ({}, at most {} s)", path.display(), timeout.as_secs()),
+        Provider::Plivo(p) => format!("plivo (Auth ID {})", p.auth_id),
     };
     writeln!(
         out,

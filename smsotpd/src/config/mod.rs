@@ -61,6 +61,7 @@ pub enum ProviderKind {
     TwilioVerify,
     Outbox,
     Command,
+    Plivo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -172,6 +173,8 @@ pub enum Provider {
     Outbox {
         path: PathBuf,
     },
+    /// Plivo's Message API (provider/plivo.rs).
+    Plivo(crate::provider::plivo::PlivoConfig),
     /// A program of the administrator's (provider/command.rs).
     Command {
         path: PathBuf,
@@ -243,11 +246,13 @@ impl std::error::Error for ConfigError {}
 pub struct ExternalCredentials {
     pub auth_token: Option<Secret>,
     pub api_key_secret: Option<Secret>,
+    pub plivo_auth_token: Option<Secret>,
 }
 
 /// File names under `$CREDENTIALS_DIRECTORY`.
 pub const CREDENTIAL_AUTH_TOKEN: &str = "twilio-auth-token";
 pub const CREDENTIAL_API_KEY_SECRET: &str = "twilio-api-key-secret";
+pub const CREDENTIAL_PLIVO_AUTH_TOKEN: &str = "plivo-auth-token";
 
 impl Config {
     /// Parses and validates `text`; `origin` names the file in errors.
@@ -309,16 +314,17 @@ impl Config {
     fn file_holds_secrets(text: &str) -> bool {
         #[derive(Deserialize)]
         struct Peek {
-            twilio: Option<PeekTwilio>,
+            twilio: Option<PeekSecrets>,
+            plivo: Option<PeekSecrets>,
         }
         #[derive(Deserialize)]
-        struct PeekTwilio {
+        struct PeekSecrets {
             auth_token: Option<toml::Value>,
             api_key_secret: Option<toml::Value>,
         }
+        let holds = |t: &PeekSecrets| t.auth_token.is_some() || t.api_key_secret.is_some();
         match toml::from_str::<Peek>(text) {
-            Ok(Peek { twilio: Some(t) }) => t.auth_token.is_some() || t.api_key_secret.is_some(),
-            Ok(_) => false,
+            Ok(p) => p.twilio.as_ref().is_some_and(holds) || p.plivo.as_ref().is_some_and(holds),
             // Unparseable: be strict about who may read it.
             Err(_) => true,
         }
@@ -364,6 +370,7 @@ impl ProviderKind {
             ProviderKind::TwilioVerify => "twilio-verify",
             ProviderKind::Outbox => "outbox",
             ProviderKind::Command => "command",
+            ProviderKind::Plivo => "plivo",
         }
     }
 }
@@ -402,6 +409,7 @@ pub fn read_credentials(dir: &Path) -> Result<ExternalCredentials, ConfigError> 
     Ok(ExternalCredentials {
         auth_token: read_credential(&dir.join(CREDENTIAL_AUTH_TOKEN))?,
         api_key_secret: read_credential(&dir.join(CREDENTIAL_API_KEY_SECRET))?,
+        plivo_auth_token: read_credential(&dir.join(CREDENTIAL_PLIVO_AUTH_TOKEN))?,
     })
 }
 
@@ -525,6 +533,20 @@ pub(crate) fn provider_config(
                 return Err("outbox.path must be an absolute path".to_owned());
             }
             Provider::Outbox { path: outbox.path.clone() }
+        }
+        ProviderKind::Plivo => {
+            let p = raw.plivo.clone().ok_or_else(|| {
+                "provider = \"plivo\" needs a [plivo] table (auth_id, auth_token, src or powerpack_uuid)".to_owned()
+            })?;
+            let p = crate::provider::plivo::validate(p, creds)?;
+            if p.request_timeout > codes.deadline {
+                return Err(format!(
+                    "plivo.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
+                    p.request_timeout.as_secs(),
+                    codes.deadline.as_secs()
+                ));
+            }
+            Provider::Plivo(p)
         }
         ProviderKind::Command => {
             let c = raw.command.as_ref().ok_or_else(|| {

@@ -25,6 +25,7 @@ pub(crate) struct RawConfig {
     pub(crate) twilio: Option<RawTwilio>,
     pub(crate) outbox: Option<RawOutbox>,
     pub(crate) command: Option<RawCommand>,
+    pub(crate) plivo: Option<RawPlivo>,
     #[serde(default)]
     pub(crate) policy: RawPolicy,
     pub(crate) enrollment: Option<RawEnrollment>,
@@ -269,6 +270,27 @@ pub(crate) struct RawCommand {
 
 fn default_command_timeout() -> u64 {
     8
+}
+
+/// `[plivo]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlivo {
+    pub(crate) auth_id: String,
+    pub(crate) auth_token: Option<Secret>,
+    pub(crate) src: Option<String>,
+    pub(crate) powerpack_uuid: Option<String>,
+    #[serde(default = "default_plivo_api_base")]
+    pub(crate) api_base: String,
+    #[serde(default = "default_request_timeout")]
+    pub(crate) request_timeout_seconds: u64,
+    /// `log: false`: Plivo keeps neither the text nor the whole number.
+    #[serde(default)]
+    pub(crate) discard_content: bool,
+}
+
+fn default_plivo_api_base() -> String {
+    "https://api.plivo.com".to_owned()
 }
 
 #[derive(Debug, Deserialize)]

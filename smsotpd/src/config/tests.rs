@@ -114,6 +114,7 @@ fn credentials_can_come_from_systemd() {
     let creds = ExternalCredentials {
         auth_token: Some(Secret::new("fedcba9876543210fedcba9876543210".into())),
         api_key_secret: None,
+        plivo_auth_token: None,
     };
     let c = Config::parse(&text, "x", &creds).unwrap();
     match c.provider {
@@ -349,4 +350,25 @@ fn a_rule_can_say_what_users_without_a_number_meet() {
     assert_eq!(c.policy.rules[0].unenrolled, Some(Unenrolled::Enroll));
     let e = parse_err(&messaging("[[rule]]\naction = \"always\"\nunenrolled = \"maybe\""));
     assert!(e.contains("unenrolled") && e.contains("maybe"), "{e}");
+}
+
+#[test]
+fn plivo_is_checked_and_its_token_can_come_from_systemd() {
+    let plivo = |extra: &str| {
+        format!(
+            "version = 1\nprovider = \"plivo\"\n[plivo]\nauth_id = \"MAFAKEPLIVO000000001\"\nsrc = \"+14155550100\"\n{extra}"
+        )
+    };
+    let e = parse_err(&plivo(""));
+    assert!(e.contains("plivo-auth-token"), "{e}");
+    let creds = ExternalCredentials {
+        plivo_auth_token: Some(Secret::new("fakeplivotoken0123456789abcdef0123456789".into())),
+        ..ExternalCredentials::default()
+    };
+    let c = Config::parse(&plivo(""), "x", &creds).unwrap();
+    assert!(matches!(c.provider, Provider::Plivo(_)));
+    let e = parse_err(&plivo("auth_token = \"fakeplivotoken0123456789abcdef0123456789\"\npowerpack_uuid = \"x\""));
+    assert!(e.contains("not both"), "{e}");
+    let e = parse_err(&(plivo("auth_token = \"fakeplivotoken0123456789abcdef0123456789\"") + "\n[voice]\n"));
+    assert!(e.contains("answer_url"), "no calls through Plivo: {e}");
 }

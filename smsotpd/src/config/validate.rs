@@ -75,6 +75,9 @@ pub(crate) fn validate_failover(
                 codes,
                 creds,
             )?)),
+            "plivo" => {
+                super::Route::Provider(Box::new(super::provider_config(super::ProviderKind::Plivo, raw, codes, creds)?))
+            }
             "outbox" => super::Route::Provider(Box::new(super::provider_config(
                 super::ProviderKind::Outbox,
                 raw,
@@ -83,7 +86,7 @@ pub(crate) fn validate_failover(
             )?)),
             other => {
                 return Err(format!(
-                    "failover = [... {other:?} ...]: use \"voice\", \"twilio-messaging\", \"command\" or \"outbox\""
+                    "failover = [... {other:?} ...]: use \"voice\", \"twilio-messaging\", \"plivo\", \"command\" or \"outbox\""
                 ));
             }
         };
@@ -111,6 +114,9 @@ pub(crate) fn validate_voice(
     }
     if let Some(from) = &raw.from {
         crate::names::PhoneNumber::parse(from).map_err(|e| format!("voice.from: {e}"))?;
+    }
+    if matches!(provider, super::Provider::Plivo(_)) {
+        return Err("[voice] does not work with provider = \"plivo\": Plivo reads a call's words from a web page of ours it fetches (answer_url), which smsotpd does not serve; use twilio-messaging, twilio-verify or command for calls".into());
     }
     if let super::Provider::TwilioMessaging(t) = provider
         && raw.from.is_none()

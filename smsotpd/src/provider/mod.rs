@@ -7,6 +7,7 @@
 pub mod command;
 pub mod http;
 pub mod outbox;
+pub mod plivo;
 pub mod twilio;
 pub mod twilio_config;
 
@@ -175,6 +176,7 @@ pub enum AnyProvider {
     Twilio(Box<twilio::Twilio>),
     Outbox(outbox::Outbox),
     Command(command::Command),
+    Plivo(plivo::Plivo),
 }
 
 impl Provider for AnyProvider {
@@ -183,6 +185,7 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.name(),
             AnyProvider::Outbox(o) => o.name(),
             AnyProvider::Command(c) => c.name(),
+            AnyProvider::Plivo(p) => p.name(),
         }
     }
 
@@ -191,6 +194,7 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.makes_codes(),
             AnyProvider::Outbox(o) => o.makes_codes(),
             AnyProvider::Command(c) => c.makes_codes(),
+            AnyProvider::Plivo(p) => p.makes_codes(),
         }
     }
 
@@ -199,6 +203,7 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.send(msg, deadline).await,
             AnyProvider::Outbox(o) => o.send(msg, deadline).await,
             AnyProvider::Command(c) => c.send(msg, deadline).await,
+            AnyProvider::Plivo(p) => p.send(msg, deadline).await,
         }
     }
 
@@ -207,6 +212,7 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.check(reference, code, deadline).await,
             AnyProvider::Outbox(o) => o.check(reference, code, deadline).await,
             AnyProvider::Command(c) => c.check(reference, code, deadline).await,
+            AnyProvider::Plivo(p) => p.check(reference, code, deadline).await,
         }
     }
 
@@ -215,6 +221,7 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.refuses_number(number, deadline).await,
             AnyProvider::Outbox(o) => o.refuses_number(number, deadline).await,
             AnyProvider::Command(c) => c.refuses_number(number, deadline).await,
+            AnyProvider::Plivo(p) => p.refuses_number(number, deadline).await,
         }
     }
 
@@ -223,6 +230,7 @@ impl Provider for AnyProvider {
             AnyProvider::Twilio(t) => t.status(reference, deadline).await,
             AnyProvider::Outbox(o) => o.status(reference, deadline).await,
             AnyProvider::Command(c) => c.status(reference, deadline).await,
+            AnyProvider::Plivo(p) => p.status(reference, deadline).await,
         }
     }
 }

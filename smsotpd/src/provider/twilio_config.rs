@@ -183,7 +183,7 @@ pub(crate) fn validate_twilio(t: RawTwilio, kind: ProviderKind, creds: &External
     })
 }
 
-fn pick_secret(
+pub(crate) fn pick_secret(
     key: &str,
     in_file: Option<Secret>,
     external: Option<Secret>,
@@ -222,7 +222,7 @@ fn validate_sender(from: &str) -> Result<(), String> {
 
 /// Twilio is only ever spoken to over TLS; plain http is allowed for a
 /// loopback address so tests and local relays can stand in for it.
-fn validate_base(key: &str, base: &str) -> Result<String, String> {
+pub(crate) fn validate_base(key: &str, base: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(base)
         .map_err(|e| format!("{key} = {base:?} is not a URL ({e}); e.g. \"https://api.twilio.com\""))?;
     let host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
