@@ -386,7 +386,7 @@ impl<P: Provider> Daemon<P> {
         self.lock().proofs.remove(&(user.to_string(), APP));
         self.change_own(&user, |r| {
             r.totp = Some(TotpFactor { secret: b32, last_step: step, created: now });
-            r.default_factor = Factor::Totp;
+            r.default_factor = Some(Factor::Totp);
             Ok(())
         })
         .await?;
@@ -442,7 +442,7 @@ impl<P: Provider> Daemon<P> {
                     ));
                 }
             }
-            r.default_factor = factor;
+            r.default_factor = Some(factor);
             Ok(())
         })
         .await?;

@@ -45,7 +45,7 @@ async fn an_app_is_confirmed_by_its_first_code_then_asked_first() {
     let right = totp::code_at(&secret, w.clock.unix_now() / 30);
     assert_eq!(w.daemon.confirm_app(&me(), &right).await.unwrap().0, Status::Accepted);
     let r = w.record();
-    assert_eq!((r.default_factor, r.factors()), (Factor::Totp, vec![Factor::Totp, Factor::Sms]));
+    assert_eq!((r.default_factor, r.factors()), (Some(Factor::Totp), vec![Factor::Totp, Factor::Sms]));
     let sms_before = w.fake.sent().len();
     let s = w.sign_in().await;
     assert_eq!((s.action, s.factors.clone()), (Action::Totp, vec![Factor::Totp, Factor::Sms]));
@@ -253,6 +253,7 @@ fn with_voice() -> World {
             from: None,
             language: "en-US".into(),
             template: Template::parse(crate::config::raw::DEFAULT_VOICE_TEMPLATE).unwrap(),
+            first: false,
         });
     })
 }
@@ -298,4 +299,22 @@ async fn a_user_who_prefers_calls_gets_one_first_and_unknown_users_are_offered_c
     let w = World::new();
     let e = w.daemon.set_default_factor(&me(), Factor::Voice).await.unwrap_err();
     assert!(e.to_string().contains("no [voice]"), "{e}");
+}
+
+#[tokio::test]
+async fn policy_can_call_first_for_users_who_chose_nothing() {
+    let w = World::with(Fake::default(), |c| {
+        c.voice = Some(crate::config::Voice {
+            from: None,
+            language: "en-US".into(),
+            template: Template::parse(crate::config::raw::DEFAULT_VOICE_TEMPLATE).unwrap(),
+            first: true,
+        });
+    });
+    let s = w.sign_in().await;
+    assert_eq!(s.factors, vec![Factor::Voice, Factor::Sms], "voice.first: a call first");
+    w.daemon.cancel(&root(":1.9"), &s.challenge).unwrap();
+    w.daemon.set_default_factor(&me(), Factor::Sms).await.unwrap();
+    w.clock.advance(Duration::from_secs(31));
+    assert_eq!(w.sign_in().await.factors, vec![Factor::Sms, Factor::Voice], "the user's own choice wins");
 }

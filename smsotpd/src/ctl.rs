@@ -513,7 +513,35 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
     });
     if let Some(cfg) = &cfg {
         let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
-        let check = match crate::server::provider(cfg, clock) {
+        let mut providers = vec![("provider".to_owned(), crate::server::provider(cfg, clock.clone()))];
+        // Every failover route's credentials too: a route that cannot send
+        // is found now, not on the day it is needed.
+        match crate::server::failover(cfg, clock) {
+            Ok(routes) => {
+                for (i, (p, channel)) in routes.into_iter().enumerate() {
+                    let name = crate::provider::Provider::name(&p);
+                    providers.push((format!("failover route {} ({name}, {})", i + 1, channel.name()), Ok(p)));
+                }
+            }
+            Err(e) => providers.push(("failover".to_owned(), Err(e))),
+        }
+        for (label, built) in providers {
+            provider_finding(&label, built, &mut findings).await;
+        }
+    }
+    let failed = crate::doctor::print(&findings, out).map_err(io)?;
+    if failed { Err(fail(6, "problems found; see the FAIL lines above")) } else { Ok(()) }
+}
+
+/// Checks one provider's credentials without sending anything.
+async fn provider_finding(
+    label: &str,
+    built: Result<crate::provider::AnyProvider, String>,
+    findings: &mut Vec<crate::doctor::Finding>,
+) {
+    use crate::doctor::{Finding, Level};
+    {
+        let check = match built {
             Ok(crate::provider::AnyProvider::Twilio(t)) => Some(t.check_credentials().await.map_err(|e| e.to_string())),
             Ok(crate::provider::AnyProvider::Plivo(p)) => Some(p.check_credentials().await.map_err(|e| e.to_string())),
             Ok(crate::provider::AnyProvider::Command(c)) => {
@@ -531,18 +559,16 @@ async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Result<(), Fai
         };
         match check {
             Some(Ok(msg)) => {
-                findings.push(Finding { level: Level::Ok, what: format!("provider: {msg}"), fix: String::new() })
+                findings.push(Finding { level: Level::Ok, what: format!("{label}: {msg}"), fix: String::new() })
             }
             Some(Err(e)) => findings.push(Finding {
                 level: Level::Fail,
-                what: format!("provider: {e}"),
-                fix: "check twilio.account_sid and the token or API key; smsotpctl test-send USER".into(),
+                what: format!("{label}: {e}"),
+                fix: "check the account ID and the token or API key of that provider; smsotpctl test-send USER".into(),
             }),
             None => {}
         }
     }
-    let failed = crate::doctor::print(&findings, out).map_err(io)?;
-    if failed { Err(fail(6, "problems found; see the FAIL lines above")) } else { Ok(()) }
 }
 
 fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {

@@ -12,6 +12,7 @@ fn failing_over(channel: Channel) -> (World, Fake) {
             from: None,
             language: "en-US".into(),
             template: Template::parse(crate::config::raw::DEFAULT_VOICE_TEMPLATE).unwrap(),
+            first: false,
         });
     });
     let cfg = w.daemon.config().clone();

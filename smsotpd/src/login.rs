@@ -214,7 +214,8 @@ impl<P: Provider> Daemon<P> {
         if self.cfg.voice.is_some() {
             let after_sms = all.iter().position(|f| *f == Factor::Sms).map_or(0, |i| i + 1);
             all.insert(after_sms, Factor::Voice);
-            if r.default_factor == Factor::Voice {
+            let policy_calls = r.default_factor.is_none() && self.cfg.voice.as_ref().is_some_and(|v| v.first);
+            if r.default_factor == Some(Factor::Voice) || policy_calls {
                 all.retain(|f| *f != Factor::Voice);
                 all.insert(0, Factor::Voice);
             }

@@ -38,8 +38,9 @@ pub struct UserRecord {
     /// The authenticator app, once its first code confirmed it.
     pub totp: Option<TotpFactor>,
     pub recovery: Option<RecoverySet>,
-    /// The factor a login asks for first.
-    pub default_factor: Factor,
+    /// The factor a login asks for first, as the user chose it; None: no
+    /// choice (SMS, or a call where `voice.first` says so).
+    pub default_factor: Option<Factor>,
     /// A number the user proved, taking over from `phone` after the
     /// cool-down (self-service change; the old number was told).
     pub pending_phone: Option<PendingPhone>,
@@ -105,7 +106,7 @@ impl UserRecord {
             trust: Vec::new(),
             totp: None,
             recovery: None,
-            default_factor: Factor::Sms,
+            default_factor: None,
             pending_phone: None,
             reminded: 0,
             history: Vec::new(),
@@ -138,7 +139,7 @@ impl UserRecord {
         if self.recovery.as_ref().is_some_and(|r| !r.hashes.is_empty()) {
             all.push(Factor::Recovery);
         }
-        if let Some(i) = all.iter().position(|f| *f == self.default_factor) {
+        if let Some(i) = all.iter().position(|f| Some(*f) == self.default_factor) {
             all[..=i].rotate_right(1);
         }
         all
@@ -162,8 +163,8 @@ struct OnDisk {
     failures: u32,
     #[serde(default)]
     locked_until: u64,
-    #[serde(default = "sms", skip_serializing_if = "is_sms")]
-    default_factor: Factor,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default_factor: Option<Factor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pending_phone: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -180,14 +181,6 @@ struct OnDisk {
     trust: Vec<TrustRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     history: Vec<HistoryEntry>,
-}
-
-fn sms() -> Factor {
-    Factor::Sms
-}
-
-fn is_sms(f: &Factor) -> bool {
-    *f == Factor::Sms
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -575,8 +568,10 @@ pub fn parse_record(text: &str) -> Result<UserRecord, String> {
     {
         return Err("bad authenticator secret".into());
     }
-    if d.default_factor == Factor::Recovery || (d.default_factor == Factor::Totp && d.totp.is_none()) {
-        return Err(format!("default_factor {:?} is not a factor this user has", d.default_factor.wire()));
+    if let Some(f @ (Factor::Recovery | Factor::Totp)) = d.default_factor
+        && (f == Factor::Recovery || d.totp.is_none())
+    {
+        return Err(format!("default_factor {:?} is not a factor this user has", f.wire()));
     }
     Ok(UserRecord {
         phone,
@@ -661,7 +656,7 @@ mod tests {
         let (dir, s) = store();
         let mut r = record();
         r.totp = Some(TotpFactor { secret: "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ".into(), last_step: 7, created: 5 });
-        r.default_factor = Factor::Totp;
+        r.default_factor = Some(Factor::Totp);
         r.recovery = Some(RecoverySet { salt: "00".repeat(16), hashes: vec!["ab".repeat(32)], created: 9 });
         r.pending_phone = Some(PendingPhone { phone: PhoneNumber::parse("+447911123456").unwrap(), from: 100 });
         for at in 0..12 {

@@ -54,3 +54,19 @@ fn plivo_failing_hands_the_code_to_twilio() {
     assert!(log.contains("event=provider-failure user=root") && log.contains("provider=plivo"), "{log}");
     assert!(log.contains("event=failover user=root") && log.contains("provider=twilio-messaging"), "{log}");
 }
+
+#[test]
+fn doctor_checks_every_failover_routes_credentials_without_sending() {
+    let config = messaging_config("@TWILIO@", "", "")
+        .replace("provider = \"twilio-messaging\"", "provider = \"twilio-messaging\"\nfailover = [\"plivo\"]")
+        + "\n"
+        + &plivo_table().replace(PLIVO_AUTH_TOKEN, "wrongtoken0123456789wrongtoken0123456789");
+    let w = World::with_config(&config);
+    let config_path = w.daemon.config.display().to_string();
+    let out = w.daemon.ctl(&["doctor", "--config", &config_path]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("provider: Twilio account"), "{text}");
+    assert!(text.contains("failover route 1 (plivo, sms): the provider rejected our credentials"), "{text}");
+    assert_eq!(out.status.code(), Some(6), "a route that cannot send is a problem: {text}");
+    assert!(w.twilio.messages().is_empty(), "doctor sent nothing");
+}

@@ -93,6 +93,8 @@ pub struct Voice {
     pub language: String,
     /// What is said, twice; `{code}` is read digit by digit.
     pub template: Template,
+    /// Call first, for users who chose nothing (`smsotp default`).
+    pub first: bool,
 }
 
 /// `[self_service]`: what users may do with `smsotp`.

@@ -143,6 +143,8 @@ pub(crate) struct RawVoice {
     pub(crate) language: String,
     #[serde(default = "default_voice_template")]
     pub(crate) template: String,
+    #[serde(default)]
+    pub(crate) first: bool,
 }
 
 pub const DEFAULT_VOICE_TEMPLATE: &str = "Your login code for {host} is: {code}.";

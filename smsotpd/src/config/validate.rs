@@ -125,7 +125,7 @@ pub(crate) fn validate_voice(
         return Err("[voice] with a Messaging Service needs voice.from: a Twilio number that can place calls".into());
     }
     let template = crate::template::Template::parse(&raw.template).map_err(|e| format!("voice.template: {e}"))?;
-    Ok(Some(super::Voice { from: raw.from.clone(), language: raw.language.clone(), template }))
+    Ok(Some(super::Voice { from: raw.from.clone(), language: raw.language.clone(), template, first: raw.first }))
 }
 
 pub(crate) fn validate_self_service(raw: &super::raw::RawSelfService) -> Result<super::SelfService, String> {
