@@ -103,8 +103,9 @@ fn asking_the_user() {
     assert_eq!(run.code, Code::Success);
     assert_eq!(
         run.shown(),
-        "A login code is on its way by SMS to ******0123.\nSMS code: Trust this machine for 30 days? [y/N] ",
-        "{}",
+        "A login code is on its way by SMS to ******0123.\nSMS code: Trust this machine for 30 days? [y/N] \
+         SMS is the weakest way to sign in. Add an authenticator app with the command: smsotp totp\n",
+        "the trust question, then (first login of the week, SMS alone) the word about SMS: {}",
         run.output
     );
     let run = w.pam(USER).from("192.0.2.7").run(vec![w.code_of(2), typed("y")]);

@@ -14,6 +14,7 @@ use smsotp_tests::world::{NUMBER, USER, World};
 const VOICE: &str = "[voice]\nlanguage = \"en-GB\"";
 const SMS_PROMPT: &str = "SMS code (or 'v' for a voice call): ";
 const CALL_PROMPT: &str = "Code from the call (or 's' for SMS): ";
+const REMIND: &str = "SMS is the weakest way to sign in. Add an authenticator app with the command: smsotp totp\n";
 
 #[test]
 fn v_at_the_prompt_calls_with_a_new_code_when_a_resend_is_allowed() {
@@ -31,7 +32,7 @@ fn v_at_the_prompt_calls_with_a_new_code_when_a_resend_is_allowed() {
     assert_eq!(
         run.shown(),
         format!(
-            "A login code is on its way by SMS to ******0123.\n{SMS_PROMPT}A new code cannot be sent yet; enter the code you received. 2 tries left.\n{SMS_PROMPT}A call with a new code is on its way to ******0123.\n{CALL_PROMPT}"
+            "A login code is on its way by SMS to ******0123.\n{SMS_PROMPT}A new code cannot be sent yet; enter the code you received. 2 tries left.\n{SMS_PROMPT}A call with a new code is on its way to ******0123.\n{CALL_PROMPT}{REMIND}"
         )
     );
     let sent = w.twilio.messages();
@@ -53,7 +54,11 @@ fn a_user_who_prefers_calls_is_called_first() {
     assert!(out.contains("Logins now ask for your voice call first."), "{out}");
     let run = w.pam(USER).run(vec![w.code_of(1)]);
     assert_eq!(run.code, Code::Success, "{}", run.output);
-    assert_eq!(run.shown(), format!("A call with your login code is on its way to ******0123.\n{CALL_PROMPT}"));
+    assert_eq!(
+        run.shown(),
+        format!("A call with your login code is on its way to ******0123.\n{CALL_PROMPT}{REMIND}"),
+        "(calls are the phone network too: the word about the app comes)"
+    );
     assert_eq!(w.twilio.messages()[0].channel, "voice");
     // Without [voice], the choice is refused with the reason.
     let plain = World::messaging("", "");
@@ -70,12 +75,17 @@ fn verify_calls_through_its_call_channel() {
     daemon.ctl_ok(&["enroll", USER, NUMBER]);
     let run = Pam::new(&bus.address(), USER).run(vec![
         Box::new(|| {
+            // Only once the first send is done: a clock that jumps while a
+            // request is under way makes it look unanswered.
+            smsotp_tests::tools::wait_for("the first code to be sent", std::time::Duration::from_secs(20), || {
+                daemon.log_text().contains("event=code-sent")
+            });
             daemon.set_time_offset(31);
             "v".to_owned()
         }),
         Box::new(|| twilio.wait_message(2).code()),
     ]);
-    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
     let verifications: Vec<_> = twilio.requests().into_iter().filter(|r| r.path.ends_with("/Verifications")).collect();
     let channels: Vec<&str> = verifications.iter().map(|r| r.form["Channel"].as_str()).collect();
     assert_eq!(channels, ["sms", "call"]);
