@@ -65,19 +65,16 @@ impl<P: Provider> Daemon<P> {
                 .field("reason", reason)
                 .log();
             last = self.deliver_via(provider, &job.user, &job.phone, code, &job.ctx, job.event, channel).await;
-            match &last {
-                Ok(_) => {
-                    if let Some(c) = self.lock().challenges.get_mut(id) {
-                        c.route = n;
-                        if channel == Channel::Voice {
-                            c.factor = Factor::Voice;
-                        }
+            // Sent, or sent without an answer (it may arrive; never a
+            // second message for it): this route is the login's from now.
+            if matches!(&last, Ok(_) | Err((_, true))) {
+                if let Some(c) = self.lock().challenges.get_mut(id) {
+                    c.route = n;
+                    if channel == Channel::Voice {
+                        c.factor = Factor::Voice;
                     }
-                    return last;
                 }
-                // It may have gone out: never a second message for it.
-                Err((_, true)) => return last,
-                Err(_) => {}
+                return last;
             }
         }
         last
