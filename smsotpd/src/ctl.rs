@@ -604,18 +604,27 @@ fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), Failure> {
 pub fn main() -> std::process::ExitCode {
     // Usage errors, --help and --version end here, before any bus connection.
     let cli = Cli::parse();
+    let mut stdout = std::io::stdout();
+    exit_with("smsotpctl", run(cli, &mut stdout))
+}
+
+/// Runs a command line's work on a one-thread runtime; failures go to
+/// stderr as "NAME: message" and become the exit code (smsotpctl, smsotp).
+pub(crate) fn exit_with(
+    name: &str,
+    work: impl std::future::Future<Output = Result<(), Failure>>,
+) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "smsotpctl: {e}");
+            let _ = writeln!(std::io::stderr(), "{name}: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
-    let mut stdout = std::io::stdout();
-    match runtime.block_on(run(cli, &mut stdout)) {
+    match runtime.block_on(work) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(f) => {
-            let _ = writeln!(std::io::stderr(), "smsotpctl: {}", f.message);
+            let _ = writeln!(std::io::stderr(), "{name}: {}", f.message);
             std::process::ExitCode::from(f.code)
         }
     }

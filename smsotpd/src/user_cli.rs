@@ -312,23 +312,10 @@ pub async fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Resu
 /// Entry point of the smsotp binary.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "smsotp: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let mut stdout = std::io::stdout();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    match runtime.block_on(run(cli, &mut input, &mut stdout)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(f) => {
-            let _ = writeln!(std::io::stderr(), "smsotp: {}", f.message);
-            std::process::ExitCode::from(f.code)
-        }
-    }
+    crate::ctl::exit_with("smsotp", run(cli, &mut input, &mut stdout))
 }
 
 #[cfg(test)]

@@ -97,6 +97,16 @@ impl Daemon {
         });
     }
 
+    /// Moves the daemon's clocks once its log shows `event` (e.g. the first
+    /// code sent): a clock that jumps while a request is under way makes
+    /// the request look unanswered.
+    pub fn set_time_offset_after(&self, event: &str, seconds: i64) {
+        crate::tools::wait_for(&format!("{event} in the daemon's log"), Duration::from_secs(20), || {
+            self.log_text().contains(event)
+        });
+        self.set_time_offset(seconds);
+    }
+
     /// Moves the daemon's clocks to `seconds` after real time.
     pub fn set_time_offset(&self, seconds: i64) {
         std::fs::write(&self.faketime, format!("{seconds:+}\n")).unwrap();

@@ -19,6 +19,26 @@ pub enum Outcome<T> {
     Fail(ProviderError),
 }
 
+/// One GET with Basic auth, no retry (a question, never a message): the
+/// HTTP status and the body, capped.
+pub(crate) async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    (user, pass): (&str, &str),
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), ProviderError> {
+    let resp = client
+        .get(url)
+        .basic_auth(user, Some(pass))
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
+    let status = resp.status().as_u16();
+    let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+    Ok((status, body))
+}
+
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 const MAX_TRIES: u32 = 4;
 

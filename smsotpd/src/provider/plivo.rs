@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::http::{self, Outcome, error_chain, read_capped};
+use super::http::{self, Outcome, error_chain};
 use super::{Channel, DeliveryStatus, Outgoing, Provider, ProviderError, RemoteVerdict};
 use crate::clock::{Clock, Tick};
 use crate::config::raw::RawPlivo;
@@ -110,15 +110,9 @@ impl Plivo {
     /// Checks the credentials without sending anything (doctor).
     pub async fn check_credentials(&self) -> Result<String, ProviderError> {
         let url = format!("{}/v1/Account/{}/", self.cfg.api_base, self.cfg.auth_id);
-        let resp = self
-            .client
-            .get(&url)
-            .basic_auth(&self.cfg.auth_id, Some(self.cfg.auth_token.expose()))
-            .timeout(self.cfg.request_timeout)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
-        match resp.status().as_u16() {
+        let credentials = (self.cfg.auth_id.as_str(), self.cfg.auth_token.expose());
+        let (status, _) = http::get(&self.client, &url, credentials, self.cfg.request_timeout).await?;
+        match status {
             200 => Ok(format!("Plivo account {} accepts our credentials", self.cfg.auth_id)),
             401 => Err(ProviderError::Credentials { status: 401, code: None }),
             s => Err(ProviderError::Unavailable { detail: format!("HTTP {s}") }),
@@ -212,16 +206,8 @@ impl Provider for Plivo {
         }
         let url = format!("{}{reference}/", self.messages_url());
         let timeout = self.clock.tick().until(deadline).min(self.cfg.request_timeout);
-        let resp = self
-            .client
-            .get(&url)
-            .basic_auth(&self.cfg.auth_id, Some(self.cfg.auth_token.expose()))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
-        let status = resp.status().as_u16();
-        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        let credentials = (self.cfg.auth_id.as_str(), self.cfg.auth_token.expose());
+        let (status, body) = http::get(&self.client, &url, credentials, timeout).await?;
         if status != 200 {
             return Err(ProviderError::Unavailable { detail: format!("HTTP {status} asking a message's state") });
         }

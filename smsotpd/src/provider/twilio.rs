@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::http::{self, Outcome, error_chain, read_capped};
+use super::http::{self, Outcome, error_chain};
 use super::{Channel, DeliveryStatus, Outgoing, Provider, ProviderError, RemoteVerdict};
 use crate::clock::{Clock, Tick};
 use crate::config::{self, Sender, TwilioAuth};
@@ -248,17 +248,7 @@ impl Twilio {
             Api::Messaging => format!("{}/2010-04-01/Accounts/{}.json", self.cfg.api_base, self.cfg.account_sid),
             Api::Verify => format!("{}/v2/Services/{}", self.cfg.verify_api_base, self.verify_service()),
         };
-        let (user, pass) = self.credentials();
-        let resp = self
-            .client
-            .get(&url)
-            .basic_auth(user, Some(pass))
-            .timeout(self.cfg.request_timeout)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
-        let status = resp.status().as_u16();
-        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        let (status, body) = http::get(&self.client, &url, self.credentials(), self.cfg.request_timeout).await?;
         match status {
             200 => Ok(match self.api {
                 Api::Messaging => format!("Twilio account {} accepts our credentials", self.cfg.account_sid),
@@ -344,18 +334,8 @@ impl Provider for Twilio {
             self.cfg.lookup_api_base,
             number.e164().replace('+', "%2B")
         );
-        let (user, pass) = self.credentials();
         let timeout = self.clock.tick().until(deadline).min(self.cfg.request_timeout);
-        let resp = self
-            .client
-            .get(&url)
-            .basic_auth(user, Some(pass))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
-        let status = resp.status().as_u16();
-        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        let (status, body) = http::get(&self.client, &url, self.credentials(), timeout).await?;
         if status != 200 {
             return match classify_error::<()>(status, &body, None) {
                 Outcome::Fail(e) => Err(e),
@@ -375,18 +355,8 @@ impl Provider for Twilio {
         }
         let url =
             format!("{}/2010-04-01/Accounts/{}/Messages/{reference}.json", self.cfg.api_base, self.cfg.account_sid);
-        let (user, pass) = self.credentials();
         let timeout = self.clock.tick().until(deadline).min(self.cfg.request_timeout);
-        let resp = self
-            .client
-            .get(&url)
-            .basic_auth(user, Some(pass))
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
-        let status = resp.status().as_u16();
-        let body = read_capped(resp).await.map_err(|e| ProviderError::Malformed { detail: e.to_string() })?;
+        let (status, body) = http::get(&self.client, &url, self.credentials(), timeout).await?;
         if status != 200 {
             return Err(ProviderError::Unavailable { detail: format!("HTTP {status} asking a message's status") });
         }
