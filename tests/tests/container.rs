@@ -258,3 +258,20 @@ fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_user_runs_smsotp_on_the_installed_system_bus() {
+    let ct = start(SshSetup::KeyAndSms, "");
+    // The package's binary, bus policy and daemon, as alice herself.
+    let status = ct.sh_ok(&format!("su {USER} -c 'smsotp status'"));
+    assert!(status.contains(&format!("user:        {USER}")) && status.contains("number:      ******0100"), "{status}");
+    assert!(status.contains("advice:      SMS is the weakest factor"), "{status}");
+    let trust = ct.sh_ok(&format!("su {USER} -c 'smsotp trust list'"));
+    assert_eq!(trust, "you are not trusted on any machine\n");
+    // The administrator's interface stays root's: the bus refuses alice.
+    let out = ct.sh(&format!("su {USER} -c 'smsotpctl list'"));
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("AccessDenied") || text.contains("run smsotpctl as root"), "{text}");
+    assert_eq!(ct.sms().len(), 0);
+}

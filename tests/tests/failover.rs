@@ -113,3 +113,22 @@ fn an_undelivered_sms_is_followed_by_a_call_with_the_same_code() {
     assert_eq!(ok.twilio.messages().len(), 1, "no call after a delivered SMS");
     assert_eq!(ok.twilio.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn an_undelivered_sms_goes_to_the_next_provider_with_the_same_code() {
+    let dir = smsotp_tests::tools::private_tempdir();
+    let (table, sent) = program(dir.path());
+    let w = World::messaging("failover = [\"command\"]\nfailover_poll_seconds = 1", &table);
+    w.twilio.undeliverable(NUMBER);
+    let run = w.pam(USER).run(vec![Box::new(|| {
+        let by_twilio = w.twilio.wait_message(1).code();
+        let by_program = command_code(&sent);
+        assert_eq!(by_twilio, by_program, "one code per login");
+        by_program
+    })]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let kinds: Vec<String> =
+        w.twilio.requests().iter().map(|r| format!("{} {}", r.method, r.path.rsplit('/').next().unwrap())).collect();
+    assert_eq!(kinds.len(), 2, "one SMS, one status question: {kinds:?}");
+    assert!(w.daemon.log_text().contains("provider=command ref=gw-1"), "{}", w.daemon.log_text());
+}
