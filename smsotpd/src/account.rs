@@ -46,6 +46,8 @@ pub(crate) type Proofs = std::collections::HashMap<(String, &'static str), Proof
 
 const NUMBER: &str = "number";
 const APP: &str = "app";
+/// A user makes recovery codes at most this often.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(60);
 /// An app's secret waits this long for its first code.
 const APP_PROOF_LIFE: Duration = Duration::from_secs(600);
 
@@ -399,6 +401,18 @@ impl<P: Provider> Daemon<P> {
         self.self_service_on(self.cfg.self_service.recovery_codes, "recovery_codes")?;
         let user = caller.user().clone();
         self.own_record(&user)?;
+        {
+            let mut state = self.lock();
+            let tick = self.clock.tick();
+            let made = &mut state.volatile.recovery_made;
+            if made.get(user.as_str()).is_some_and(|t| t.saturating_add(RECOVERY_INTERVAL) > tick) {
+                return Err(LoginError::RateLimited);
+            }
+            if made.len() >= VOLATILE_CAP {
+                made.retain(|_, t| t.saturating_add(RECOVERY_INTERVAL) > tick);
+            }
+            made.insert(user.to_string(), tick);
+        }
         let now = self.clock.unix_now();
         // Ten Argon2id hashes: off the event loop.
         let (codes, set) = tokio::task::spawn_blocking(move || recovery::generate(now))

@@ -119,6 +119,9 @@ async fn recovery_codes_work_once_and_a_new_set_voids_the_old() {
     let s = w.sign_in().await;
     w.daemon.use_factor(&root(":1.9"), &s.challenge, Factor::Recovery).await.unwrap();
     assert_eq!(w.check(&s.challenge, &codes[3]).await.status, Status::Wrong, "used once");
+    let e = w.daemon.new_recovery_codes(&me()).await.unwrap_err();
+    assert_eq!(e, LoginError::RateLimited, "ten Argon2id hashes at most once a minute");
+    w.clock.advance(Duration::from_secs(60));
     let fresh = w.daemon.new_recovery_codes(&me()).await.unwrap();
     assert_eq!(w.check(&s.challenge, &codes[4]).await.status, Status::Wrong, "the old set is void");
     assert_eq!(w.check(&s.challenge, &fresh[0]).await.status, Status::Accepted);

@@ -76,6 +76,9 @@ pub(crate) struct Volatile {
     pub(crate) user_day: HashMap<String, VecDeque<u64>>,
     /// When the daily cap was last reported (Unix s), to say it hourly.
     pub(crate) cap_reported: u64,
+    /// When each user last made recovery codes: ten Argon2id hashes each
+    /// time, which no local user may ask for in a loop (account.rs).
+    pub(crate) recovery_made: HashMap<String, Tick>,
 }
 
 pub(crate) const VOLATILE_CAP: usize = 50_000;

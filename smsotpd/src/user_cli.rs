@@ -268,7 +268,10 @@ pub async fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Resu
             say(out, "Make recovery codes too, for the day the phone is gone: smsotp recovery-codes")
         }
         Command::RecoveryCodes => {
-            let codes = proxy.new_recovery_codes().await.map_err(daemon)?;
+            let codes = proxy.new_recovery_codes().await.map_err(|e| match e {
+                WireError::RateLimited(_) => fail(1, "new recovery codes can be made once a minute; try again shortly"),
+                other => daemon(other),
+            })?;
             say(out, "Your recovery codes (each works once; earlier ones no longer work):")?;
             for c in &codes {
                 say(out, format!("  {c}"))?;

@@ -104,7 +104,12 @@ fn recovery_codes_work_once_and_a_new_set_voids_the_old_one() {
     let (_, status) = user_cli::run(&w.bus.address(), 0, &["status"]);
     assert!(status.contains("recovery:    8 codes left"), "{status}");
     assert!(status.contains("sign-in  smsotp-test from this machine"), "{status}");
-    // A new set: the old codes are void.
+    // Right away, a new set is refused: ten Argon2id hashes, once a minute.
+    let (code, out) = user_cli::run(&w.bus.address(), 0, &["recovery-codes"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("once a minute"), "{out}");
+    // A minute later, a new set: the old codes are void.
+    w.set_time_offset(61);
     let (code, out) = user_cli::run(&w.bus.address(), 0, &["recovery-codes"]);
     assert_eq!(code, 0, "{out}");
     let fresh: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("  ")).collect();
