@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod ctl_checks;
 pub mod daemon;
 pub mod dbus;
 pub mod dbus_user;
