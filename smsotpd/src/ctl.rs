@@ -202,6 +202,16 @@ pub(crate) fn json(out: &mut dyn Write, v: &impl Serialize) -> Result<(), Failur
     say(out, serde_json::to_string_pretty(v).map_err(|e| fail(1, e.to_string()))?)
 }
 
+/// The bus at `bus` (--bus), for smsotpctl and smsotp. Turned away for
+/// load, it asks again, for half a minute at most.
+pub(crate) async fn connect(bus: &str) -> Result<zbus::Connection, Failure> {
+    zbus::Address::try_from(bus).map_err(|e| fail(2, format!("bad --bus address: {e}")))?;
+    tokio::time::timeout(std::time::Duration::from_secs(30), smsotp_proto::connect_patiently(bus, None))
+        .await
+        .map_err(|_| fail(3, format!("the D-Bus system bus at {bus} turned us away for 30 s; it is overloaded")))?
+        .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}")))
+}
+
 /// Runs one parsed command, writing its output to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     let bus = cli.bus.as_str();
@@ -210,12 +220,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
         Command::Doctor(c) => return crate::ctl_checks::doctor(bus, &c.config, out).await,
         _ => {}
     }
-    zbus::Address::try_from(bus).map_err(|e| fail(2, format!("bad --bus address: {e}")))?;
-    // Turned away for load, it asks again, for half a minute at most.
-    let conn = tokio::time::timeout(std::time::Duration::from_secs(30), smsotp_proto::connect_patiently(bus, None))
-        .await
-        .map_err(|_| fail(3, format!("the D-Bus system bus at {bus} turned us away for 30 s; it is overloaded")))?
-        .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}")))?;
+    let conn = connect(bus).await?;
     let proxy = SmsOtp1Proxy::new(&conn).await.map_err(|e| from_bus(&e, bus))?;
     let daemon = |e: WireError| from_daemon(e, bus);
     match cli.command {

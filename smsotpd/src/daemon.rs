@@ -212,6 +212,25 @@ impl<P: Provider> Daemon<P> {
         }
     }
 
+    /// A new challenge of the login `ctx` describes, under today's limits.
+    pub(crate) fn challenge(
+        &self,
+        user: &str,
+        secret: crate::challenge::Secret,
+        destination: String,
+        ctx: &LoginContext,
+    ) -> crate::challenge::Challenge {
+        crate::challenge::Challenge::new(
+            user.to_owned(),
+            secret,
+            destination,
+            ctx.service.clone(),
+            ctx.rhost.clone(),
+            self.clock.tick(),
+            self.limits(),
+        )
+    }
+
     pub(crate) fn deadline(&self) -> Tick {
         self.clock.tick().saturating_add(self.cfg.codes.deadline)
     }

@@ -5,7 +5,7 @@
 use smsotp_proto::Action;
 
 use crate::audit::{self, Event};
-use crate::challenge::{Challenge, ChallengeId, Enrolling, Secret};
+use crate::challenge::{ChallengeId, Enrolling, Secret};
 use crate::config::Unenrolled;
 use crate::daemon::{Daemon, Start};
 use crate::error::LoginError;
@@ -77,15 +77,7 @@ impl<P: Provider> Daemon<P> {
             }
             let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
             let destination = self.decoy_destination(user);
-            let mut c = Challenge::new(
-                user.to_owned(),
-                Secret::Decoy,
-                destination.clone(),
-                ctx.service.clone(),
-                ctx.rhost.clone(),
-                self.clock.tick(),
-                self.limits(),
-            );
+            let mut c = self.challenge(user, Secret::Decoy, destination.clone(), ctx);
             c.round = round;
             if enroll {
                 // The number comes next (enroll.rs); unknown names are

@@ -37,6 +37,7 @@ pub mod offers;
 pub mod policy;
 pub mod provider;
 pub mod random;
+pub mod record;
 pub mod recovery;
 pub mod resend;
 pub mod rollout;

@@ -7,7 +7,7 @@ use smsotp_proto::{Action, Factor, LoginContext};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
-use crate::challenge::{self, Challenge, ChallengeId, Delivery, Secret};
+use crate::challenge::{self, ChallengeId, Delivery, Secret};
 use crate::daemon::{Daemon, Start};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
@@ -188,15 +188,7 @@ impl<P: Provider> Daemon<P> {
         plan: Option<TrustPlan>,
     ) -> Result<Start, LoginError> {
         let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
-        let mut c = Challenge::new(
-            user.to_owned(),
-            Secret::NotSent,
-            phone.masked(),
-            ctx.service.clone(),
-            ctx.rhost.clone(),
-            self.clock.tick(),
-            self.limits(),
-        );
+        let mut c = self.challenge(user, Secret::NotSent, phone.masked(), ctx);
         c.on_success = plan;
         c.factor = Factor::Totp;
         let mut state = self.lock();
@@ -262,15 +254,7 @@ impl<P: Provider> Daemon<P> {
             Some(c) => Secret::Local(c.clone()),
             None => Secret::Remote { reference: String::new() },
         };
-        let mut c = Challenge::new(
-            user.to_owned(),
-            secret,
-            phone.masked(),
-            ctx.service.clone(),
-            ctx.rhost.clone(),
-            self.clock.tick(),
-            self.limits(),
-        );
+        let mut c = self.challenge(user, secret, phone.masked(), ctx);
         c.on_success = plan;
         c.round = round.clone();
         c.delivery = Delivery::Pending;

@@ -196,11 +196,7 @@ where
 /// Runs one parsed command; answers are read from `input`.
 pub async fn run(cli: Cli, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(), Failure> {
     let bus = cli.bus.as_str();
-    zbus::Address::try_from(bus).map_err(|e| fail(2, format!("bad --bus address: {e}")))?;
-    let conn = tokio::time::timeout(std::time::Duration::from_secs(30), smsotp_proto::connect_patiently(bus, None))
-        .await
-        .map_err(|_| fail(3, format!("the D-Bus system bus at {bus} turned us away for 30 s; it is overloaded")))?
-        .map_err(|e| fail(3, format!("cannot reach the D-Bus system bus at {bus}: {e}")))?;
+    let conn = crate::ctl::connect(bus).await?;
     let proxy = User1Proxy::new(&conn).await.map_err(|e| fail(1, e.to_string()))?;
     let daemon = |e: WireError| from_daemon(e, bus);
     match cli.command {

@@ -18,6 +18,25 @@ pub struct World {
     pub bus: Bus,
 }
 
+/// Verify with `[voice]`: root enrolled, one login that asks for a call
+/// with 'v' once a resend is allowed, answered with the call's code. The
+/// fake (for its requests) and the run; the daemon's log when it failed.
+pub fn verify_login_by_call() -> (FakeTwilio, crate::pam::Run, String) {
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let daemon = Daemon::start(&bus, &crate::daemon::verify_config(&twilio.url(), "[voice]"));
+    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![
+        Box::new(|| {
+            daemon.set_time_offset_after("event=code-sent", 31);
+            "v".to_owned()
+        }),
+        Box::new(|| twilio.wait_message(2).code()),
+    ]);
+    let log = daemon.log_text();
+    (twilio, run, log)
+}
+
 impl World {
     /// Programmable Messaging with `extra` lines in the config's top level
     /// and `tables` appended (e.g. "[codes]\nlength = 8").

@@ -116,18 +116,8 @@ fn requests_match_twilios_openapi() {
     assert_eq!(run.code, Code::Success, "{}", run.output);
     reqs.extend(twilio.requests());
     // Verify's call channel.
-    let bus = Bus::start(Policy::Shipped);
-    let twilio = FakeTwilio::start();
-    let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), "[voice]"));
-    daemon.ctl_ok(&["enroll", USER, NUMBER]);
-    let run = Pam::new(&bus.address(), USER).run(vec![
-        Box::new(|| {
-            daemon.set_time_offset_after("event=code-sent", 31);
-            "v".to_owned()
-        }),
-        Box::new(|| twilio.wait_message(2).code()),
-    ]);
-    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let (twilio, run, log) = smsotp_tests::world::verify_login_by_call();
+    assert_eq!(run.code, Code::Success, "{}\n{log}", run.output);
     reqs.extend(twilio.requests());
     let kinds: std::collections::BTreeSet<String> = reqs
         .iter()

@@ -4,10 +4,7 @@
 //! user's own choice of calls, and a call counted as a resend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use smsotp_tests::bus::{Bus, Policy};
-use smsotp_tests::daemon::{Daemon, verify_config};
-use smsotp_tests::fake_twilio::FakeTwilio;
-use smsotp_tests::pam::{Code, Pam, typed};
+use smsotp_tests::pam::{Code, typed};
 use smsotp_tests::user_cli;
 use smsotp_tests::world::{NUMBER, USER, World};
 
@@ -69,18 +66,8 @@ fn a_user_who_prefers_calls_is_called_first() {
 
 #[test]
 fn verify_calls_through_its_call_channel() {
-    let bus = Bus::start(Policy::Shipped);
-    let twilio = FakeTwilio::start();
-    let daemon = Daemon::start(&bus, &verify_config(&twilio.url(), "[voice]"));
-    daemon.ctl_ok(&["enroll", USER, NUMBER]);
-    let run = Pam::new(&bus.address(), USER).run(vec![
-        Box::new(|| {
-            daemon.set_time_offset_after("event=code-sent", 31);
-            "v".to_owned()
-        }),
-        Box::new(|| twilio.wait_message(2).code()),
-    ]);
-    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
+    let (twilio, run, log) = smsotp_tests::world::verify_login_by_call();
+    assert_eq!(run.code, Code::Success, "{}\n{log}", run.output);
     let verifications: Vec<_> = twilio.requests().into_iter().filter(|r| r.path.ends_with("/Verifications")).collect();
     let channels: Vec<&str> = verifications.iter().map(|r| r.form["Channel"].as_str()).collect();
     assert_eq!(channels, ["sms", "call"]);
