@@ -20,7 +20,9 @@ packages=(libpam0g-dev pamtester bubblewrap dbus-daemon dbus-bin faketime libfak
           # package checks
           dpkg-dev lintian rpm rpmlint systemd
           # the benchmark's baseline (tests/tests/bench.rs runs it, tiny)
-          libpam-google-authenticator)
+          libpam-google-authenticator
+          # a fleet (tests/tests/fleet.rs): real servers in temporary directories
+          postgresql postgresql-client slapd ldap-utils openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -554,6 +554,7 @@ impl<P: Prompter, D: Daemon, L: Log> Flow<'_, P, D, L> {
                     E::CheckFailed(_) => (text::CHECK_FAILED, Outcome::Unavailable),
                     E::Busy(_) => (text::BUSY, Outcome::Unavailable),
                     E::StorageFailed(_) => (text::UNUSABLE, Outcome::Unavailable),
+                    E::StoreUnavailable(_) => (text::UNAVAILABLE, Outcome::Unavailable),
                     E::UnknownChallenge(_) => (text::EXPIRED, Outcome::Expired),
                     E::PermissionDenied(_)
                     | E::InvalidArgument(_)

@@ -423,6 +423,7 @@ fn daemon_errors() {
         (DaemonError::CheckFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::CHECK_FAILED),
         (DaemonError::Busy(x()), P::PAM_AUTHINFO_UNAVAIL, text::BUSY),
         (DaemonError::StorageFailed(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNUSABLE),
+        (DaemonError::StoreUnavailable(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
         (DaemonError::RateLimited(x()), P::PAM_AUTH_ERR, text::RATE_LIMITED),
         (DaemonError::PermissionDenied(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),
         (DaemonError::InvalidArgument(x()), P::PAM_AUTHINFO_UNAVAIL, text::UNAVAILABLE),

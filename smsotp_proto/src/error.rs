@@ -25,6 +25,9 @@ pub enum Error {
     CheckFailed(String),
     /// The user's record cannot be read or written.
     StorageFailed(String),
+    /// The shared store (PostgreSQL) cannot answer now; every login fails
+    /// closed until it does.
+    StoreUnavailable(String),
     /// The user has no enrolled number (admin methods only).
     NotEnrolled(String),
     /// A daemon bug or an exhausted resource.
@@ -45,6 +48,7 @@ impl Error {
             Error::DeliveryFailed(_) => "DeliveryFailed",
             Error::CheckFailed(_) => "CheckFailed",
             Error::StorageFailed(_) => "StorageFailed",
+            Error::StoreUnavailable(_) => "StoreUnavailable",
             Error::NotEnrolled(_) => "NotEnrolled",
             Error::Internal(_) => "Internal",
         })
@@ -62,6 +66,7 @@ impl Error {
             Error::DeliveryFailed(t()),
             Error::CheckFailed(t()),
             Error::StorageFailed(t()),
+            Error::StoreUnavailable(t()),
             Error::NotEnrolled(t()),
             Error::Internal(t()),
         ]
@@ -79,6 +84,7 @@ impl Error {
             | Error::DeliveryFailed(t)
             | Error::CheckFailed(t)
             | Error::StorageFailed(t)
+            | Error::StoreUnavailable(t)
             | Error::NotEnrolled(t)
             | Error::Internal(t) => t,
         }

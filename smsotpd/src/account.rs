@@ -97,7 +97,7 @@ impl<P: Provider> Daemon<P> {
         let mut record = self.own_record(user)?;
         let out = change(&mut record)?;
         record.settle(self.clock.unix_now());
-        self.store.save(user, &record).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save(user, &record).map_err(LoginError::from)?;
         Ok(out)
     }
 
@@ -123,7 +123,7 @@ impl<P: Provider> Daemon<P> {
                     recent: Vec::new(),
                 });
             }
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         };
         let pending = r.pending_phone.as_ref().filter(|p| p.from > now);
         Ok(AccountStatus {

@@ -16,6 +16,14 @@ use crate::trust;
 use smsotp_proto::LoginContext;
 
 impl<P: Provider> Daemon<P> {
+    /// The database's trail of administrators' changes (a shared store;
+    /// the audit log has them either way).
+    fn note_admin_change(&self, action: &str, user: &UserName) {
+        if let Err(e) = self.store.note_admin_change(&self.hostname, self.clock.unix_now(), action, user.as_str()) {
+            tracing::warn!("{action} of {user} is in the audit log but not in the database's trail: {e}");
+        }
+    }
+
     pub(crate) fn admin_user(user: &str) -> Result<UserName, LoginError> {
         UserName::parse(user).map_err(|e| LoginError::InvalidArgument(format!("{:?}: {e}", sanitize_for_log(user))))
     }
@@ -49,11 +57,12 @@ impl<P: Provider> Daemon<P> {
             // drops every trust record, bound to the old one.
             Ok(Some(old)) if old.phone == phone => old,
             Ok(_) | Err(StoreError::Corrupt { .. }) => UserRecord::new(phone.clone()),
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         };
-        self.store.save(&name, &record).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save(&name, &record).map_err(LoginError::from)?;
         state.challenges.remove_user(name.as_str());
         audit::event(Event::Enrolled).field("user", name.as_str()).field("to", &phone.masked()).log();
+        self.note_admin_change("enroll", &name);
         drop(state);
         if let Some(old) = old_phone {
             let body = format!(
@@ -104,13 +113,14 @@ impl<P: Provider> Daemon<P> {
         let mut state = self.lock();
         let now = self.clock.unix_now();
         let old = self.store.load(&name).ok().flatten().map(|r| r.phone_at(now).clone());
-        let removed = self.store.remove(&name).map_err(|e| LoginError::Storage(e.to_string()))?;
+        let removed = self.store.remove(&name).map_err(LoginError::from)?;
         state.challenges.remove_user(name.as_str());
         drop(state);
         if !removed {
             return Err(LoginError::NotEnrolled(name.to_string()));
         }
         audit::event(Event::Unenrolled).field("user", name.as_str()).log();
+        self.note_admin_change("unenroll", &name);
         if let Some(old) = old {
             let body = format!(
                 "SMS login for {name} on {} was removed by an administrator at {}; codes no longer come to this number. If you did not expect this, tell your administrator.",
@@ -158,16 +168,17 @@ impl<P: Provider> Daemon<P> {
         let old = match self.store.load(&name) {
             Ok(r) => r.map(|r| r.phone_at(self.clock.unix_now()).clone()),
             Err(StoreError::Corrupt { .. }) => None,
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         };
         let now = self.clock.unix_now();
-        self.store.save_reset(&name, now).map_err(|e| LoginError::Storage(e.to_string()))?;
-        self.store.remove(&name).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save_reset(&name, now).map_err(LoginError::from)?;
+        self.store.remove(&name).map_err(LoginError::from)?;
         self.lock().challenges.remove_user(name.as_str());
         audit::event(Event::UserReset)
             .field("user", name.as_str())
             .field("from_number", &old.as_ref().map(PhoneNumber::masked).unwrap_or_default())
             .log();
+        self.note_admin_change("reset", &name);
         if let Some(old) = old {
             let body = format!(
                 "SMS login for {name} on {} was reset by an administrator at {}; a number is set up again at the next login. If you did not expect this, tell your administrator.",
@@ -186,14 +197,15 @@ impl<P: Provider> Daemon<P> {
         let mut r = match self.store.load(&name) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         };
         if !r.awaiting_approval {
             return Err(LoginError::InvalidArgument(format!("{name} is not waiting for approval")));
         }
         r.awaiting_approval = false;
-        self.store.save(&name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save(&name, &r).map_err(LoginError::from)?;
         audit::event(Event::Approved).field("user", name.as_str()).field("to", &r.phone.masked()).log();
+        self.note_admin_change("approve", &name);
         Ok(())
     }
 
@@ -236,7 +248,7 @@ impl<P: Provider> Daemon<P> {
     }
 
     pub fn list(&self, _root: &Root) -> Result<Vec<UserRow>, LoginError> {
-        let names = self.store.users().map_err(|e| LoginError::Storage(e.to_string()))?;
+        let names = self.store.users().map_err(LoginError::from)?;
         names.iter().map(|n| self.info(n)).collect()
     }
 
@@ -249,12 +261,13 @@ impl<P: Provider> Daemon<P> {
             Ok(Some(mut r)) => {
                 r.failures = 0;
                 r.locked_until = 0;
-                self.store.save(&name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+                self.store.save(&name, &r).map_err(LoginError::from)?;
             }
             Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         }
         audit::event(Event::Unlocked).field("user", name.as_str()).log();
+        self.note_admin_change("unlock", &name);
         Ok(())
     }
 
@@ -297,7 +310,7 @@ impl<P: Provider> Daemon<P> {
         let mut r = match self.store.load(name) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         };
         let before = r.trust.len();
         r.trust.retain(|t| !machine.is_empty() && t.machine != machine);
@@ -308,12 +321,13 @@ impl<P: Provider> Daemon<P> {
                 sanitize_for_log(machine)
             )));
         }
-        self.store.save(name, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save(name, &r).map_err(LoginError::from)?;
         audit::event(Event::TrustRevoked)
             .field("user", name.as_str())
             .field("machine", if machine.is_empty() { "all" } else { machine })
             .field("count", &removed.to_string())
             .log();
+        self.note_admin_change("revoke-trust", name);
         Ok(removed)
     }
 
@@ -326,7 +340,7 @@ impl<P: Provider> Daemon<P> {
             match self.store.load(&name) {
                 Ok(Some(r)) => (name.to_string(), r.phone_at(self.clock.unix_now()).clone()),
                 Ok(None) => return Err(LoginError::NotEnrolled(name.to_string())),
-                Err(e) => return Err(LoginError::Storage(e.to_string())),
+                Err(e) => return Err(LoginError::from(e)),
             }
         };
         if self.provider.makes_codes() {

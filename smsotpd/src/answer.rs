@@ -281,6 +281,7 @@ impl<P: Provider> Daemon<P> {
                     &mut r.trust,
                     &p.machine,
                     &p.service,
+                    &self.trust_host(),
                     p.days,
                     self.clock.unix_now(),
                     self.cfg.policy.max_trusted,

@@ -64,6 +64,8 @@ pub enum Event {
     UnknownUser,
     UnenrolledAllowed,
     RecordUnusable,
+    /// The shared database could not answer: the login failed closed.
+    StoreUnavailable,
     RateLimited,
     Busy,
     Cancelled,
@@ -95,6 +97,7 @@ impl Event {
             Event::UnknownUser => "unknown-user",
             Event::UnenrolledAllowed => "unenrolled-allowed",
             Event::RecordUnusable => "record-unusable",
+            Event::StoreUnavailable => "store-unavailable",
             Event::RateLimited => "rate-limited",
             Event::Busy => "busy",
             Event::Cancelled => "cancelled",
@@ -138,6 +141,7 @@ impl Event {
                 | Event::StillLockedOut
                 | Event::ProviderFailure
                 | Event::RecordUnusable
+                | Event::StoreUnavailable
                 | Event::RateLimited
                 | Event::Busy
                 | Event::PolicyDeny

@@ -71,7 +71,7 @@ impl<P: Provider> Daemon<P> {
         let code = challenge::new_code(LENGTH).map_err(|e| LoginError::Internal(e.to_string()))?;
         let mac = mac(&self.bypass_key, name.as_str(), &code).ok_or(LoginError::Internal("no HMAC".into()))?;
         let until = self.clock.unix_now().saturating_add(u64::from(minutes) * 60);
-        self.store.save_bypass(&name, &render(until, &mac)).map_err(|e| LoginError::Storage(e.to_string()))?;
+        self.store.save_bypass(&name, &render(until, &mac)).map_err(LoginError::from)?;
         audit::event(Event::BypassIssued)
             .field("user", name.as_str())
             .field("until", &crate::clock::format_utc(until))

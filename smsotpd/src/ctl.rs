@@ -98,6 +98,12 @@ pub enum Command {
     Doctor(ConfigPath),
     /// Local accounts that can log in and have no number, root and administrators first
     Rollout,
+    /// The shared database (store.kind = "postgresql"): its schema
+    #[command(subcommand)]
+    Db(crate::ctl_store::DbCommand),
+    /// Move this host's records into the configured store
+    #[command(subcommand)]
+    Store(crate::ctl_store::StoreCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +224,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
     match &cli.command {
         Command::CheckConfig(c) => return crate::ctl_checks::check_config(&c.config, out),
         Command::Doctor(c) => return crate::ctl_checks::doctor(bus, &c.config, out).await,
+        Command::Db(c) => return crate::ctl_store::db(c, out),
+        Command::Store(c) => return crate::ctl_store::store(c, out),
         _ => {}
     }
     let conn = connect(bus).await?;
@@ -402,7 +410,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Failure> {
             let masked = proxy.test_send(&target).await.map_err(daemon)?;
             say(out, format!("test message sent to {masked}"))
         }
-        Command::CheckConfig(_) | Command::Doctor(_) => Ok(()),
+        Command::CheckConfig(_) | Command::Doctor(_) | Command::Db(_) | Command::Store(_) => Ok(()),
     }
 }
 

@@ -85,6 +85,9 @@ pub(crate) async fn doctor(bus: &str, config: &Path, out: &mut dyn Write) -> Res
     if let Some(c) = &cfg {
         findings.push(daily_budget_finding(c));
         findings.push(destinations_finding(c));
+        if let Some(f) = crate::ctl_store::database_finding(c) {
+            findings.push(f);
+        }
     }
     let reached = reach.await;
     if let (Ok(users), Some(c)) = (&reached, &cfg)

@@ -231,6 +231,17 @@ impl<P: Provider> Daemon<P> {
         )
     }
 
+    /// What new trust opens (trust.rs): one host's files need no name; a
+    /// shared store names this host, or every host with
+    /// `store.trust_scope = "fleet"`.
+    pub(crate) fn trust_host(&self) -> String {
+        match &self.cfg.store {
+            crate::config::fleet::StoreKind::Postgresql(pg) if pg.fleet_trust => "*".into(),
+            _ if self.store.shared() => self.hostname.clone(),
+            _ => String::new(),
+        }
+    }
+
     pub(crate) fn deadline(&self) -> Tick {
         self.clock.tick().saturating_add(self.cfg.codes.deadline)
     }

@@ -18,6 +18,8 @@ pub enum LoginError {
     CheckFailed(String),
     /// The user's record cannot be read or written: no login for them.
     Storage(String),
+    /// The shared store cannot answer now: no login for anyone.
+    StoreUnavailable(String),
     NotEnrolled(String),
     Internal(String),
 }
@@ -33,8 +35,21 @@ impl std::fmt::Display for LoginError {
             LoginError::DeliveryFailed(s) => write!(f, "the code could not be sent: {s}"),
             LoginError::CheckFailed(s) => write!(f, "the code could not be checked: {s}"),
             LoginError::Storage(s) => write!(f, "state storage failed: {s}"),
+            LoginError::StoreUnavailable(s) => write!(f, "{s}"),
             LoginError::NotEnrolled(u) => write!(f, "{u} is not enrolled"),
             LoginError::Internal(s) => write!(f, "internal error: {s}"),
+        }
+    }
+}
+
+/// A database that cannot answer is everyone's problem (no login until it
+/// is back); anything else concerns the one record.
+impl From<crate::store::StoreError> for LoginError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as S;
+        match e {
+            S::Unavailable(_) | S::Schema(_) | S::Conflict { .. } => LoginError::StoreUnavailable(e.to_string()),
+            S::Corrupt { .. } | S::Io { .. } => LoginError::Storage(e.to_string()),
         }
     }
 }
@@ -51,6 +66,7 @@ impl From<LoginError> for WireError {
             LoginError::DeliveryFailed(_) => WireError::DeliveryFailed(text),
             LoginError::CheckFailed(_) => WireError::CheckFailed(text),
             LoginError::Storage(_) => WireError::StorageFailed(text),
+            LoginError::StoreUnavailable(_) => WireError::StoreUnavailable(text),
             LoginError::NotEnrolled(_) => WireError::NotEnrolled(text),
             LoginError::Internal(_) => WireError::Internal(text),
         }

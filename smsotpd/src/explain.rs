@@ -53,10 +53,12 @@ impl<P: Provider> Daemon<P> {
             (_, Ok(Some(r))) if r.locked_until > now => {
                 format!("locked out until {}", crate::clock::format_utc(r.locked_until))
             }
-            (policy::Action::Trust { .. }, Ok(Some(r))) => match trust::find(&r.trust, &machine, &ctx.service, now) {
-                Some(t) => format!("allowed without a code: trusted until {}", crate::clock::format_utc(t.expires)),
-                None => "a code is sent; a right code trusts this machine".to_owned(),
-            },
+            (policy::Action::Trust { .. }, Ok(Some(r))) => {
+                match trust::find(&r.trust, &machine, &ctx.service, &self.hostname, now) {
+                    Some(t) => format!("allowed without a code: trusted until {}", crate::clock::format_utc(t.expires)),
+                    None => "a code is sent; a right code trusts this machine".to_owned(),
+                }
+            }
             (_, Ok(Some(_))) => "a code is sent".to_owned(),
         };
         say(ExplainKey::Outcome, outcome);

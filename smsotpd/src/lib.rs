@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod ctl;
 pub mod ctl_checks;
+pub mod ctl_store;
 pub mod daemon;
 pub mod dbus;
 pub mod dbus_user;

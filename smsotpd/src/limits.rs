@@ -96,12 +96,38 @@ impl<P: Provider> Daemon<P> {
         if d.len() >= self.cfg.codes.sms_per_user_per_day as usize {
             return false;
         }
+        if !self.fleet_allows(user, unix) {
+            return false;
+        }
+        let d = state.volatile.user_day.entry(user.to_owned()).or_default();
         d.push_back(unix);
         if let Some(q) = state.volatile.sends.get_mut(user) {
             q.push_back(now);
         }
         state.volatile.day.push_back(unix);
         true
+    }
+
+    /// With a shared store, the fleet's budgets too: the user's across
+    /// every host, and `store.sms_per_fleet_per_day`. A database that
+    /// cannot answer refuses the SMS (closed).
+    fn fleet_allows(&self, user: &str, unix: u64) -> bool {
+        let per_fleet_per_day = match &self.cfg.store {
+            crate::config::fleet::StoreKind::Postgresql(pg) => pg.sms_per_fleet_per_day,
+            crate::config::fleet::StoreKind::Files => return true,
+        };
+        let budget = crate::store::FleetBudget {
+            per_user_per_hour: self.cfg.codes.sms_per_user_per_hour,
+            per_user_per_day: self.cfg.codes.sms_per_user_per_day,
+            per_fleet_per_day,
+        };
+        match self.store.take_fleet_budget(user, &self.hostname, unix, &budget) {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                tracing::error!("the fleet's SMS budget cannot be checked, so no SMS goes out: {e}");
+                false
+            }
+        }
     }
 
     /// Writes down an SMS the budget allowed (append, no fsync: a crash of

@@ -16,6 +16,7 @@ use crate::names::{PhoneNumber, UserName};
 use crate::nss;
 use crate::policy::{self, Facts};
 use crate::provider::{Channel, Outgoing, Provider, ProviderError};
+use crate::store::StoreError;
 use crate::trust::{self, TrustPlan};
 
 /// A code as a call reads it: digit by digit ("1, 2, 3, 4, 5, 6").
@@ -105,6 +106,10 @@ impl<P: Provider> Daemon<P> {
             }
             Ok(name) => match self.store.load(&name) {
                 Ok(r) => (r, Some(name)),
+                Err(e @ (StoreError::Unavailable(_) | StoreError::Schema(_))) => {
+                    line(Event::StoreUnavailable).log();
+                    return Err(LoginError::from(e));
+                }
                 Err(e) => {
                     tracing::error!(
                         "{e}; {name} cannot log in until an administrator re-enrolls them (smsotpctl enroll)"
@@ -140,7 +145,7 @@ impl<P: Provider> Daemon<P> {
         let mut plan = None;
         if let policy::Action::Trust { days } = decision.action {
             let machine = machine::identify(&ctx.service, &ctx.rhost, &ctx.auth_info);
-            if let Some(t) = trust::find(&record.trust, &machine, &ctx.service, now) {
+            if let Some(t) = trust::find(&record.trust, &machine, &ctx.service, &self.hostname, now) {
                 line(Event::Trusted)
                     .field("machine", &machine.id)
                     .field("until", &crate::clock::format_utc(t.expires))

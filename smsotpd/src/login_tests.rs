@@ -170,6 +170,8 @@ fn config(dir: &std::path::Path) -> Config {
         voice: None,
         failover: Vec::new(),
         failover_poll: Duration::from_secs(5),
+        store: crate::config::fleet::StoreKind::Files,
+        ldap: None,
     }
 }
 

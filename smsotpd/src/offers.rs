@@ -38,11 +38,19 @@ impl<P: Provider> Daemon<P> {
         let mut r = match self.store.load(&offer.user) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(LoginError::NotEnrolled(offer.user.to_string())),
-            Err(e) => return Err(LoginError::Storage(e.to_string())),
+            Err(e) => return Err(LoginError::from(e)),
         };
         let p = &offer.plan;
-        trust::add(&mut r.trust, &p.machine, &p.service, p.days, self.clock.unix_now(), self.cfg.policy.max_trusted);
-        self.store.save(&offer.user, &r).map_err(|e| LoginError::Storage(e.to_string()))?;
+        trust::add(
+            &mut r.trust,
+            &p.machine,
+            &p.service,
+            &self.trust_host(),
+            p.days,
+            self.clock.unix_now(),
+            self.cfg.policy.max_trusted,
+        );
+        self.store.save(&offer.user, &r).map_err(LoginError::from)?;
         self.audit_trust_recorded(&offer.user, "", p);
         Ok(())
     }

@@ -39,6 +39,9 @@ pub struct UserRecord {
     /// Enrolled at login while `enrollment.approval` is on, and not yet
     /// approved by an administrator: no login succeeds.
     pub awaiting_approval: bool,
+    /// The shared store's revision this was read at: a write over a newer
+    /// one is refused (postgres.rs). Files: always 0. Not in the file.
+    pub revision: u64,
 }
 
 /// An authenticator app's secret (base32) and the last step it answered
@@ -99,6 +102,7 @@ impl UserRecord {
             reminded: 0,
             history: Vec::new(),
             awaiting_approval: false,
+            revision: 0,
         }
     }
 
@@ -215,6 +219,7 @@ pub fn parse_record(text: &str) -> Result<UserRecord, String> {
         reminded: d.reminded,
         history: d.history,
         awaiting_approval: d.awaiting_approval,
+        revision: 0,
     })
 }
 

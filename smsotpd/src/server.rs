@@ -81,8 +81,22 @@ fn load(opts: &Options) -> Result<Config, String> {
 /// What a daemon is built from besides the configuration.
 fn parts(cfg: &Config, clock: SharedClock) -> Result<(Store, AnyProvider, String), String> {
     warn_about_outbox(cfg);
-    let store = Store::open(&cfg.state_directory).map_err(|e| e.to_string())?;
+    let store = open_store(cfg, clock.clone())?;
     Ok((store, provider(cfg, clock)?, hostname(cfg)))
+}
+
+/// The store `[store]` names; this host's own files are in the state
+/// directory either way.
+pub fn open_store(cfg: &Config, clock: SharedClock) -> Result<Store, String> {
+    match &cfg.store {
+        crate::config::fleet::StoreKind::Files => Store::open(&cfg.state_directory).map_err(|e| e.to_string()),
+        crate::config::fleet::StoreKind::Postgresql(pg) => {
+            let records = crate::store::postgres::PgStore::start((**pg).clone(), hostname(cfg), clock)
+                .map_err(|e| e.to_string())?;
+            records.check_at_start()?;
+            Store::with_records(&cfg.state_directory, Box::new(records)).map_err(|e| e.to_string())
+        }
+    }
 }
 
 fn warn_about_outbox(cfg: &Config) {

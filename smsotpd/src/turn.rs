@@ -26,8 +26,9 @@ pub(crate) struct Turn {
     pub(crate) user: String,
     /// None for a decoy (unknown or unenrolled name): no record at all.
     pub(crate) name: Option<UserName>,
-    /// Ok(None): unenrolled meanwhile. Err: unreadable (the error is logged).
-    pub(crate) record: Result<Option<UserRecord>, String>,
+    /// Ok(None): unenrolled meanwhile. Err: unreadable, or the database
+    /// is down (the error is logged).
+    pub(crate) record: Result<Option<UserRecord>, LoginError>,
     pub(crate) changed: bool,
     /// A failed write must fail the call: an uncounted guess is a free one.
     pub(crate) must_persist: bool,
@@ -49,6 +50,11 @@ impl Turn {
             Ok(None) => {
                 state.challenges.remove(id);
                 Err(LoginError::UnknownChallenge)
+            }
+            Err(e @ LoginError::StoreUnavailable(_)) => {
+                let e = e.clone();
+                state.challenges.remove(id);
+                Err(e)
             }
             Err(_) => {
                 state.challenges.remove(id);
@@ -104,7 +110,7 @@ impl<P: Provider> Daemon<P> {
         let record = match &name {
             Some(n) => self.store.load(n).map_err(|e| {
                 tracing::error!("{e}");
-                e.to_string()
+                LoginError::from(e)
             }),
             None => Ok(None),
         };
@@ -143,7 +149,7 @@ impl<P: Provider> Daemon<P> {
             Err(e) if turn.must_persist => {
                 self.lock().challenges.remove(id);
                 tracing::error!("could not record a failed code for {name}: {e}");
-                Err(LoginError::Storage(e.to_string()))
+                Err(LoginError::from(e))
             }
             // A higher failure count or a missing trust record are the safe
             // direction; the code was right.

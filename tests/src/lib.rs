@@ -9,6 +9,7 @@ pub mod container;
 pub mod daemon;
 pub mod fake_twilio;
 pub mod pam;
+pub mod postgres;
 pub mod syslog;
 pub mod tools;
 pub mod totp;

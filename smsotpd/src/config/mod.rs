@@ -16,6 +16,7 @@ use crate::policy::Policy;
 use crate::template::Template;
 
 pub mod credentials;
+pub mod fleet;
 pub(crate) mod raw;
 pub use raw::DEFAULT_TEMPLATE;
 mod validate;
@@ -134,6 +135,10 @@ pub struct Config {
     pub failover: Vec<Route>,
     /// How often a sent SMS's delivery status is asked (with failover).
     pub failover_poll: Duration,
+    /// Where records live (`[store]`).
+    pub store: fleet::StoreKind,
+    /// Set when `phone_source = "ldap"`: numbers come from the directory.
+    pub ldap: Option<fleet::Ldap>,
 }
 
 /// A failover step.
@@ -249,6 +254,8 @@ pub struct ExternalCredentials {
     pub auth_token: Option<Secret>,
     pub api_key_secret: Option<Secret>,
     pub plivo_auth_token: Option<Secret>,
+    pub postgresql_password: Option<Secret>,
+    pub ldap_bind_password: Option<Secret>,
 }
 
 /// File names under `$CREDENTIALS_DIRECTORY`.
@@ -294,7 +301,11 @@ impl Config {
         }
         let failover_poll =
             Duration::from_secs(range("failover_poll_seconds", raw.failover_poll_seconds, 1, 60, "").map_err(err)?);
+        let store = fleet::validate_store(&raw.store, creds).map_err(err)?;
+        let ldap = fleet::validate_ldap(raw.phone_source, raw.ldap.as_ref(), creds).map_err(err)?;
         Ok(Config {
+            store,
+            ldap,
             failover,
             failover_poll,
             voice,
@@ -412,6 +423,8 @@ pub fn read_credentials(dir: &Path) -> Result<ExternalCredentials, ConfigError> 
         auth_token: read_credential(&dir.join(CREDENTIAL_AUTH_TOKEN))?,
         api_key_secret: read_credential(&dir.join(CREDENTIAL_API_KEY_SECRET))?,
         plivo_auth_token: read_credential(&dir.join(CREDENTIAL_PLIVO_AUTH_TOKEN))?,
+        postgresql_password: read_credential(&dir.join(fleet::CREDENTIAL_POSTGRESQL_PASSWORD))?,
+        ldap_bind_password: read_credential(&dir.join(fleet::CREDENTIAL_LDAP_BIND_PASSWORD))?,
     })
 }
 

@@ -39,6 +39,11 @@ pub(crate) struct RawConfig {
     pub(crate) failover: Vec<String>,
     #[serde(default = "default_failover_poll")]
     pub(crate) failover_poll_seconds: u64,
+    #[serde(default)]
+    pub(crate) store: super::fleet::RawStore,
+    #[serde(default = "default_phone_source")]
+    pub(crate) phone_source: super::fleet::PhoneSource,
+    pub(crate) ldap: Option<super::fleet::RawLdap>,
     /// Read as plain tables so that an error can name the rule.
     #[serde(default)]
     pub(crate) rule: Vec<toml::Table>,
@@ -299,4 +304,8 @@ fn default_plivo_api_base() -> String {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutbox {
     pub(crate) path: PathBuf,
+}
+
+fn default_phone_source() -> super::fleet::PhoneSource {
+    super::fleet::PhoneSource::Store
 }

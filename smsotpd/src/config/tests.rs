@@ -114,7 +114,7 @@ fn credentials_can_come_from_systemd() {
     let creds = ExternalCredentials {
         auth_token: Some(Secret::new("fedcba9876543210fedcba9876543210".into())),
         api_key_secret: None,
-        plivo_auth_token: None,
+        ..ExternalCredentials::default()
     };
     let c = Config::parse(&text, "x", &creds).unwrap();
     match c.provider {

@@ -1,4 +1,4 @@
-//! Enrollments and per-user counters, one small file per user.
+//! The default store: one small file per user in the state directory.
 //!
 //! One file per user keeps a corrupt record from touching anybody else. All
 //! access is relative to a directory descriptor opened once without following
@@ -13,37 +13,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::StoreError;
 use crate::names::UserName;
-pub use crate::record::{HISTORY, HistoryEntry, PendingPhone, TotpFactor, UserRecord, parse_record};
+use crate::record::{UserRecord, parse_record};
 use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::Mode;
 use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
-
-#[derive(Debug)]
-pub enum StoreError {
-    /// The record exists but cannot be used: the user must not log in.
-    Corrupt {
-        user: String,
-        reason: String,
-    },
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Corrupt { user, reason } => {
-                write!(f, "the record of {user} is unusable: {reason}")
-            }
-            StoreError::Io { what, source } => write!(f, "{what}: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 fn io(what: impl Into<String>) -> impl FnOnce(nix::Error) -> StoreError {
     let what = what.into();
@@ -60,18 +35,16 @@ const MAX_BYPASS: u64 = 1024;
 /// their next login, whatever `unenrolled` says. The file holds the time.
 const RESET: &str = "reset";
 
-pub struct Store {
+pub struct FileStore {
     root: PathBuf,
     users: OwnedFd,
     bypass: OwnedFd,
     reset: OwnedFd,
-    /// Records read so far (tests hold each call to one read).
-    reads: std::sync::atomic::AtomicU64,
 }
 
-impl fmt::Debug for Store {
+impl fmt::Debug for FileStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Store({})", self.root.display())
+        write!(f, "FileStore({})", self.root.display())
     }
 }
 
@@ -111,9 +84,9 @@ fn check_private_dir(fd: &OwnedFd, name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
+impl FileStore {
     /// Opens (creating if needed, mode 0700) the state directory.
-    pub fn open(root: &Path) -> Result<Store, StoreError> {
+    pub fn open(root: &Path) -> Result<FileStore, StoreError> {
         std::fs::create_dir_all(root).map_err(|e| StoreError::Io {
             what: format!("cannot create the state directory {}", root.display()),
             source: e,
@@ -128,7 +101,7 @@ impl Store {
         let users = open_dir_at(&root_fd, USERS, true)?;
         let bypass = open_dir_at(&root_fd, BYPASS, true)?;
         let reset = open_dir_at(&root_fd, RESET, true)?;
-        let store = Store { root: root.to_owned(), users, bypass, reset, reads: Default::default() };
+        let store = FileStore { root: root.to_owned(), users, bypass, reset };
         store.remove_interrupted_writes();
         Ok(store)
     }
@@ -160,14 +133,8 @@ impl Store {
         &self.root
     }
 
-    /// Records read since the store was opened.
-    pub fn reads(&self) -> u64 {
-        self.reads.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// `Ok(None)`: not enrolled. `Err(Corrupt)`: enrolled but unusable.
     pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
-        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match read_private(&self.users, user, MAX_RECORD, "record")? {
             Some(text) => parse_record(&text).map(Some).map_err(|reason| corrupt(user, &reason)),
             None => Ok(None),
@@ -280,6 +247,44 @@ impl Store {
     }
 }
 
+impl super::RecordStore for FileStore {
+    fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        FileStore::load(self, user)
+    }
+    fn save(&self, user: &UserName, record: &UserRecord) -> Result<(), StoreError> {
+        FileStore::save(self, user, record)
+    }
+    fn remove(&self, user: &UserName) -> Result<bool, StoreError> {
+        FileStore::remove(self, user)
+    }
+    fn users(&self) -> Result<Vec<UserName>, StoreError> {
+        FileStore::users(self)
+    }
+    fn save_reset(&self, user: &UserName, now: u64) -> Result<(), StoreError> {
+        FileStore::save_reset(self, user, now)
+    }
+    fn is_reset(&self, user: &UserName) -> bool {
+        FileStore::is_reset(self, user)
+    }
+    fn remove_reset(&self, user: &UserName) -> Result<bool, StoreError> {
+        FileStore::remove_reset(self, user)
+    }
+    /// One host: its own budgets (limits.rs) are all there is.
+    fn take_fleet_budget(&self, _: &str, _: &str, _: u64, _: &super::FleetBudget) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// One host: the audit log (audit.rs) is the trail.
+    fn note_admin_change(&self, _: &str, _: u64, _: &str, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn shared(&self) -> bool {
+        false
+    }
+    fn describe(&self) -> String {
+        format!("files in {}", self.root.display())
+    }
+}
+
 fn libc_nofollow() -> i32 {
     OFlag::O_NOFOLLOW.bits()
 }
@@ -377,6 +382,7 @@ mod tests {
     use super::*;
     use crate::names::PhoneNumber;
     use crate::recovery::RecoverySet;
+    use crate::store::{HISTORY, HistoryEntry, PendingPhone, Store, TotpFactor};
     use smsotp_proto::Factor;
     use std::os::unix::fs::PermissionsExt;
 

@@ -1,0 +1,314 @@
+//! `[store]` (where records live: files, or PostgreSQL shared by a fleet)
+//! and `phone_source` / `[ldap]` (numbers from the directory).
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ExternalCredentials, Secret, range};
+
+pub const CREDENTIAL_POSTGRESQL_PASSWORD: &str = "postgresql-password";
+pub const CREDENTIAL_LDAP_BIND_PASSWORD: &str = "ldap-bind-password";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawStore {
+    pub(crate) kind: String,
+    pub(crate) connection: Option<String>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
+    pub(crate) connect_timeout_seconds: u64,
+    pub(crate) statement_timeout_ms: u64,
+    pub(crate) retry_seconds: u64,
+    pub(crate) offline: String,
+    pub(crate) trust_scope: String,
+    pub(crate) sms_per_fleet_per_day: u32,
+    pub(crate) connections: usize,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            kind: "files".into(),
+            connection: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            connect_timeout_seconds: 2,
+            statement_timeout_ms: 2000,
+            retry_seconds: 15,
+            offline: "deny".into(),
+            trust_scope: "host".into(),
+            sms_per_fleet_per_day: 5000,
+            connections: 2,
+        }
+    }
+}
+
+/// Where records live.
+#[derive(Debug, Clone)]
+pub enum StoreKind {
+    /// Files in the state directory (one host; the default).
+    Files,
+    Postgresql(Box<Postgresql>),
+}
+
+/// `[store] kind = "postgresql"`.
+#[derive(Debug, Clone)]
+pub struct Postgresql {
+    /// libpq-style "key=value ..." or a postgresql:// URL, without password.
+    pub connection: String,
+    /// The systemd credential `postgresql-password`, if any.
+    pub password: Option<Secret>,
+    /// TLS: the CA that signed the server's certificate. Required over TCP.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    /// After a failure, calls fail at once for this long (circuit breaker).
+    pub retry: Duration,
+    /// While the database is down: deny everyone, or let machines this
+    /// host saw trusted in (a local copy).
+    pub offline_local_trust: bool,
+    /// Trust earned on one host opens every host of the fleet.
+    pub fleet_trust: bool,
+    pub sms_per_fleet_per_day: u32,
+    pub connections: usize,
+}
+
+pub(crate) fn validate_store(raw: &RawStore, creds: &ExternalCredentials) -> Result<StoreKind, String> {
+    match raw.kind.as_str() {
+        "files" => {
+            if raw.connection.is_some() {
+                return Err("store.connection is set but store.kind = \"files\"; write kind = \"postgresql\" to use the database".into());
+            }
+            Ok(StoreKind::Files)
+        }
+        "postgresql" => validate_postgresql(raw, creds).map(|p| StoreKind::Postgresql(Box::new(p))),
+        other => {
+            Err(format!("store.kind = {other:?}: use \"files\" (one host, the default) or \"postgresql\" (a fleet)"))
+        }
+    }
+}
+
+fn validate_postgresql(raw: &RawStore, creds: &ExternalCredentials) -> Result<Postgresql, String> {
+    let connection = raw.connection.clone().ok_or(
+        "store.kind = \"postgresql\" needs store.connection, e.g. \"host=db.example.org dbname=smsotp user=smsotp_web1\"",
+    )?;
+    let parsed = postgres::Config::from_str(&connection).map_err(|e| {
+        format!("store.connection cannot be read ({e}); write libpq-style \"host=... dbname=... user=...\"")
+    })?;
+    if parsed.get_password().is_some() {
+        return Err(format!(
+            "store.connection holds a password; remove it and put it in the systemd credential {CREDENTIAL_POSTGRESQL_PASSWORD} (LoadCredential=)"
+        ));
+    }
+    if parsed.get_user().is_none() {
+        return Err("store.connection names no user; add user=ROLE (the host's database role)".into());
+    }
+    let tcp = parsed.get_hosts().iter().any(|h| matches!(h, postgres::config::Host::Tcp(_)));
+    if tcp && raw.ca_file.is_none() {
+        return Err("store.connection reaches the database over TCP: set store.ca_file (TLS with the CA that signed the server's certificate); only a Unix socket (host=/run/postgresql) goes without".into());
+    }
+    for (key, p) in [
+        ("store.ca_file", &raw.ca_file),
+        ("store.client_cert", &raw.client_cert),
+        ("store.client_key", &raw.client_key),
+    ] {
+        if let Some(p) = p
+            && !p.is_absolute()
+        {
+            return Err(format!("{key} = {p:?} must be an absolute path"));
+        }
+    }
+    let client_cert = match (&raw.client_cert, &raw.client_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        _ => return Err("store.client_cert and store.client_key go together: set both or neither".into()),
+    };
+    let offline_local_trust = match raw.offline.as_str() {
+        "deny" => false,
+        "local-trust" => true,
+        other => {
+            return Err(format!(
+                "store.offline = {other:?}: use \"deny\" (the default: no login while the database is down) or \"local-trust\""
+            ));
+        }
+    };
+    let fleet_trust = match raw.trust_scope.as_str() {
+        "host" => false,
+        "fleet" => true,
+        other => return Err(format!("store.trust_scope = {other:?}: use \"host\" (the default) or \"fleet\"")),
+    };
+    Ok(Postgresql {
+        connection,
+        password: creds.postgresql_password.clone(),
+        ca_file: raw.ca_file.clone(),
+        client_cert,
+        connect_timeout: Duration::from_secs(range(
+            "store.connect_timeout_seconds",
+            raw.connect_timeout_seconds,
+            1,
+            10,
+            " (a login waits this long for a database that is down)",
+        )?),
+        statement_timeout: Duration::from_millis(range(
+            "store.statement_timeout_ms",
+            raw.statement_timeout_ms,
+            100,
+            10_000,
+            "",
+        )?),
+        retry: Duration::from_secs(range("store.retry_seconds", raw.retry_seconds, 1, 600, "")?),
+        offline_local_trust,
+        fleet_trust,
+        sms_per_fleet_per_day: range("store.sms_per_fleet_per_day", raw.sms_per_fleet_per_day, 1, 10_000_000, "")?,
+        connections: range("store.connections", raw.connections, 1, 16, "")?,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhoneSource {
+    /// Numbers enrolled with smsotpctl, smsotp or at login.
+    Store,
+    /// The user's directory entry (`[ldap]`).
+    Ldap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLdap {
+    pub(crate) url: String,
+    #[serde(default)]
+    pub(crate) starttls: bool,
+    pub(crate) base: String,
+    #[serde(default = "default_filter")]
+    pub(crate) filter: String,
+    #[serde(default = "default_attribute")]
+    pub(crate) attribute: String,
+    pub(crate) bind_dn: Option<String>,
+    #[serde(default)]
+    pub(crate) sasl_external: bool,
+    pub(crate) ca_file: Option<PathBuf>,
+    #[serde(default = "default_cache")]
+    pub(crate) cache_seconds: u64,
+    #[serde(default = "default_ldap_timeout")]
+    pub(crate) timeout_seconds: u64,
+    #[serde(default = "default_on_change")]
+    pub(crate) on_change: String,
+}
+
+fn default_filter() -> String {
+    "(&(objectClass=*)(uid={user}))".into()
+}
+fn default_attribute() -> String {
+    "mobile".into()
+}
+fn default_cache() -> u64 {
+    300
+}
+fn default_ldap_timeout() -> u64 {
+    3
+}
+fn default_on_change() -> String {
+    "notify".into()
+}
+
+/// `[ldap]`: where users' numbers are read.
+#[derive(Debug, Clone)]
+pub struct Ldap {
+    pub url: String,
+    pub starttls: bool,
+    pub base: String,
+    /// `{user}` is replaced by the escaped user name.
+    pub filter: String,
+    pub attribute: String,
+    pub bind: LdapBind,
+    pub ca_file: Option<PathBuf>,
+    pub cache: Duration,
+    pub timeout: Duration,
+    /// A changed number waits for `smsotpctl approve` (users may be able to
+    /// edit their own entry).
+    pub approve_changes: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum LdapBind {
+    Anonymous,
+    Simple { dn: String, password: Secret },
+    SaslExternal,
+}
+
+pub(crate) fn validate_ldap(
+    source: PhoneSource,
+    raw: Option<&RawLdap>,
+    creds: &ExternalCredentials,
+) -> Result<Option<Ldap>, String> {
+    let raw = match (source, raw) {
+        (PhoneSource::Store, _) => return Ok(None),
+        (PhoneSource::Ldap, None) => {
+            return Err("phone_source = \"ldap\" needs an [ldap] table (url, base, attribute)".into());
+        }
+        (PhoneSource::Ldap, Some(r)) => r,
+    };
+    let scheme = raw.url.split("://").next().unwrap_or_default();
+    match scheme {
+        "ldaps" | "ldapi" => {}
+        "ldap" if raw.starttls => {}
+        "ldap" => {
+            return Err(format!(
+                "ldap.url = {:?} is plain text: use ldaps://, or set ldap.starttls = true, or ldapi:// on this host",
+                raw.url
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "ldap.url = {:?}: use ldaps://HOST, ldap://HOST with starttls = true, or ldapi://",
+                raw.url
+            ));
+        }
+    }
+    if !raw.filter.contains("{user}") {
+        return Err(format!("ldap.filter = {:?} must contain {{user}}, e.g. \"(uid={{user}})\"", raw.filter));
+    }
+    if raw.attribute.is_empty() || !raw.attribute.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';') {
+        return Err(format!("ldap.attribute = {:?} is not an attribute name, e.g. \"mobile\"", raw.attribute));
+    }
+    let bind = match (&raw.bind_dn, raw.sasl_external) {
+        (Some(_), true) => return Err("ldap.bind_dn and ldap.sasl_external = true exclude each other".into()),
+        (Some(dn), false) => LdapBind::Simple {
+            dn: dn.clone(),
+            password: creds.ldap_bind_password.clone().ok_or(format!(
+                "ldap.bind_dn is set but there is no password: put it in the systemd credential {CREDENTIAL_LDAP_BIND_PASSWORD} (LoadCredential=)"
+            ))?,
+        },
+        (None, true) => LdapBind::SaslExternal,
+        (None, false) => LdapBind::Anonymous,
+    };
+    if let Some(p) = &raw.ca_file
+        && !p.is_absolute()
+    {
+        return Err(format!("ldap.ca_file = {p:?} must be an absolute path"));
+    }
+    let on_change = match raw.on_change.as_str() {
+        "notify" => false,
+        "approve" => true,
+        other => return Err(format!("ldap.on_change = {other:?}: use \"notify\" or \"approve\"")),
+    };
+    Ok(Some(Ldap {
+        url: raw.url.clone(),
+        starttls: raw.starttls,
+        base: raw.base.clone(),
+        filter: raw.filter.clone(),
+        attribute: raw.attribute.clone(),
+        bind,
+        ca_file: raw.ca_file.clone(),
+        cache: Duration::from_secs(range("ldap.cache_seconds", raw.cache_seconds, 0, 86_400, "")?),
+        timeout: Duration::from_secs(range("ldap.timeout_seconds", raw.timeout_seconds, 1, 10, "")?),
+        approve_changes: on_change,
+    }))
+}

@@ -1,0 +1,137 @@
+//! A real PostgreSQL cluster for a test: initdb in a temporary directory,
+//! listening only on a Unix socket there, run as the `postgres` user
+//! (Debian's postgresql package), removed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::require;
+
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+/// The newest server installed under /usr/lib/postgresql/VERSION/bin.
+fn server_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|b| b.join("initdb").is_file()).collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().unwrap_or_else(|| {
+        panic!("PostgreSQL is not installed; install it with: apt-get install postgresql (or run tests/run.sh)")
+    })
+}
+
+fn as_postgres(program: &Path) -> Command {
+    let mut c = Command::new(require("runuser", "util-linux"));
+    c.args(["-u", "postgres", "--"]).arg(program);
+    c
+}
+
+fn run(mut c: Command, what: &str) -> String {
+    let out = c.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Postgres {
+    /// A new cluster with a database `smsotp` owned by the role `smsotp`.
+    pub fn start() -> Postgres {
+        let bin = server_bin();
+        require("psql", "postgresql-client");
+        let dir = tempfile::Builder::new().prefix("smsotp-pg.").tempdir().unwrap();
+        let (uid, gid) = match nix::unistd::User::from_name("postgres").unwrap() {
+            Some(u) => (u.uid, u.gid),
+            None => panic!("there is no postgres user; install it with: apt-get install postgresql"),
+        };
+        nix::unistd::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        let pg = Postgres { dir, bin };
+        let mut init = as_postgres(&pg.bin.join("initdb"));
+        init.args(["--auth=trust", "--no-sync", "--username=postgres", "-D"]).arg(pg.data());
+        run(init, "initdb");
+        pg.start_server();
+        pg.psql_as("postgres", "postgres", "CREATE ROLE smsotp LOGIN");
+        pg.psql_as("postgres", "postgres", "CREATE DATABASE smsotp OWNER smsotp");
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The socket's directory.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// libpq-style, as `[store] connection` takes it.
+    pub fn connection(&self) -> String {
+        format!("host={} port=5432 dbname=smsotp user=smsotp", self.socket_dir().display())
+    }
+
+    /// `[store]` for smsotpd.toml.
+    pub fn store_table(&self, extra: &str) -> String {
+        format!("[store]\nkind = \"postgresql\"\nconnection = \"{}\"\n{extra}\n", self.connection())
+    }
+
+    pub fn start_server(&self) {
+        let mut c = as_postgres(&self.bin.join("pg_ctl"));
+        c.arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .arg("-o")
+            .arg(format!("-k {} -c listen_addresses='' -p 5432 -c fsync=off", self.socket_dir().display()))
+            .args(["-w", "start"]);
+        run(c, "pg_ctl start");
+    }
+
+    /// Stops the server at once, as a crash or a pulled cable would.
+    pub fn kill_server(&self) {
+        let mut c = as_postgres(&self.bin.join("pg_ctl"));
+        c.arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]);
+        run(c, "pg_ctl stop");
+    }
+
+    fn psql_as(&self, user: &str, db: &str, sql: &str) -> String {
+        let mut c = Command::new(require("psql", "postgresql-client"));
+        c.arg("-h").arg(self.socket_dir()).args([
+            "-p",
+            "5432",
+            "-U",
+            user,
+            "-d",
+            db,
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ]);
+        run(c, &format!("psql -c {sql:?}"))
+    }
+
+    /// Runs `sql` in the smsotp database as its owner; the rows, one per
+    /// line, columns joined by '|'.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_as("smsotp", "smsotp", sql)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let mut c = as_postgres(&self.bin.join("pg_ctl"));
+        c.arg("-D").arg(self.data()).args(["-m", "immediate", "stop"]);
+        let _ = c.output();
+    }
+}

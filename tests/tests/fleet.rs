@@ -1,0 +1,217 @@
+//! A fleet: two smsotpd daemons ("web1" and "web2", each on its own private
+//! bus) sharing one real PostgreSQL cluster that the test creates with
+//! initdb; logins go through the real pam_sms.so on each host.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use smsotp_tests::bus::{Bus, Policy};
+use smsotp_tests::daemon::{Daemon, messaging_config};
+use smsotp_tests::fake_twilio::FakeTwilio;
+use smsotp_tests::pam::{Code, Pam, typed};
+use smsotp_tests::postgres::Postgres;
+use smsotp_tests::tools::built;
+use smsotp_tests::world::{NUMBER, USER};
+
+struct Host {
+    bus: Bus,
+    daemon: Daemon,
+}
+
+impl Host {
+    fn pam(&self) -> Pam {
+        Pam::new(&self.bus.address(), USER)
+    }
+}
+
+struct Fleet {
+    pg: Postgres,
+    twilio: FakeTwilio,
+    web1: Host,
+    web2: Host,
+}
+
+fn config(twilio: &FakeTwilio, pg: &Postgres, host: &str, tables: &str, store_extra: &str) -> String {
+    messaging_config(
+        &twilio.url(),
+        "",
+        &format!("[message]\nhostname = \"{host}\"\n{tables}\n{}", pg.store_table(store_extra)),
+    )
+}
+
+/// Runs `smsotpctl ARGS --config CONFIG` (daemon-free commands).
+fn ctl_with_config(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(&built().smsotpctl).args(args).arg("--config").arg(config).output().unwrap()
+}
+
+fn migrate(config: &std::path::Path) -> String {
+    let out = ctl_with_config(config, &["db", "migrate"]);
+    assert!(out.status.success(), "db migrate: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Fleet {
+    fn start(tables: &str, store_extra: &str) -> Fleet {
+        let pg = Postgres::start();
+        let twilio = FakeTwilio::start();
+        // The first daemon starts on an empty database only after the schema
+        // is there: migrate with web1's config file first.
+        let dir = smsotp_tests::tools::private_tempdir();
+        let cfg = dir.path().join("smsotpd.toml");
+        std::fs::write(&cfg, config(&twilio, &pg, "web1", tables, store_extra).replace("@STATE@", "/nonexistent"))
+            .unwrap();
+        std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        assert_eq!(migrate(&cfg), "the schema went from version 0 to 1\n");
+        assert_eq!(migrate(&cfg), "the schema is at version 1; nothing to do\n", "migrate is idempotent");
+        let host = |name: &str| {
+            let bus = Bus::start(Policy::Shipped);
+            let daemon = Daemon::start(&bus, &config(&twilio, &pg, name, tables, store_extra));
+            Host { bus, daemon }
+        };
+        let (web1, web2) = (host("web1"), host("web2"));
+        Fleet { pg, twilio, web1, web2 }
+    }
+}
+
+#[test]
+fn enrolled_once_logs_in_on_both_hosts() {
+    let f = Fleet::start("", "");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    assert!(f.web2.daemon.ctl_ok(&["list"]).contains("root"), "web2 sees web1's enrollment");
+    let run = f.web2.pam().run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, f.web2.daemon.log_text());
+    let run = f.web1.pam().run(vec![Box::new(|| f.twilio.wait_message(2).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.twilio.messages().len(), 2);
+    // The record is in the database, not in either host's files.
+    assert_eq!(f.pg.psql("SELECT name, updated_by FROM smsotp_users"), "root|web1\n");
+    for h in [&f.web1, &f.web2] {
+        assert!(!h.daemon.state_dir().join("users/root").exists());
+    }
+    // The trail of administrators' changes names the host.
+    assert_eq!(f.pg.psql("SELECT host, action, name FROM smsotp_changes"), "web1|enroll|root\n");
+    // doctor and db status report the database and its schema.
+    let out = ctl_with_config(&f.web2.daemon.config, &["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("database: {} answers; schema version 1", f.pg.connection());
+    assert!(text.contains(&expected), "{text}");
+    let out = ctl_with_config(&f.web2.daemon.config, &["db", "status"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("database: {} answers; schema version 1\n", f.pg.connection())
+    );
+    // No number in the daemons' logs.
+    for h in [&f.web1, &f.web2] {
+        assert!(!h.daemon.log_text().contains(&NUMBER[1..]));
+    }
+}
+
+#[test]
+fn wrong_codes_on_two_hosts_add_up_to_one_lockout() {
+    let f = Fleet::start("[lockout]\nfailures = 4\nminutes = 15", "");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = f.web1.pam().run(vec![typed("000000"), typed("000001")]);
+    assert_ne!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.pg.psql("SELECT failures FROM smsotp_users WHERE name = 'root'"), "2\n");
+    // web2 gets the last two guesses of the four, not four of its own.
+    let run = f.web2.pam().run(vec![typed("000002"), typed("000003"), typed("000004")]);
+    assert_eq!(run.code, Code::MaxTries, "{}", run.output);
+    assert!(
+        run.shown().ends_with(
+            "Too many failed attempts: SMS login is locked for this account. Try again later or ask an administrator.\n"
+        ),
+        "{}",
+        run.output
+    );
+    assert_eq!(run.shown().matches("SMS code: ").count(), 2, "locked after the second guess: {}", run.output);
+    // web1 now refuses too, without sending an SMS.
+    let sent = f.twilio.messages().len();
+    let run = f.web1.pam().run(vec![]);
+    assert_eq!(run.code, Code::MaxTries, "{}", run.output);
+    assert_eq!(f.twilio.messages().len(), sent);
+    // An administrator on web2 lifts it for the fleet.
+    f.web2.daemon.ctl_ok(&["unlock", USER]);
+    let run = f.web1.pam().run(vec![Box::new(|| f.twilio.wait_message(sent + 1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+}
+
+#[test]
+fn the_fleets_sms_budget_is_shared() {
+    let f = Fleet::start("[codes]\nresend_interval_seconds = 30", "sms_per_fleet_per_day = 2");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = f.web1.pam().run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let run = f.web2.pam().run(vec![Box::new(|| f.twilio.wait_message(2).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    // Two SMS in the fleet today: web1's third login gets none, though
+    // web1 itself sent only one.
+    let run = f.web1.pam().run(vec![]);
+    assert_ne!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.twilio.messages().len(), 2);
+    assert!(
+        f.web1.daemon.log_text().contains("store.sms_per_fleet_per_day (2) is reached"),
+        "{}",
+        f.web1.daemon.log_text()
+    );
+    assert_eq!(f.pg.psql("SELECT host FROM smsotp_sends ORDER BY id"), "web1\nweb2\n");
+}
+
+#[test]
+fn a_database_that_goes_down_fails_logins_closed_in_bounded_time_and_recovers() {
+    let f = Fleet::start("", "connect_timeout_seconds = 2\nretry_seconds = 20");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    // Down mid-login: the code went out, then the database died.
+    let run = f.web1.pam().arg("timeout=10").run(vec![Box::new(|| {
+        let code = f.twilio.wait_message(1).code();
+        f.pg.kill_server();
+        code
+    })]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "the right code, but nothing can be recorded: {}", run.output);
+    assert_eq!(
+        run.shown(),
+        "A login code is on its way by SMS to ******0123.\nSMS code: The SMS login service is not available.\n"
+    );
+    // While it is down: refused, at once (the breaker), no SMS.
+    for _ in 0..3 {
+        let run = f.web1.pam().arg("timeout=10").run(vec![]);
+        assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    }
+    assert_eq!(f.twilio.messages().len(), 1);
+    let log = f.web1.daemon.log_text();
+    assert_eq!(log.matches("logins fail closed").count(), 1, "one error line, not one per login: {log}");
+    assert!(log.contains("event=store-unavailable user=root"), "{log}");
+    // Back: the next login after the retry period works.
+    f.pg.start_server();
+    f.web1.daemon.set_time_offset(21);
+    let run = f.web1.pam().run(vec![Box::new(|| f.twilio.wait_message(2).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, f.web1.daemon.log_text());
+}
+
+#[test]
+fn a_daemon_refuses_to_start_on_a_schema_it_does_not_know() {
+    let pg = Postgres::start();
+    let twilio = FakeTwilio::start();
+    pg.psql("CREATE TABLE smsotp_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); INSERT INTO smsotp_schema (version) VALUES (99);");
+    let dir = smsotp_tests::tools::private_tempdir();
+    let cfg = dir.path().join("smsotpd.toml");
+    std::fs::write(
+        &cfg,
+        config(&twilio, &pg, "web1", "", "").replace("@STATE@", &dir.path().join("state").display().to_string()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let bus = Bus::start(Policy::Shipped);
+    let out = std::process::Command::new(&built().smsotpd)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--bus")
+        .arg(bus.address())
+        .args(["--log", "stderr"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the database's schema is version 99, newer than this smsotpd knows (1)"), "{err}");
+    let out = ctl_with_config(&cfg, &["db", "migrate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this smsotpctl knows"));
+}
