@@ -20,6 +20,14 @@ pub enum Event {
     /// codes.sms_per_host_per_day is reached (said at most hourly).
     DailyCapReached,
     /// An SMS was not sent: its number is outside destinations.countries.
+    /// `phone_source = "ldap"`: a first number from the directory.
+    EnrolledFromDirectory,
+    /// The directory's number is not the one pinned: a number change.
+    DirectoryNumberChanged,
+    /// An enrolled user's entry has no number any more: no login.
+    DirectoryNumberMissing,
+    /// The directory did not answer: directory users fail closed.
+    DirectoryUnavailable,
     DestinationRefused,
     /// An enrolling user's code went to the number they gave.
     EnrollCodeSent,
@@ -111,6 +119,10 @@ impl Event {
             Event::BypassIssued => "bypass-issued",
             Event::EnrollCodeSent => "enroll-code-sent",
             Event::DestinationRefused => "destination-refused",
+            Event::EnrolledFromDirectory => "enrolled-from-directory",
+            Event::DirectoryNumberChanged => "directory-number-changed",
+            Event::DirectoryNumberMissing => "directory-number-missing",
+            Event::DirectoryUnavailable => "directory-unavailable",
             Event::DailyCapReached => "daily-cap-reached",
             Event::NumberChangeNotified => "number-change-notified",
             Event::EnrolledAtLogin => "enrolled-at-login",
@@ -142,6 +154,9 @@ impl Event {
                 | Event::ProviderFailure
                 | Event::RecordUnusable
                 | Event::StoreUnavailable
+                | Event::DirectoryNumberChanged
+                | Event::DirectoryNumberMissing
+                | Event::DirectoryUnavailable
                 | Event::RateLimited
                 | Event::Busy
                 | Event::PolicyDeny

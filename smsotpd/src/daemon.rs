@@ -119,6 +119,8 @@ pub struct Daemon<P> {
     pub(crate) deliveries: Arc<tokio::sync::Notify>,
     /// The failover routes after the provider, in order (failover.rs).
     pub(crate) failover: Vec<(P, crate::provider::Channel)>,
+    /// Where numbers come from with `phone_source = "ldap"` (directory.rs).
+    pub(crate) directory: Option<crate::directory::Directory>,
 }
 
 impl<P: Provider> Daemon<P> {
@@ -151,6 +153,13 @@ impl<P: Provider> Daemon<P> {
     ) -> Result<Self, StoreError> {
         let decoy_key = store.secret_key("decoy.key")?;
         let bypass_key = store.secret_key("bypass.key")?;
+        let directory = match &cfg.ldap {
+            Some(l) => Some(crate::directory::Directory::new(l.clone()).map_err(|e| StoreError::Io {
+                what: e,
+                source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            })?),
+            None => None,
+        };
         Ok(Daemon {
             cfg,
             hostname,
@@ -162,6 +171,7 @@ impl<P: Provider> Daemon<P> {
             state,
             deliveries,
             failover: Vec::new(),
+            directory,
         })
     }
 

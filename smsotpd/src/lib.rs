@@ -21,6 +21,7 @@ pub mod dbus;
 pub mod dbus_user;
 pub mod decoy;
 pub mod delivery;
+pub mod directory;
 pub mod doctor;
 pub mod enroll;
 pub mod error;

@@ -98,6 +98,9 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::Busy);
             }
         }
+        if let Ok(name) = &parsed {
+            self.follow_directory(name).await?;
+        }
         // Read outside the lock: other logins need not wait for this disk.
         let (record, name) = match parsed {
             Err(_) => {

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod fake_twilio;
 pub mod pam;
 pub mod postgres;
+pub mod slapd;
 pub mod syslog;
 pub mod tools;
 pub mod totp;

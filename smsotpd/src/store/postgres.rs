@@ -74,23 +74,26 @@ pub fn connect(cfg: &Postgresql) -> Result<Client, String> {
     match &cfg.ca_file {
         Some(ca) => {
             pg.ssl_mode(postgres::config::SslMode::Require);
-            let tls = tls_config(ca, cfg.client_cert.as_ref())?;
+            let tls = tls_config(ca, cfg.client_cert.as_ref(), "store.ca_file")?;
             pg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).map_err(|e| describe(&e))
         }
         None => pg.connect(postgres::NoTls).map_err(|e| describe(&e)),
     }
 }
 
-fn tls_config(
+/// TLS that trusts only the CA in `ca` (`key` names it in errors), with a
+/// client certificate when given.
+pub(crate) fn tls_config(
     ca: &std::path::Path,
     client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+    key: &str,
 ) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("store.ca_file {}: {e}", ca.display()))? {
-        let cert = cert.map_err(|e| format!("store.ca_file {}: {e}", ca.display()))?;
-        roots.add(cert).map_err(|e| format!("store.ca_file {}: {e}", ca.display()))?;
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{key} {}: {e}", ca.display()))? {
+        let cert = cert.map_err(|e| format!("{key} {}: {e}", ca.display()))?;
+        roots.add(cert).map_err(|e| format!("{key} {}: {e}", ca.display()))?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)

@@ -1,0 +1,197 @@
+//! A real OpenLDAP slapd for a test: a temporary slapd.conf and database,
+//! StartTLS with a certificate from a CA made for the test (openssl), a
+//! suffix dc=example,dc=org with ou=people. Stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::tools::{require, wait_for};
+
+pub const BASE: &str = "ou=people,dc=example,dc=org";
+const ADMIN: &str = "cn=admin,dc=example,dc=org";
+const ADMIN_PASSWORD: &str = "test-admin-password";
+
+pub struct Slapd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn run(mut c: Command, what: &str, stdin: Option<&str>) -> String {
+    use std::io::Write;
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Slapd {
+    /// A directory with one person per (uid, mobile); None: no mobile.
+    pub fn start(people: &[(&str, Option<&str>)]) -> Slapd {
+        let slapd = require("slapd", "slapd");
+        require("ldapadd", "ldap-utils");
+        let dir = crate::tools::private_tempdir();
+        let d = dir.path();
+        make_certificates(d);
+        std::fs::create_dir(d.join("db")).unwrap();
+        let conf = format!(
+            "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+             include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
+             pidfile {d}/slapd.pid\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
+             TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n\
+             database mdb\nsuffix \"dc=example,dc=org\"\nrootdn \"{ADMIN}\"\nrootpw {ADMIN_PASSWORD}\ndirectory {d}/db\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("slapd.conf"), conf).unwrap();
+        let mut s = Slapd { port: free_port(), dir, child: None };
+        s.spawn(&slapd);
+        let mut ldif = format!(
+            "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
+             dn: {BASE}\nobjectClass: organizationalUnit\nou: people\n\n"
+        );
+        for (uid, mobile) in people {
+            ldif.push_str(&format!(
+                "dn: uid={uid},{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n"
+            ));
+            if let Some(m) = mobile {
+                ldif.push_str(&format!("mobile: {m}\n"));
+            }
+            ldif.push('\n');
+        }
+        s.modify("ldapadd", &ldif);
+        s
+    }
+
+    fn spawn(&mut self, slapd: &Path) {
+        let child = Command::new(slapd)
+            .arg("-f")
+            .arg(self.dir.path().join("slapd.conf"))
+            .arg("-h")
+            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .args(["-d", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("slapd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("slapd to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// The CA file that signed slapd's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// `[ldap]` for smsotpd.toml (anonymous bind, StartTLS checked against
+    /// the test's CA); the top level needs `phone_source = "ldap"`.
+    pub fn config(&self, extra: &str) -> String {
+        format!(
+            "[ldap]\nurl = \"ldap://localhost:{}\"\nstarttls = true\nbase = \"{BASE}\"\nfilter = \"(uid={{user}})\"\nca_file = \"{}\"\n{extra}\n",
+            self.port,
+            self.ca_file().display()
+        )
+    }
+
+    /// Runs ldapadd/ldapmodify as the directory's administrator.
+    pub fn modify(&self, program: &str, ldif: &str) {
+        let mut c = Command::new(require(program, "ldap-utils"));
+        c.args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port), "-D", ADMIN, "-w", ADMIN_PASSWORD]);
+        run(c, program, Some(ldif));
+    }
+
+    /// Sets (Some) or removes (None) `uid`'s mobile.
+    pub fn set_mobile(&self, uid: &str, mobile: Option<&str>) {
+        let change = match mobile {
+            Some(m) => format!("replace: mobile\nmobile: {m}\n"),
+            None => "delete: mobile\n".to_owned(),
+        };
+        self.modify("ldapmodify", &format!("dn: uid={uid},{BASE}\nchangetype: modify\n{change}"));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A CA and a certificate for localhost signed by it, in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = require("openssl", "openssl");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).args(["req", "-x509"]).args(ec).args([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=smsotp test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(c, "openssl req (CA)", None);
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).arg("req").args(ec).args([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(c, "openssl req (server)", None);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).args([
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    run(c, "openssl x509 (server)", None);
+}
