@@ -74,6 +74,9 @@ pub enum Event {
     RecordUnusable,
     /// The shared database could not answer: the login failed closed.
     StoreUnavailable,
+    /// The database was down; this host's copy of the user's trust let a
+    /// trusted machine in (`store.offline = "local-trust"`).
+    TrustedOffline,
     RateLimited,
     Busy,
     Cancelled,
@@ -106,6 +109,7 @@ impl Event {
             Event::UnenrolledAllowed => "unenrolled-allowed",
             Event::RecordUnusable => "record-unusable",
             Event::StoreUnavailable => "store-unavailable",
+            Event::TrustedOffline => "trusted-offline",
             Event::RateLimited => "rate-limited",
             Event::Busy => "busy",
             Event::Cancelled => "cancelled",

@@ -110,6 +110,19 @@ impl<P: Provider> Daemon<P> {
             Ok(name) => match self.store.load(&name) {
                 Ok(r) => (r, Some(name)),
                 Err(e @ (StoreError::Unavailable(_) | StoreError::Schema(_))) => {
+                    if let (policy::Action::Trust { .. }, true) = (decision.action, self.offline_local_trust()) {
+                        let machine = machine::identify(&ctx.service, &ctx.rhost, &ctx.auth_info);
+                        let copy = self.store.trust_copy(&name);
+                        let now = self.clock.unix_now();
+                        if let Some(t) = trust::find(&copy, &machine, &ctx.service, &self.hostname, now) {
+                            line(Event::TrustedOffline)
+                                .field("machine", &machine.id)
+                                .field("until", &crate::clock::format_utc(t.expires))
+                                .field("rule", decision.source())
+                                .log();
+                            return no_code(Action::Allow);
+                        }
+                    }
                     line(Event::StoreUnavailable).log();
                     return Err(LoginError::from(e));
                 }
@@ -185,6 +198,12 @@ impl<P: Provider> Daemon<P> {
         start.factors = factors;
         start.remind = remind;
         Ok(start)
+    }
+
+    /// `store.offline = "local-trust"`: while the database is down, machines
+    /// this host saw trusted still get in (nothing else does).
+    fn offline_local_trust(&self) -> bool {
+        matches!(&self.cfg.store, crate::config::fleet::StoreKind::Postgresql(pg) if pg.offline_local_trust)
     }
 
     /// The app is the user's default: a challenge with nothing sent.

@@ -94,7 +94,8 @@ pub fn open_store(cfg: &Config, clock: SharedClock) -> Result<Store, String> {
             let records = crate::store::postgres::PgStore::start((**pg).clone(), hostname(cfg), clock)
                 .map_err(|e| e.to_string())?;
             records.check_at_start()?;
-            Store::with_records(&cfg.state_directory, Box::new(records)).map_err(|e| e.to_string())
+            Store::with_records(&cfg.state_directory, Box::new(records), pg.offline_local_trust)
+                .map_err(|e| e.to_string())
         }
     }
 }

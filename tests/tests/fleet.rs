@@ -3,6 +3,8 @@
 //! initdb; logins go through the real pam_sms.so on each host.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use std::os::unix::fs::PermissionsExt;
+
 use smsotp_tests::bus::{Bus, Policy};
 use smsotp_tests::daemon::{Daemon, messaging_config};
 use smsotp_tests::fake_twilio::FakeTwilio;
@@ -214,4 +216,106 @@ fn a_daemon_refuses_to_start_on_a_schema_it_does_not_know() {
     let out = ctl_with_config(&cfg, &["db", "migrate"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this smsotpctl knows"));
+}
+
+#[test]
+fn trust_opens_its_own_host_unless_the_fleet_shares_it() {
+    let policy = "[policy]\nmode = \"trust\"\ntrust_days = 30";
+    let f = Fleet::start(policy, "");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = f.web1.pam().from("192.0.2.7").run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.web1.pam().from("192.0.2.7").run(vec![]).code, Code::Success, "trusted on web1");
+    // web2 asks for a code: trust earned on web1 opens web1.
+    let run = f.web2.pam().from("192.0.2.7").run(vec![Box::new(|| f.twilio.wait_message(2).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.twilio.messages().len(), 2);
+    assert!(f.web1.daemon.ctl_ok(&["trust", "list", USER]).contains("addr:192.0.2.7"));
+
+    let f = Fleet::start(policy, "trust_scope = \"fleet\"");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = f.web1.pam().from("192.0.2.7").run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.web2.pam().from("192.0.2.7").run(vec![]).code, Code::Success, "trust_scope = fleet");
+    assert_eq!(f.twilio.messages().len(), 1);
+    assert!(f.web2.daemon.log_text().contains("event=trusted-machine user=root"));
+}
+
+#[test]
+fn with_offline_local_trust_only_trusted_machines_get_in_while_the_database_is_down() {
+    let f = Fleet::start("[policy]\nmode = \"trust\"\ntrust_days = 30", "offline = \"local-trust\"");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = f.web1.pam().from("192.0.2.7").run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    f.pg.kill_server();
+    let run = f.web1.pam().from("192.0.2.7").run(vec![]);
+    assert_eq!(run.code, Code::Success, "trusted here before: {}", run.output);
+    let log = f.web1.daemon.log_text();
+    assert!(
+        log.contains("event=trusted-offline user=root service=smsotp-test rhost=192.0.2.7 machine=addr:192.0.2.7"),
+        "{log}"
+    );
+    // Another machine, or web2 that never saw this trust: closed.
+    let run = f.web1.pam().from("192.0.2.8").run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    let run = f.web2.pam().from("192.0.2.7").run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    assert_eq!(f.twilio.messages().len(), 1);
+}
+
+#[test]
+fn a_hosts_files_move_into_the_database() {
+    let pg = Postgres::start();
+    let twilio = FakeTwilio::start();
+    // A host that ran on files: root enrolled, trusted from 192.0.2.7.
+    let bus = Bus::start(Policy::Shipped);
+    let files = Daemon::start(
+        &bus,
+        &messaging_config(
+            &twilio.url(),
+            "",
+            "[message]\nhostname = \"web1\"\n[policy]\nmode = \"trust\"\ntrust_days = 30",
+        ),
+    );
+    files.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).from("192.0.2.7").run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    let export = files.path("export.json");
+    let out = ctl_with_config(&files.config, &["store", "export", export.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("1 users written to {} (mode 0600; delete it once imported)\n", export.display())
+    );
+    assert_eq!(std::fs::metadata(&export).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = ctl_with_config(&files.config, &["store", "export", export.to_str().unwrap()]);
+    assert!(!again.status.success(), "never over an existing file");
+    // The same host, now on PostgreSQL.
+    let config = config(&twilio, &pg, "web1", "[policy]\nmode = \"trust\"\ntrust_days = 30", "");
+    let text = config.replace("@STATE@", &files.state_dir().display().to_string());
+    let cfg = files.path("fleet.toml");
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    migrate(&cfg);
+    let out = ctl_with_config(&cfg, &["store", "import", export.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 users added: root\n");
+    let out = ctl_with_config(&cfg, &["store", "import", export.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0 users added: \n1 already in the store, left as they are: root\n"
+    );
+    assert_eq!(
+        pg.psql("SELECT doc LIKE '%host = \"web1\"%' FROM smsotp_users"),
+        "t\n",
+        "trust from files opens web1 only"
+    );
+    // web2 on the database: root is enrolled there, and 192.0.2.7 is not
+    // trusted on web2.
+    let bus2 = Bus::start(Policy::Shipped);
+    let web2 = Daemon::start(&bus2, &config.replace("hostname = \"web1\"", "hostname = \"web2\""));
+    let run = Pam::new(&bus2.address(), USER).from("192.0.2.7").run(vec![Box::new(|| twilio.wait_message(2).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(twilio.messages()[1].to, NUMBER);
+    drop(web2);
 }

@@ -372,3 +372,57 @@ fn plivo_is_checked_and_its_token_can_come_from_systemd() {
     let e = parse_err(&(plivo("auth_token = \"fakeplivotoken0123456789abcdef0123456789\"") + "\n[voice]\n"));
     assert!(e.contains("answer_url"), "no calls through Plivo: {e}");
 }
+
+/// The keys serde accepts in `table`, from its own "expected one of" list.
+fn keys_of(table: &str) -> Vec<String> {
+    let text = format!("version = 1\nprovider = \"outbox\"\n[{table}]\nnot_a_key_at_all = 1\n");
+    let e = parse_err(&text);
+    let list = e.split("expected one of ").nth(1).unwrap_or_else(|| panic!("{e}"));
+    list.lines().next().unwrap().split('`').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+#[test]
+fn every_store_and_ldap_key_is_in_the_man_page_and_the_example() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let man = std::fs::read_to_string(format!("{root}/packaging/man/smsotpd.toml.5")).unwrap();
+    let example = std::fs::read_to_string(format!("{root}/etc/smsotpd.toml")).unwrap();
+    for table in ["store", "ldap"] {
+        let keys = keys_of(table);
+        assert!(keys.len() >= 10, "{table}: {keys:?}");
+        for key in keys {
+            let bold = man.lines().any(|l| l.starts_with(".B") && l.split([' ', '"']).any(|w| w == key));
+            assert!(bold, "smsotpd.toml(5) lacks {table}.{key}");
+            assert!(example.contains(&format!("# {key} = ")), "etc/smsotpd.toml lacks {table}.{key}");
+        }
+    }
+    assert!(man.contains(".B phone_source\n") && example.contains("phone_source = \"ldap\""));
+}
+
+#[test]
+fn store_and_ldap_are_checked_with_the_fix_in_the_message() {
+    let top = "version = 1\nprovider = \"outbox\"\n[outbox]\npath = \"/tmp/x\"\n";
+    let e = parse_err(&format!(
+        "{top}[store]\nkind = \"postgresql\"\nconnection = \"host=db.example.org user=a password=p\"\n"
+    ));
+    assert!(e.contains("holds a password") && e.contains("postgresql-password"), "{e}");
+    let e = parse_err(&format!("{top}[store]\nkind = \"postgresql\"\nconnection = \"host=db.example.org user=a\"\n"));
+    assert!(e.contains("over TCP: set store.ca_file"), "{e}");
+    let e = parse_err(&format!("{top}[store]\nkind = \"postgresql\"\nconnection = \"host=/run/postgresql\"\n"));
+    assert!(e.contains("names no user"), "{e}");
+    let e = parse_err(&format!("{top}[store]\nkind = \"mysql\"\n"));
+    assert!(e.contains("use \"files\""), "{e}");
+    let c = parse(&format!("{top}[store]\nkind = \"postgresql\"\nconnection = \"host=/run/postgresql user=web1\"\ntrust_scope = \"fleet\"\n")).unwrap();
+    assert!(
+        matches!(&c.store, crate::config::fleet::StoreKind::Postgresql(p) if p.fleet_trust && !p.offline_local_trust)
+    );
+    let ldap = |extra: &str| format!("phone_source = \"ldap\"\n{top}[ldap]\nbase = \"dc=x\"\n{extra}");
+    let e = parse_err(&ldap("url = \"ldap://ldap.example.org\"\n"));
+    assert!(e.contains("is plain text") && e.contains("starttls = true"), "{e}");
+    let e = parse_err(&ldap("url = \"ldaps://ldap.example.org\"\nbind_dn = \"cn=x\"\n"));
+    assert!(e.contains("ldap-bind-password"), "{e}");
+    let e = parse_err(&ldap("url = \"ldaps://ldap.example.org\"\nfilter = \"(uid=root)\"\n"));
+    assert!(e.contains("must contain {user}"), "{e}");
+    let e = parse_err(&format!("phone_source = \"ldap\"\n{top}"));
+    assert!(e.contains("needs an [ldap] table"), "{e}");
+    assert!(parse(&ldap("url = \"ldaps://ldap.example.org\"\n")).unwrap().ldap.is_some());
+}

@@ -34,12 +34,17 @@ const MAX_BYPASS: u64 = 1024;
 /// Users an administrator reset (`smsotpctl reset`): they enroll again at
 /// their next login, whatever `unenrolled` says. The file holds the time.
 const RESET: &str = "reset";
+/// With a shared store and `store.offline = "local-trust"`: a copy of each
+/// user's trust records, for while the database is down.
+const TRUST_COPY: &str = "trust-copy";
+const MAX_TRUST_COPY: u64 = 16 * 1024;
 
 pub struct FileStore {
     root: PathBuf,
     users: OwnedFd,
     bypass: OwnedFd,
     reset: OwnedFd,
+    trust_copy: OwnedFd,
 }
 
 impl fmt::Debug for FileStore {
@@ -101,7 +106,8 @@ impl FileStore {
         let users = open_dir_at(&root_fd, USERS, true)?;
         let bypass = open_dir_at(&root_fd, BYPASS, true)?;
         let reset = open_dir_at(&root_fd, RESET, true)?;
-        let store = FileStore { root: root.to_owned(), users, bypass, reset };
+        let trust_copy = open_dir_at(&root_fd, TRUST_COPY, true)?;
+        let store = FileStore { root: root.to_owned(), users, bypass, reset, trust_copy };
         store.remove_interrupted_writes();
         Ok(store)
     }
@@ -174,6 +180,19 @@ impl FileStore {
 
     pub fn remove_reset(&self, user: &UserName) -> Result<bool, StoreError> {
         remove_durably(&self.reset, user, "reset mark")
+    }
+
+    /// This host's copy of `user`'s trust records (TOML), replacing any.
+    pub fn save_trust_copy(&self, user: &UserName, text: &str) -> Result<(), StoreError> {
+        write_atomically(&self.trust_copy, user, text.as_bytes(), "trust copy")
+    }
+
+    pub fn load_trust_copy(&self, user: &UserName) -> Result<Option<String>, StoreError> {
+        read_private(&self.trust_copy, user, MAX_TRUST_COPY, "trust copy")
+    }
+
+    pub fn remove_trust_copy(&self, user: &UserName) -> Result<bool, StoreError> {
+        remove_durably(&self.trust_copy, user, "trust copy")
     }
 
     /// Removes a user's bypass record, durably; true if there was one.

@@ -102,6 +102,9 @@ pub trait RecordStore: Send + Sync + fmt::Debug {
 pub struct Store {
     local: FileStore,
     records: Option<Box<dyn RecordStore>>,
+    /// Keep a local copy of users' trust (`store.offline = "local-trust"`),
+    /// and what was last written, so that an unchanged list is not.
+    trust_copies: Option<std::sync::Mutex<std::collections::HashMap<String, Vec<crate::trust::TrustRecord>>>>,
     /// Records read so far (tests hold each call to one read).
     reads: AtomicU64,
 }
@@ -118,12 +121,65 @@ impl fmt::Debug for Store {
 impl Store {
     /// Files only: everything in the state directory `root` (created 0700).
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        Ok(Store { local: FileStore::open(root)?, records: None, reads: AtomicU64::new(0) })
+        Ok(Store { local: FileStore::open(root)?, records: None, trust_copies: None, reads: AtomicU64::new(0) })
     }
 
-    /// Records in `records`, this host's files in `root`.
-    pub fn with_records(root: &Path, records: Box<dyn RecordStore>) -> Result<Store, StoreError> {
-        Ok(Store { local: FileStore::open(root)?, records: Some(records), reads: AtomicU64::new(0) })
+    /// Records in `records`, this host's files in `root`; with
+    /// `keep_trust_copy`, a copy of each user's trust stays here too.
+    pub fn with_records(
+        root: &Path,
+        records: Box<dyn RecordStore>,
+        keep_trust_copy: bool,
+    ) -> Result<Store, StoreError> {
+        Ok(Store {
+            local: FileStore::open(root)?,
+            records: Some(records),
+            trust_copies: keep_trust_copy.then(Default::default),
+            reads: AtomicU64::new(0),
+        })
+    }
+
+    /// Brings this host's copy of `user`'s trust up to date (only when it
+    /// changed); a failure costs only the copy.
+    fn copy_trust(&self, user: &UserName, record: Option<&UserRecord>) {
+        let Some(copies) = &self.trust_copies else { return };
+        let mut copies = copies.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let trust = record.map(|r| r.trust.clone()).unwrap_or_default();
+        if copies.get(user.as_str()) == Some(&trust) {
+            return;
+        }
+        #[derive(serde::Serialize)]
+        struct Copy<'a> {
+            trust: &'a [crate::trust::TrustRecord],
+        }
+        let written = if trust.is_empty() {
+            self.local.remove_trust_copy(user).map(|_| ())
+        } else {
+            toml::to_string(&Copy { trust: &trust })
+                .map_err(|e| StoreError::Io { what: "cannot serialise trust".into(), source: std::io::Error::other(e) })
+                .and_then(|text| self.local.save_trust_copy(user, &text))
+        };
+        match written {
+            Ok(()) => {
+                if copies.len() >= 4096 {
+                    copies.clear();
+                }
+                copies.insert(user.to_string(), trust);
+            }
+            Err(e) => tracing::warn!("the local copy of {user}'s trust is not up to date: {e}"),
+        }
+    }
+
+    /// This host's copy of `user`'s trust (empty without one).
+    pub fn trust_copy(&self, user: &UserName) -> Vec<crate::trust::TrustRecord> {
+        #[derive(serde::Deserialize)]
+        struct Copy {
+            trust: Vec<crate::trust::TrustRecord>,
+        }
+        match self.local.load_trust_copy(user) {
+            Ok(Some(text)) => toml::from_str::<Copy>(&text).map(|c| c.trust).unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     fn records(&self) -> &dyn RecordStore {
@@ -149,11 +205,15 @@ impl Store {
 
     pub fn load(&self, user: &UserName) -> Result<Option<UserRecord>, StoreError> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        self.records().load(user)
+        let loaded = self.records().load(user)?;
+        self.copy_trust(user, loaded.as_ref());
+        Ok(loaded)
     }
 
     pub fn save(&self, user: &UserName, record: &UserRecord) -> Result<(), StoreError> {
-        self.records().save(user, record)
+        self.records().save(user, record)?;
+        self.copy_trust(user, Some(record));
+        Ok(())
     }
 
     pub fn remove(&self, user: &UserName) -> Result<bool, StoreError> {
