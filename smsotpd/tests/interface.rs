@@ -107,6 +107,7 @@ fn every_internal_error_becomes_a_named_wire_error() {
         LoginError::DeliveryFailed(text()),
         LoginError::CheckFailed(text()),
         LoginError::Storage(text()),
+        LoginError::StoreUnavailable(text()),
         LoginError::NotEnrolled(text()),
         LoginError::Internal(text()),
     ];

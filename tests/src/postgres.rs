@@ -121,6 +121,11 @@ impl Postgres {
         run(c, &format!("psql -c {sql:?}"))
     }
 
+    /// Runs `sql` in the smsotp database as the superuser (roles, grants).
+    pub fn psql_superuser(&self, sql: &str) -> String {
+        self.psql_as("postgres", "smsotp", sql)
+    }
+
     /// Runs `sql` in the smsotp database as its owner; the rows, one per
     /// line, columns joined by '|'.
     pub fn psql(&self, sql: &str) -> String {

@@ -29,7 +29,14 @@ fn the_benchmark_runs_every_module_without_a_failed_login() {
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "smsotp-bench failed:\n{text}\n{err}");
-    for label in ["pam_permit", "g-a (cheapest)", "g-a (recommended)", "pam_sms (outbox)", "pam_sms (twilio, fake)"] {
+    for label in [
+        "pam_permit",
+        "g-a (cheapest)",
+        "g-a (recommended)",
+        "pam_sms (outbox)",
+        "pam_sms (twilio, fake)",
+        "pam_sms (postgresql)",
+    ] {
         let row = text
             .lines()
             .find(|l| l.starts_with(label) && l.contains(" of "))

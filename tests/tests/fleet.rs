@@ -319,3 +319,65 @@ fn a_hosts_files_move_into_the_database() {
     assert_eq!(twilio.messages()[1].to, NUMBER);
     drop(web2);
 }
+
+/// The GRANT statements of README's "Running a fleet", for `role`.
+fn readme_grants(role: &str) -> String {
+    let readme = std::fs::read_to_string(smsotp_tests::tools::workspace_root().join("README.md")).unwrap();
+    let grants: Vec<&str> =
+        readme.lines().map(str::trim).filter(|l| l.starts_with("GRANT ") && l.contains(" TO smsotp_web1;")).collect();
+    assert!(grants.len() >= 4, "README's grants: {grants:?}");
+    grants.join("\n").replace("smsotp_web1", role)
+}
+
+#[test]
+fn a_host_role_with_the_readmes_grants_is_enough_and_sees_no_trail() {
+    let f = Fleet::start("", "");
+    f.pg.psql_superuser(&format!("CREATE ROLE web3 LOGIN;\n{}", readme_grants("web3")));
+    let bus = Bus::start(Policy::Shipped);
+    let config = config(&f.twilio, &f.pg, "web3", "[lockout]\nfailures = 2\nminutes = 15", "")
+        .replace("user=smsotp", "user=web3");
+    let web3 = Daemon::start(&bus, &config);
+    // Everything a host does: enroll, log in, a wrong code, unlock, reset.
+    web3.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, web3.log_text());
+    let run = Pam::new(&bus.address(), USER).run(vec![typed("000000"), typed("000001")]);
+    assert_eq!(run.code, Code::MaxTries, "{}\n{}", run.output, web3.log_text());
+    web3.ctl_ok(&["unlock", USER]);
+    web3.ctl_ok(&["trust", "revoke", USER, "--all"]);
+    assert!(web3.ctl_ok(&["list"]).contains("root"));
+    assert!(!web3.log_text().contains("permission denied"), "{}", web3.log_text());
+    // The trail is written, and the host's role cannot read it back.
+    assert_eq!(
+        f.pg.psql("SELECT host || ' ' || action FROM smsotp_changes ORDER BY id"),
+        "web3 enroll\nweb3 unlock\nweb3 revoke-trust\n"
+    );
+    let denied = std::process::Command::new("psql")
+        .arg("-h")
+        .arg(f.pg.socket_dir())
+        .args([
+            "-p",
+            "5432",
+            "-U",
+            "web3",
+            "-d",
+            "smsotp",
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT count(*) FROM smsotp_changes",
+        ])
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("permission denied for table smsotp_changes"));
+    // Nor change the schema.
+    let denied = std::process::Command::new("psql")
+        .arg("-h")
+        .arg(f.pg.socket_dir())
+        .args(["-p", "5432", "-U", "web3", "-d", "smsotp", "-X", "-c", "DROP TABLE smsotp_users"])
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+}

@@ -514,3 +514,56 @@ impl RecordStore for PgStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn unreachable() -> Postgresql {
+        Postgresql {
+            connection: "host=/nonexistent/smsotp-test port=5432 dbname=x user=x".into(),
+            password: None,
+            ca_file: None,
+            client_cert: None,
+            connect_timeout: Duration::from_secs(1),
+            statement_timeout: Duration::from_millis(500),
+            retry: Duration::from_secs(15),
+            offline_local_trust: false,
+            fleet_trust: false,
+            sms_per_fleet_per_day: 10,
+            connections: 1,
+        }
+    }
+
+    #[test]
+    fn a_dead_database_costs_one_attempt_per_retry_period() {
+        let clock = Arc::new(ManualClock::new(1_800_000_000));
+        let store = PgStore::start(unreachable(), "web1".into(), clock.clone()).unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        let first = store.load(&alice).unwrap_err();
+        assert!(matches!(&first, StoreError::Unavailable(w) if w.contains("No such file")), "{first}");
+        assert_eq!(store.tried(), 1);
+        for _ in 0..100 {
+            let e = store.load(&alice).unwrap_err();
+            assert!(e.to_string().contains("tried again in"), "{e}");
+        }
+        assert_eq!(store.tried(), 1, "the breaker answered, not the database");
+        clock.advance(Duration::from_secs(14));
+        assert!(
+            store.save(&alice, &UserRecord::new(crate::names::PhoneNumber::parse("+14155550123").unwrap())).is_err()
+        );
+        assert_eq!(store.tried(), 1);
+        clock.advance(Duration::from_secs(1));
+        assert!(!store.is_reset(&alice), "unreadable: no mark");
+        assert_eq!(store.tried(), 2, "after retry_seconds one call tries again");
+    }
+
+    #[test]
+    fn schema_problems_say_what_to_run() {
+        assert_eq!(schema_problem(SCHEMA_VERSION), None);
+        assert!(schema_problem(0).unwrap().contains("run: smsotpctl db migrate"));
+        assert!(schema_problem(SCHEMA_VERSION + 1).unwrap().contains("upgrade smsotp"));
+        assert_eq!(MIGRATIONS.last().map(|(v, _)| *v), Some(SCHEMA_VERSION), "a migration for each version");
+    }
+}

@@ -108,14 +108,18 @@ enum Module {
     GoogleAuthenticatorHardened,
     SmsOutbox,
     SmsTwilio,
+    /// The outbox with `[store] kind = "postgresql"` (a cluster of its own
+    /// on a Unix socket): the fleet store's cost beside the files'.
+    SmsPostgres,
 }
 
-const MODULES: [Module; 5] = [
+const MODULES: [Module; 6] = [
     Module::Permit,
     Module::GoogleAuthenticator,
     Module::GoogleAuthenticatorHardened,
     Module::SmsOutbox,
     Module::SmsTwilio,
+    Module::SmsPostgres,
 ];
 /// The baselines the ratios are taken to.
 const BASELINES: [usize; 2] = [1, 2];
@@ -128,6 +132,7 @@ impl Module {
             Module::GoogleAuthenticatorHardened => "g-a (recommended)",
             Module::SmsOutbox => "pam_sms (outbox)",
             Module::SmsTwilio => "pam_sms (twilio, fake)",
+            Module::SmsPostgres => "pam_sms (postgresql)",
         }
     }
 
@@ -136,7 +141,7 @@ impl Module {
             Module::Permit => "permit",
             Module::GoogleAuthenticator => "ga",
             Module::GoogleAuthenticatorHardened => "ga-recommended",
-            Module::SmsOutbox | Module::SmsTwilio => "sms",
+            Module::SmsOutbox | Module::SmsTwilio | Module::SmsPostgres => "sms",
         }
     }
 
@@ -144,7 +149,7 @@ impl Module {
         match self {
             Module::Permit => "none".into(),
             Module::GoogleAuthenticator | Module::GoogleAuthenticatorHardened => "totp".into(),
-            Module::SmsOutbox => format!("sms:{}", bench.outbox.display()),
+            Module::SmsOutbox | Module::SmsPostgres => format!("sms:{}", bench.outbox.display()),
             Module::SmsTwilio => format!("sms:{}", bench.twilio_log.display()),
         }
     }
@@ -153,6 +158,7 @@ impl Module {
         match self {
             Module::SmsOutbox => Smsotpd::start(bench, "outbox", &bench.outbox_config()).map(Some),
             Module::SmsTwilio => Smsotpd::start(bench, "twilio", &bench.twilio_config()).map(Some),
+            Module::SmsPostgres => Smsotpd::start(bench, "postgresql", &bench.postgres_config()?).map(Some),
             _ => Ok(None),
         }
     }
@@ -386,11 +392,16 @@ fn run(o: &Options) -> Result<(), String> {
     raise_open_files();
     setup::isolate()?;
     let pool = o.pool();
-    let bench = Bench::prepare(pool, !o.console_syslog)?;
+    let mut bench = Bench::prepare(pool, !o.console_syslog)?;
     {
         let _d = Smsotpd::start(&bench, "outbox", &bench.outbox_config())?;
         enroll(&bench, 0..pool)?;
         bench.passwd_first(0..pool)?;
+    }
+    if o.measures(Module::SmsPostgres) {
+        bench.start_postgres()?;
+        let _d = Smsotpd::start(&bench, "postgresql", &bench.postgres_config()?)?;
+        enroll(&bench, 0..pool)?;
     }
     println!(
         "smsotp login benchmark: {} rounds, modules interleaved in each; {} logins in 1 process, {} per process in 4, \

@@ -51,13 +51,15 @@ pub struct Bench {
     pub twilio: std::sync::Arc<FakeTwilio>,
     passwd: PathBuf,
     base_passwd: String,
+    /// The PostgreSQL cluster of "pam_sms (postgresql)", once started.
+    pub postgres: Option<smsotp_tests::postgres::Postgres>,
 }
 
 impl Bench {
     /// Everything but the daemon, with `users` bench users known to NSS.
     pub fn prepare(users: usize, own_syslog: bool) -> Result<Bench, String> {
         let bin = std::env::current_exe().map_err(|e| e.to_string())?.parent().ok_or("no exe dir")?.to_owned();
-        for b in ["smsotpd", "libpam_sms.so"] {
+        for b in ["smsotpd", "smsotpctl", "libpam_sms.so"] {
             if !bin.join(b).is_file() {
                 return Err(format!("{} is missing; build it with: cargo build --release -p smsotpd -p pam_sms", b));
             }
@@ -128,7 +130,20 @@ impl Bench {
         let twilio_log = dir.join("twilio-sms.log");
         copy_sms_to_file(twilio.clone(), twilio_log.clone())?;
         let outbox = dir.join("outbox");
-        Ok(Bench { syslog, dir, _tmp: tmp, confdir, outbox, twilio_log, bin, bus, twilio, passwd, base_passwd })
+        Ok(Bench {
+            syslog,
+            dir,
+            _tmp: tmp,
+            confdir,
+            outbox,
+            twilio_log,
+            bin,
+            bus,
+            twilio,
+            passwd,
+            base_passwd,
+            postgres: None,
+        })
     }
 
     /// Puts bench users `range` at the top of /etc/passwd (lookups of
@@ -157,6 +172,37 @@ impl Bench {
             CODES,
             self.outbox.display()
         )
+    }
+
+    /// A cluster of its own (initdb in a temporary directory) with the
+    /// schema made by `smsotpctl db migrate`.
+    pub fn start_postgres(&mut self) -> Result<(), String> {
+        let pg = smsotp_tests::postgres::Postgres::start();
+        self.postgres = Some(pg);
+        let path = self.dir.join("migrate.toml");
+        std::fs::write(&path, self.postgres_config()?).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        let out = Command::new(self.bin.join("smsotpctl"))
+            .args(["db", "migrate", "--config"])
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("smsotpctl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("smsotpctl db migrate: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
+    }
+
+    /// The outbox, with records in the bench's PostgreSQL.
+    pub fn postgres_config(&self) -> Result<String, String> {
+        let pg = self.postgres.as_ref().ok_or("PostgreSQL is not started")?;
+        Ok(format!(
+            "version = 1\nprovider = \"outbox\"\nstate_directory = \"{}\"\n{}\n{}\n[outbox]\npath = \"{}\"\n",
+            self.dir.join("state-pg").display(),
+            CODES,
+            pg.store_table("connections = 4\nsms_per_fleet_per_day = 10000000"),
+            self.outbox.display()
+        ))
     }
 
     pub fn twilio_config(&self) -> String {
