@@ -42,9 +42,9 @@ fn provider_of(which: &ProviderConfig, cfg: &Config, clock: SharedClock) -> Resu
             Twilio::new(Api::Verify, t.clone(), cfg.voice.clone(), hostname(cfg), clock).map_err(|e| e.to_string())?,
         )),
         ProviderConfig::Outbox { path } => AnyProvider::Outbox(Outbox::new(path.clone(), clock)),
-        ProviderConfig::Plivo(p) => {
-            AnyProvider::Plivo(crate::provider::plivo::Plivo::new(p.clone(), clock).map_err(|e| e.to_string())?)
-        }
+        ProviderConfig::Plivo(p) => AnyProvider::Plivo(
+            crate::provider::plivo::Plivo::new(p.clone(), cfg.voice.clone(), clock).map_err(|e| e.to_string())?,
+        ),
         ProviderConfig::Command { path, timeout } => {
             AnyProvider::Command(crate::provider::command::Command::new(path.clone(), *timeout, clock))
         }

@@ -105,31 +105,34 @@ impl Canned {
     }
 }
 
-struct Verification {
+pub(crate) struct Verification {
     to: String,
     code: String,
     open: bool,
 }
 
 #[derive(Default)]
-struct State {
-    requests: Vec<Request>,
-    messages: Vec<Sms>,
-    violations: Vec<String>,
-    canned: VecDeque<Canned>,
-    verifications: HashMap<String, Verification>,
-    next_sid: u32,
-    connections: usize,
+pub(crate) struct State {
+    pub(crate) requests: Vec<Request>,
+    pub(crate) messages: Vec<Sms>,
+    pub(crate) violations: Vec<String>,
+    pub(crate) canned: VecDeque<Canned>,
+    pub(crate) verifications: HashMap<String, Verification>,
+    pub(crate) next_sid: u32,
+    pub(crate) connections: usize,
     /// Requests whose answer has been written (and recorded).
-    answered: usize,
+    pub(crate) answered: usize,
     /// Paths (by their end) that always fail with this HTTP status.
-    failing: Vec<(String, u16)>,
+    pub(crate) failing: Vec<(String, u16)>,
     /// Numbers whose SMS the Message resource reports "undelivered".
-    undeliverable: Vec<String>,
+    pub(crate) undeliverable: Vec<String>,
     /// The number of each message SID, for its status.
-    sids: HashMap<String, String>,
+    pub(crate) sids: HashMap<String, String>,
     /// Lookup v2 line types by number (others are "mobile").
-    line_types: HashMap<String, String>,
+    pub(crate) line_types: HashMap<String, String>,
+    /// Plivo calls placed: (request_uuid, call_uuid, to); a call is live
+    /// until its words are spoken (fake_plivo.rs).
+    pub(crate) calls: Vec<(String, String, String)>,
 }
 
 pub struct FakeTwilio {
@@ -320,7 +323,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
@@ -393,76 +396,12 @@ fn serve(conn: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
     }
 }
 
-/// What Plivo would answer (plivo.com/docs/sms/api/message/send-a-message):
-/// POST .../Message/ with a JSON body of `dst`, `text` and exactly one of
-/// `src` / `powerpack_uuid` (optional `type`, `url`, `method`, `log`,
-/// `trackable`), Basic auth; 202 with `message_uuid`. GET .../Message/{uuid}/
-/// gives `message_state`.
-fn plivo(req: &Request, auth: &str, st: &mut State) -> (u16, String, Vec<(String, String)>) {
-    if auth != format!("Basic {}", base64(format!("{PLIVO_AUTH_ID}:{PLIVO_AUTH_TOKEN}").as_bytes())) {
-        st.violations.push(format!("Plivo: bad or missing Basic auth on {}", req.path));
-        return (401, r#"{"api_id":"x","error":"authentication failed"}"#.into(), vec![]);
-    }
-    let messages = format!("/v1/Account/{PLIVO_AUTH_ID}/Message/");
-    if let Some((_, status)) = st.failing.iter().find(|(p, _)| req.path.ends_with(p.as_str())) {
-        return (*status, r#"{"api_id":"x","error":"server error"}"#.into(), vec![]);
-    }
-    if req.method == "GET" && req.path == format!("/v1/Account/{PLIVO_AUTH_ID}/") {
-        return (200, format!(r#"{{"auth_id":"{PLIVO_AUTH_ID}","account_type":"standard"}}"#), vec![]);
-    }
-    if req.method == "GET"
-        && let Some(uuid) = req.path.strip_prefix(&messages).and_then(|p| p.strip_suffix('/'))
-    {
-        let Some(to) = st.sids.get(uuid).cloned() else {
-            return (404, r#"{"api_id":"x","error":"not found"}"#.into(), vec![]);
-        };
-        let state = if st.undeliverable.contains(&to) { "undelivered" } else { "delivered" };
-        return (200, format!(r#"{{"message_uuid":"{uuid}","message_state":"{state}"}}"#), vec![]);
-    }
-    if req.method != "POST" || req.path != messages {
-        st.violations.push(format!("Plivo: {} {}", req.method, req.path));
-        return (404, r#"{"api_id":"x","error":"not found"}"#.into(), vec![]);
-    }
-    let ct = req.headers.iter().find(|(k, _)| k == "content-type").map(|(_, v)| v.as_str()).unwrap_or("");
-    if !ct.starts_with("application/json") {
-        st.violations.push(format!("Plivo: Content-Type {ct:?}, not JSON"));
-    }
-    let doc: serde_json::Value = match serde_json::from_str(&req.body) {
-        Ok(v) => v,
-        Err(e) => {
-            st.violations.push(format!("Plivo: body is not JSON: {e}"));
-            return (400, r#"{"api_id":"x","error":"invalid json"}"#.into(), vec![]);
-        }
-    };
-    let known = ["src", "dst", "text", "type", "url", "method", "log", "trackable", "powerpack_uuid"];
-    for key in doc.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-        if !known.contains(&key.as_str()) {
-            st.violations.push(format!("Plivo: unknown parameter {key}"));
-        }
-    }
-    if doc.get("src").is_some() == doc.get("powerpack_uuid").is_some() {
-        st.violations.push("Plivo: exactly one of src / powerpack_uuid".into());
-    }
-    let (Some(dst), Some(text)) = (doc["dst"].as_str(), doc["text"].as_str()) else {
-        st.violations.push("Plivo: dst and text are required".into());
-        return (400, r#"{"api_id":"x","error":"missing dst or text"}"#.into(), vec![]);
-    };
-    if doc.get("type").is_some_and(|t| t != "sms" && t != "mms") {
-        st.violations.push(format!("Plivo: type {}", doc["type"]));
-    }
-    st.next_sid += 1;
-    let uuid = format!("{:08x}-0000-4000-8000-{:012x}", st.next_sid, st.next_sid);
-    st.sids.insert(uuid.clone(), dst.to_owned());
-    st.messages.push(Sms { to: dst.to_owned(), body: text.to_owned(), channel: "sms" });
-    (202, format!(r#"{{"api_id":"x","message":"message(s) queued","message_uuid":["{uuid}"]}}"#), vec![])
-}
-
 /// What Twilio would answer to a well-formed request.
 fn answer(req: &Request, state: &Arc<(Mutex<State>, Condvar)>) -> (u16, String, Vec<(String, String)>) {
     let mut st = state.0.lock().unwrap();
     let auth = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()).unwrap_or_default();
     if req.path.starts_with("/v1/Account/") {
-        return plivo(req, &auth, &mut st);
+        return crate::fake_plivo::answer(req, &auth, &mut st);
     }
     if auth != format!("Basic {}", base64(format!("{ACCOUNT_SID}:{AUTH_TOKEN}").as_bytes())) {
         st.violations.push(format!("bad or missing Basic auth on {}", req.path));

@@ -7,6 +7,7 @@
 pub mod bus;
 pub mod container;
 pub mod daemon;
+pub mod fake_plivo;
 pub mod fake_twilio;
 pub mod pam;
 pub mod postgres;

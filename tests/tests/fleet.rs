@@ -381,3 +381,47 @@ fn a_host_role_with_the_readmes_grants_is_enough_and_sees_no_trail() {
         .unwrap();
     assert!(!denied.status.success());
 }
+
+#[test]
+fn a_directory_number_change_is_told_once_in_the_fleet() {
+    let slapd = smsotp_tests::slapd::Slapd::start(&[(USER, Some("+14155550123"))]);
+    let pg = Postgres::start();
+    let twilio = FakeTwilio::start();
+    let host = |name: &str| {
+        let tables =
+            format!("[message]\nhostname = \"{name}\"\n{}\n{}", slapd.config("cache_seconds = 0"), pg.store_table(""));
+        messaging_config(&twilio.url(), "phone_source = \"ldap\"", &tables)
+    };
+    let dir = smsotp_tests::tools::private_tempdir();
+    let cfg = dir.path().join("smsotpd.toml");
+    std::fs::write(&cfg, host("web1").replace("@STATE@", "/nonexistent")).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    migrate(&cfg);
+    let (bus1, bus2) = (Bus::start(Policy::Shipped), Bus::start(Policy::Shipped));
+    let web1 = Daemon::start(&bus1, &host("web1"));
+    let web2 = Daemon::start(&bus2, &host("web2"));
+    let run = Pam::new(&bus1.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, web1.log_text());
+    assert_eq!(
+        pg.psql("SELECT name, updated_by FROM smsotp_users"),
+        "root|web1\n",
+        "enrolled from the directory, in the database"
+    );
+    slapd.set_mobile(USER, Some("+14155550199"));
+    let run = Pam::new(&bus2.address(), USER).run(vec![Box::new(|| {
+        // The code and the notice, in either order.
+        twilio.wait_message(3);
+        twilio.messages()[1..].iter().find(|m| !m.body.starts_with("The number")).unwrap().code()
+    })]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, web2.log_text());
+    let run = Pam::new(&bus1.address(), USER).run(vec![Box::new(|| twilio.wait_message(4).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, web1.log_text());
+    let sms = twilio.messages();
+    let notices: Vec<_> = sms.iter().filter(|m| m.body.contains("was changed in the directory")).collect();
+    assert_eq!(notices.len(), 1, "web2 saw the change first; web1 finds the record already changed: {sms:?}");
+    assert_eq!(notices[0].to, NUMBER);
+    assert!(notices[0].body.contains(" on web2 "), "{}", notices[0].body);
+    assert_eq!(sms.last().unwrap().to, "+14155550199");
+    assert!(web2.log_text().contains("event=directory-number-changed user=root"));
+    assert!(!web1.log_text().contains("event=directory-number-changed"));
+}

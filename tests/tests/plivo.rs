@@ -70,3 +70,76 @@ fn doctor_checks_every_failover_routes_credentials_without_sending() {
     assert_eq!(out.status.code(), Some(6), "a route that cannot send is a problem: {text}");
     assert!(w.twilio.messages().is_empty(), "doctor sent nothing");
 }
+
+const ANSWER_URL: &str = "https://static.example.org/smsotp-wait.xml";
+
+/// provider = "plivo" with calls: `[plivo] answer_url` and `[voice]`.
+fn plivo_with_voice(top: &str, voice: &str) -> String {
+    format!(
+        "version = 1\nprovider = \"plivo\"\nstate_directory = \"@STATE@\"\n{top}\n{}answer_url = \"{ANSWER_URL}\"\n[voice]\nlanguage = \"en-GB\"\n{voice}\n",
+        plivo_table()
+    )
+}
+
+#[test]
+fn a_login_by_a_plivo_call_spoken_into_the_answered_call() {
+    let w = World::with_config(&plivo_with_voice("", "first = true"));
+    let run = w.pam(USER).run(vec![w.code_of(1)]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, w.daemon.log_text());
+    let said = &w.twilio.messages()[0];
+    assert_eq!((said.channel, said.to.as_str()), ("voice", NUMBER));
+    let reqs = w.twilio.requests();
+    let call = reqs.iter().find(|r| r.method == "POST" && r.path.ends_with("/Call/")).expect("a call placed");
+    let doc: serde_json::Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(
+        (doc["from"].as_str(), doc["to"].as_str(), doc["answer_url"].as_str(), doc["answer_method"].as_str()),
+        (Some(FROM), Some(NUMBER), Some(ANSWER_URL), Some("GET"))
+    );
+    let code = said.code();
+    assert!(!call.body.contains(&code), "the code is not in the call request");
+    let speak = reqs.iter().find(|r| r.path.ends_with("/Speak/")).expect("the code spoken into the call");
+    let doc: serde_json::Value = serde_json::from_str(&speak.body).unwrap();
+    assert_eq!((doc["language"].as_str(), doc["loop"].as_u64()), (Some("en-GB"), Some(2)));
+    assert!(reqs.iter().all(|r| !r.path.contains(&code)), "the code is in no URL");
+    assert!(reqs.iter().any(|r| r.method == "GET" && r.path.ends_with("/Call/?status=live")));
+    assert_eq!(w.twilio.violations(), Vec::<String>::new());
+    let log = w.daemon.log_text();
+    assert!(log.contains("provider=plivo ref=call:") && log.contains("channel=voice"), "{log}");
+    assert!(log.contains("plivo: the code is spoken into call"), "{log}");
+    w.assert_clean();
+}
+
+#[test]
+fn plivo_sms_failing_hands_the_code_to_a_plivo_call() {
+    let w = World::with_config(&plivo_with_voice("failover = [\"voice\"]", ""));
+    w.twilio.fail_path("/Message/", 500);
+    let run = w.pam(USER).run(vec![w.code_of(1)]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, w.daemon.log_text());
+    let said = w.twilio.messages();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].channel, "voice");
+    let log = w.daemon.log_text();
+    assert!(log.contains("event=failover user=root") && log.contains("channel=voice"), "{log}");
+    assert_eq!(w.twilio.violations(), Vec::<String>::new());
+}
+
+#[test]
+fn plivo_calls_need_an_answer_url() {
+    let config = plivo_with_voice("", "").replace(&format!("answer_url = \"{ANSWER_URL}\"\n"), "");
+    let dir = smsotp_tests::tools::private_tempdir();
+    let path = dir.path().join("smsotpd.toml");
+    std::fs::write(&path, config.replace("@STATE@", "/var/lib/smsotpd").replace("@TWILIO@", "https://api.plivo.com"))
+        .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new(&smsotp_tests::tools::built().smsotpctl)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs plivo.answer_url") && err.contains("<Response><Wait length=\"60\"/></Response>"),
+        "{err}"
+    );
+}

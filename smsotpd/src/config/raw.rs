@@ -294,6 +294,10 @@ pub(crate) struct RawPlivo {
     /// `log: false`: Plivo keeps neither the text nor the whole number.
     #[serde(default)]
     pub(crate) discard_content: bool,
+    /// For calls: a page of the administrator's that answers
+    /// `<Response><Wait length="60"/></Response>`; the code is spoken into
+    /// the answered call with Plivo's Speak API, never put in a URL.
+    pub(crate) answer_url: Option<String>,
 }
 
 fn default_plivo_api_base() -> String {

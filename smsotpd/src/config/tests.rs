@@ -370,7 +370,19 @@ fn plivo_is_checked_and_its_token_can_come_from_systemd() {
     let e = parse_err(&plivo("auth_token = \"fakeplivotoken0123456789abcdef0123456789\"\npowerpack_uuid = \"x\""));
     assert!(e.contains("not both"), "{e}");
     let e = parse_err(&(plivo("auth_token = \"fakeplivotoken0123456789abcdef0123456789\"") + "\n[voice]\n"));
-    assert!(e.contains("answer_url"), "no calls through Plivo: {e}");
+    assert!(e.contains("needs plivo.answer_url"), "calls through Plivo need the waiting page: {e}");
+    let c = Config::parse(
+        &(plivo("auth_token = \"fakeplivotoken0123456789abcdef0123456789\"\nanswer_url = \"https://static.example.org/wait.xml\"")
+            + "\n[voice]\n"),
+        "x",
+        &ExternalCredentials::default(),
+    )
+    .unwrap();
+    assert!(c.voice.is_some());
+    let e = parse_err(&plivo(
+        "auth_token = \"fakeplivotoken0123456789abcdef0123456789\"\nanswer_url = \"http://static.example.org/wait.xml\"",
+    ));
+    assert!(e.contains("plivo.answer_url"), "plain http is refused: {e}");
 }
 
 /// The keys serde accepts in `table`, from its own "expected one of" list.

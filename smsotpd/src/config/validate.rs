@@ -115,8 +115,15 @@ pub(crate) fn validate_voice(
     if let Some(from) = &raw.from {
         crate::names::PhoneNumber::parse(from).map_err(|e| format!("voice.from: {e}"))?;
     }
-    if matches!(provider, super::Provider::Plivo(_)) {
-        return Err("[voice] does not work with provider = \"plivo\": Plivo reads a call's words from a web page of ours it fetches (answer_url), which smsotpd does not serve; use twilio-messaging, twilio-verify or command for calls".into());
+    if let super::Provider::Plivo(p) = provider {
+        if p.answer_url.is_none() {
+            return Err("[voice] with provider = \"plivo\" needs plivo.answer_url: an https page of yours that answers <Response><Wait length=\"60\"/></Response> (smsotpd speaks the code into the answered call)".into());
+        }
+        if raw.from.is_none() && !matches!(p.sender, crate::provider::plivo::PlivoSender::Src(_)) {
+            return Err(
+                "[voice] with plivo.powerpack_uuid needs voice.from: a Plivo number that can place calls".into()
+            );
+        }
     }
     if let super::Provider::TwilioMessaging(t) = provider
         && raw.from.is_none()

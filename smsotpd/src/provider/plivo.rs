@@ -1,9 +1,15 @@
 //! Plivo's Message API: SMS with our code, `POST /v1/Account/{auth_id}/Message/`
 //! (JSON, HTTP Basic auth_id:auth_token), and the message's state for
 //! failover. Errors are classified like Twilio's: 401 the credentials, 429
-//! and 5xx worth a retry, other 4xx permanent. Calls are not offered: Plivo
-//! reads a call's words from an `answer_url` it fetches, which would need a
-//! web server of ours reachable from Plivo.
+//! and 5xx worth a retry, other 4xx permanent.
+//!
+//! Calls (`[voice]`): Plivo reads a call's words from an `answer_url` it
+//! fetches, and smsotpd serves no web page. So the call is placed with the
+//! administrator's `plivo.answer_url`, a static page that only waits
+//! (`<Response><Wait length="60"/></Response>`), and once the call is live
+//! the code is spoken into it with the Speak API
+//! (`POST .../Call/{call_uuid}/Speak/`): the code never appears in a URL or
+//! on anybody's web server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +32,7 @@ pub struct PlivoConfig {
     pub api_base: String,
     pub request_timeout: Duration,
     pub discard_content: bool,
+    pub answer_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,10 @@ pub(crate) fn validate(p: RawPlivo, creds: &ExternalCredentials) -> Result<Plivo
     };
     let api_base = crate::provider::twilio_config::validate_base("plivo.api_base", &p.api_base)?;
     let request_timeout = range("plivo.request_timeout_seconds", p.request_timeout_seconds, 1, 20, "")?;
+    let answer_url = match p.answer_url {
+        Some(u) => Some(crate::provider::twilio_config::validate_base("plivo.answer_url", &u)?),
+        None => None,
+    };
     Ok(PlivoConfig {
         auth_id: p.auth_id,
         auth_token: token,
@@ -80,17 +91,29 @@ pub(crate) fn validate(p: RawPlivo, creds: &ExternalCredentials) -> Result<Plivo
         api_base,
         request_timeout: Duration::from_secs(request_timeout),
         discard_content: p.discard_content,
+        answer_url,
     })
 }
 
 pub struct Plivo {
     cfg: PlivoConfig,
+    voice: Option<crate::config::Voice>,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
 }
 
+/// How long a placed call may take to be answered before its words are
+/// given up (Plivo's ring_timeout is shorter).
+const ANSWER_WAIT: Duration = Duration::from_secs(60);
+/// How often a placed call is looked for among the live ones.
+const LIVE_POLL: Duration = Duration::from_secs(1);
+
 impl Plivo {
-    pub fn new(cfg: PlivoConfig, clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
+    pub fn new(
+        cfg: PlivoConfig,
+        voice: Option<crate::config::Voice>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ProviderError> {
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -100,11 +123,72 @@ impl Plivo {
             .map_err(|e| ProviderError::Local {
                 detail: format!("cannot build the HTTP client: {}", error_chain(&e)),
             })?;
-        Ok(Plivo { cfg, client, clock })
+        Ok(Plivo { cfg, voice, client, clock })
     }
 
     fn messages_url(&self) -> String {
         format!("{}/v1/Account/{}/Message/", self.cfg.api_base, self.cfg.auth_id)
+    }
+
+    fn calls_url(&self) -> String {
+        format!("{}/v1/Account/{}/Call/", self.cfg.api_base, self.cfg.auth_id)
+    }
+
+    /// Places a call that waits on the administrator's answer_url, and
+    /// speaks `msg.body` into it once it is answered (in the background;
+    /// the login goes on). The reference is the call's request_uuid.
+    async fn call(&self, msg: &Outgoing<'_>, deadline: Tick) -> Result<String, ProviderError> {
+        let (Some(voice), Some(answer_url)) = (&self.voice, &self.cfg.answer_url) else {
+            return Err(ProviderError::Local {
+                detail: "calls through Plivo need [voice] and plivo.answer_url".into(),
+            });
+        };
+        let from = match (&voice.from, &self.cfg.sender) {
+            (Some(f), _) | (None, PlivoSender::Src(f)) => f.clone(),
+            (None, PlivoSender::Powerpack(_)) => {
+                return Err(ProviderError::Local { detail: "calls need voice.from or plivo.src".into() });
+            }
+        };
+        let doc = serde_json::json!({
+            "from": from,
+            "to": msg.to.e164(),
+            "answer_url": answer_url,
+            "answer_method": "GET",
+            "ring_timeout": 45,
+            "time_limit": 120,
+        });
+        let body = doc.to_string();
+        let url = self.calls_url();
+        let send = |timeout: Duration| {
+            self.client
+                .post(&url)
+                .basic_auth(&self.cfg.auth_id, Some(self.cfg.auth_token.expose()))
+                .header("content-type", "application/json")
+                .body(body.as_bytes().to_vec())
+                .timeout(timeout)
+                .send()
+        };
+        let request_uuid =
+            http::with_retries("plivo", &*self.clock, deadline, self.cfg.request_timeout, send, interpret_fired)
+                .await?;
+        let speaker = Speaker {
+            calls: url,
+            client: self.client.clone(),
+            credentials: (self.cfg.auth_id.clone(), self.cfg.auth_token.clone()),
+            timeout: self.cfg.request_timeout,
+            clock: self.clock.clone(),
+            text: zeroize::Zeroizing::new(msg.body.to_owned()),
+            language: voice.language.clone(),
+        };
+        // "call:": told apart from a message's uuid (status() asks only those).
+        let reference = format!("call:{request_uuid}");
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { speaker.speak_when_answered(&request_uuid).await });
+            }
+            Err(_) => return Err(ProviderError::Local { detail: "no event loop to speak into the call".into() }),
+        }
+        Ok(reference)
     }
 
     /// Checks the credentials without sending anything (doctor).
@@ -117,6 +201,130 @@ impl Plivo {
             401 => Err(ProviderError::Credentials { status: 401, code: None }),
             s => Err(ProviderError::Unavailable { detail: format!("HTTP {s}") }),
         }
+    }
+}
+
+/// What speaks the code into a placed call once it is answered.
+struct Speaker {
+    calls: String,
+    client: reqwest::Client,
+    credentials: (String, Secret),
+    timeout: Duration,
+    clock: Arc<dyn Clock>,
+    text: zeroize::Zeroizing<String>,
+    language: String,
+}
+
+#[derive(Deserialize)]
+struct LiveCalls {
+    #[serde(default)]
+    calls: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct LiveCall {
+    #[serde(default)]
+    request_uuid: String,
+}
+
+fn is_uuid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+impl Speaker {
+    async fn get(&self, url: &str) -> Result<(u16, Vec<u8>), ProviderError> {
+        let credentials = (self.credentials.0.as_str(), self.credentials.1.expose());
+        http::get(&self.client, url, credentials, self.timeout).await
+    }
+
+    /// The live call that `request_uuid` placed, if it is answered yet.
+    async fn find_live(&self, request_uuid: &str, seen: &mut Vec<String>) -> Result<Option<String>, ProviderError> {
+        let (status, body) = self.get(&format!("{}?status=live", self.calls)).await?;
+        if status != 200 {
+            return Err(ProviderError::Unavailable { detail: format!("HTTP {status} listing live calls") });
+        }
+        let live = serde_json::from_slice::<LiveCalls>(&body)
+            .map_err(|e| ProviderError::Malformed { detail: format!("live calls: {e}") })?;
+        for uuid in live.calls.into_iter().filter(|u| is_uuid(u)) {
+            if seen.contains(&uuid) {
+                continue;
+            }
+            let (status, body) = self.get(&format!("{}{uuid}/?status=live", self.calls)).await?;
+            if status != 200 {
+                continue;
+            }
+            let call = serde_json::from_slice::<LiveCall>(&body)
+                .map_err(|e| ProviderError::Malformed { detail: format!("a live call: {e}") })?;
+            if call.request_uuid == request_uuid {
+                return Ok(Some(uuid));
+            }
+            seen.push(uuid);
+        }
+        Ok(None)
+    }
+
+    async fn speak(&self, call_uuid: &str) -> Result<(), ProviderError> {
+        let doc = serde_json::json!({
+            "text": self.text.as_str(),
+            "voice": "WOMAN",
+            "language": self.language,
+            "loop": 2,
+        });
+        let body = zeroize::Zeroizing::new(doc.to_string());
+        let answer = self
+            .client
+            .post(format!("{}{call_uuid}/Speak/", self.calls))
+            .basic_auth(&self.credentials.0, Some(self.credentials.1.expose()))
+            .header("content-type", "application/json")
+            .body(body.as_bytes().to_vec())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
+        match answer.status().as_u16() {
+            200..=299 => Ok(()),
+            401 => Err(ProviderError::Credentials { status: 401, code: None }),
+            s => Err(ProviderError::Permanent { status: s, code: None }),
+        }
+    }
+
+    /// Polls for the answered call and speaks into it; gives up after
+    /// [`ANSWER_WAIT`]. Logged either way (never the code or the number).
+    async fn speak_when_answered(self, request_uuid: &str) {
+        let until = self.clock.tick().saturating_add(ANSWER_WAIT);
+        let mut seen = Vec::new();
+        while self.clock.tick() < until {
+            match self.find_live(request_uuid, &mut seen).await {
+                Ok(Some(call_uuid)) => {
+                    match self.speak(&call_uuid).await {
+                        Ok(()) => tracing::info!("plivo: the code is spoken into call {call_uuid}"),
+                        Err(e) => tracing::warn!("plivo: cannot speak into call {call_uuid}: {e}"),
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("plivo: looking for the call {request_uuid}: {e}"),
+            }
+            self.clock.sleep(LIVE_POLL).await;
+        }
+        tracing::warn!("plivo: the call {request_uuid} was not answered within {} s", ANSWER_WAIT.as_secs());
+    }
+}
+
+#[derive(Deserialize)]
+struct Fired {
+    request_uuid: String,
+}
+
+/// Plivo's answer to a Call request: 201 "call fired" with request_uuid.
+pub fn interpret_fired(status: u16, body: &[u8], retry_after: Option<Duration>) -> Outcome<String> {
+    match status {
+        200..=299 => match serde_json::from_slice::<Fired>(body) {
+            Ok(f) if is_uuid(&f.request_uuid) => Outcome::Done(f.request_uuid),
+            Ok(_) => Outcome::Fail(ProviderError::Malformed { detail: "no request_uuid in Plivo's answer".into() }),
+            Err(e) => Outcome::Fail(ProviderError::Malformed { detail: format!("HTTP {status}, not Plivo JSON: {e}") }),
+        },
+        _ => interpret_queued(status, body, retry_after),
     }
 }
 
@@ -172,7 +380,7 @@ impl Provider for Plivo {
 
     async fn send(&self, msg: &Outgoing<'_>, deadline: Tick) -> Result<String, ProviderError> {
         if msg.channel == Channel::Voice {
-            return Err(ProviderError::Local { detail: "calls through Plivo are not offered (answer_url)".into() });
+            return self.call(msg, deadline).await;
         }
         let mut doc = serde_json::json!({ "dst": msg.to.e164(), "text": msg.body, "type": "sms" });
         match &self.cfg.sender {
