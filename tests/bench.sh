@@ -16,7 +16,7 @@ fi
 need_rust
 
 missing=()
-for pkg in libpam-google-authenticator libpam0g-dev dbus-daemon; do
+for pkg in libpam-google-authenticator libpam0g-dev dbus-daemon postgresql postgresql-client openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -19,6 +19,8 @@ pub struct Daemon {
     faketime: PathBuf,
     bus_address: String,
     run_as: Option<u32>,
+    /// `$CREDENTIALS_DIRECTORY`, as systemd's LoadCredential= gives it.
+    credentials: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -27,8 +29,22 @@ impl Daemon {
         Daemon::start_with(bus, config, None)
     }
 
+    /// Starts it with `$CREDENTIALS_DIRECTORY` set to `dir`.
+    pub fn start_with_credentials(bus: &Bus, config: &str, dir: &Path) -> Daemon {
+        let mut d = Daemon::prepare(bus, config, None);
+        d.credentials = Some(dir.to_owned());
+        d.spawn();
+        d
+    }
+
     /// Starts it as another uid (an impostor, or the daemon-uid checks).
     pub fn start_with(bus: &Bus, config: &str, run_as: Option<u32>) -> Daemon {
+        let mut d = Daemon::prepare(bus, config, run_as);
+        d.spawn();
+        d
+    }
+
+    fn prepare(bus: &Bus, config: &str, run_as: Option<u32>) -> Daemon {
         let dir = crate::tools::private_tempdir();
         let config_path = dir.path().join("smsotpd.toml");
         let text = config
@@ -44,7 +60,7 @@ impl Daemon {
             nix::unistd::chown(&config_path, owner, None).unwrap();
             nix::unistd::chown(&faketime, owner, None).unwrap();
         }
-        let mut d = Daemon {
+        Daemon {
             child: None,
             config: config_path,
             log: dir.path().join("smsotpd.log"),
@@ -52,9 +68,8 @@ impl Daemon {
             dir,
             bus_address: bus.address(),
             run_as,
-        };
-        d.spawn();
-        d
+            credentials: None,
+        }
     }
 
     fn spawn(&mut self) {
@@ -76,10 +91,13 @@ impl Daemon {
             .arg(&self.bus_address)
             .arg("--log")
             .arg("stderr")
-            .env_remove("CREDENTIALS_DIRECTORY")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        match &self.credentials {
+            Some(dir) => cmd.env("CREDENTIALS_DIRECTORY", dir),
+            None => cmd.env_remove("CREDENTIALS_DIRECTORY"),
+        };
         if self.run_as.is_none() {
             // libfaketime's shared memory is root's here; others keep real time.
             cmd.env("LD_PRELOAD", LIBFAKETIME)

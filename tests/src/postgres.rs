@@ -1,6 +1,8 @@
 //! A real PostgreSQL cluster for a test: initdb in a temporary directory,
-//! listening only on a Unix socket there, run as the `postgres` user
-//! (Debian's postgresql package), removed when dropped.
+//! run as the `postgres` user (Debian's postgresql package), listening on a
+//! Unix socket there and on 127.0.0.1 with TLS only (a certificate from a CA
+//! made for the test). The owner role `smsotp` gets in without a password;
+//! any other role needs its password. Removed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +12,7 @@ use crate::tools::require;
 pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    pub port: u16,
 }
 
 /// The newest server installed under /usr/lib/postgresql/VERSION/bin.
@@ -53,10 +56,23 @@ impl Postgres {
             None => panic!("there is no postgres user; install it with: apt-get install postgresql"),
         };
         nix::unistd::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        let pg = Postgres { dir, bin };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = Postgres { dir, bin, port };
         let mut init = as_postgres(&pg.bin.join("initdb"));
         init.args(["--auth=trust", "--no-sync", "--username=postgres", "-D"]).arg(pg.data());
         run(init, "initdb");
+        std::fs::write(
+            pg.data().join("pg_hba.conf"),
+            "local all postgres,smsotp trust\nlocal all all scram-sha-256\n\
+             hostssl all postgres,smsotp 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        let tls = pg.dir.path().join("tls");
+        std::fs::create_dir(&tls).unwrap();
+        crate::tools::make_certificates(&tls);
+        for name in ["", "server.key", "server.pem", "ca.pem"] {
+            nix::unistd::chown(&tls.join(name), Some(uid), Some(gid)).unwrap();
+        }
         pg.start_server();
         pg.psql_as("postgres", "postgres", "CREATE ROLE smsotp LOGIN");
         pg.psql_as("postgres", "postgres", "CREATE DATABASE smsotp OWNER smsotp");
@@ -74,7 +90,17 @@ impl Postgres {
 
     /// libpq-style, as `[store] connection` takes it.
     pub fn connection(&self) -> String {
-        format!("host={} port=5432 dbname=smsotp user=smsotp", self.socket_dir().display())
+        format!("host={} port={} dbname=smsotp user=smsotp", self.socket_dir().display(), self.port)
+    }
+
+    /// The same database over TCP (TLS required) as `user`.
+    pub fn tls_connection(&self, user: &str) -> String {
+        format!("host=localhost port={} dbname=smsotp user={user}", self.port)
+    }
+
+    /// The CA that signed the server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
     }
 
     /// `[store]` for smsotpd.toml.
@@ -89,7 +115,12 @@ impl Postgres {
             .arg("-l")
             .arg(self.dir.path().join("server.log"))
             .arg("-o")
-            .arg(format!("-k {} -c listen_addresses='' -p 5432 -c fsync=off", self.socket_dir().display()))
+            .arg(format!(
+                "-k {dir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c ssl=on \
+                 -c ssl_cert_file={dir}/tls/server.pem -c ssl_key_file={dir}/tls/server.key",
+                dir = self.socket_dir().display(),
+                port = self.port
+            ))
             .args(["-w", "start"]);
         run(c, "pg_ctl start");
     }
@@ -103,9 +134,10 @@ impl Postgres {
 
     fn psql_as(&self, user: &str, db: &str, sql: &str) -> String {
         let mut c = Command::new(require("psql", "postgresql-client"));
+        let port = self.port.to_string();
         c.arg("-h").arg(self.socket_dir()).args([
             "-p",
-            "5432",
+            &port,
             "-U",
             user,
             "-d",

@@ -46,7 +46,7 @@ impl Slapd {
         require("ldapadd", "ldap-utils");
         let dir = crate::tools::private_tempdir();
         let d = dir.path();
-        make_certificates(d);
+        crate::tools::make_certificates(d);
         std::fs::create_dir(d.join("db")).unwrap();
         let conf = format!(
             "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
@@ -138,60 +138,4 @@ impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A CA and a certificate for localhost signed by it, in `dir`.
-fn make_certificates(dir: &Path) {
-    let openssl = require("openssl", "openssl");
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    let mut c = Command::new(&openssl);
-    c.current_dir(dir).args(["req", "-x509"]).args(ec).args([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=smsotp test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    run(c, "openssl req (CA)", None);
-    let mut c = Command::new(&openssl);
-    c.current_dir(dir).arg("req").args(ec).args([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    run(c, "openssl req (server)", None);
-    std::fs::write(
-        dir.join("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let mut c = Command::new(&openssl);
-    c.current_dir(dir).args([
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-    ]);
-    run(c, "openssl x509 (server)", None);
 }

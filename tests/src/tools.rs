@@ -84,3 +84,65 @@ pub fn private_tempdir() -> tempfile::TempDir {
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     d
 }
+
+fn run_ok(mut c: Command, what: &str, _stdin: Option<&str>) {
+    let out = c.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA (ca.pem) and a certificate for localhost and 127.0.0.1 signed by
+/// it (server.pem, server.key), made with openssl in `dir`.
+pub fn make_certificates(dir: &Path) {
+    let openssl = require("openssl", "openssl");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).args(["req", "-x509"]).args(ec).args([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=smsotp test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run_ok(c, "openssl req (CA)", None);
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).arg("req").args(ec).args([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run_ok(c, "openssl req (server)", None);
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).args([
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    run_ok(c, "openssl x509 (server)", None);
+}

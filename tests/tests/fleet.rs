@@ -332,11 +332,13 @@ fn readme_grants(role: &str) -> String {
 #[test]
 fn a_host_role_with_the_readmes_grants_is_enough_and_sees_no_trail() {
     let f = Fleet::start("", "");
-    f.pg.psql_superuser(&format!("CREATE ROLE web3 LOGIN;\n{}", readme_grants("web3")));
+    f.pg.psql_superuser(&format!("CREATE ROLE web3 LOGIN PASSWORD 'pw-of-web3';\n{}", readme_grants("web3")));
+    let creds = smsotp_tests::tools::private_tempdir();
+    std::fs::write(creds.path().join("postgresql-password"), "pw-of-web3\n").unwrap();
     let bus = Bus::start(Policy::Shipped);
     let config = config(&f.twilio, &f.pg, "web3", "[lockout]\nfailures = 2\nminutes = 15", "")
         .replace("user=smsotp", "user=web3");
-    let web3 = Daemon::start(&bus, &config);
+    let web3 = Daemon::start_with_credentials(&bus, &config, creds.path());
     // Everything a host does: enroll, log in, a wrong code, unlock, reset.
     web3.ctl_ok(&["enroll", USER, NUMBER]);
     let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
@@ -353,11 +355,12 @@ fn a_host_role_with_the_readmes_grants_is_enough_and_sees_no_trail() {
         "web3 enroll\nweb3 unlock\nweb3 revoke-trust\n"
     );
     let denied = std::process::Command::new("psql")
+        .env("PGPASSWORD", "pw-of-web3")
         .arg("-h")
         .arg(f.pg.socket_dir())
         .args([
             "-p",
-            "5432",
+            &f.pg.port.to_string(),
             "-U",
             "web3",
             "-d",
@@ -374,9 +377,10 @@ fn a_host_role_with_the_readmes_grants_is_enough_and_sees_no_trail() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("permission denied for table smsotp_changes"));
     // Nor change the schema.
     let denied = std::process::Command::new("psql")
+        .env("PGPASSWORD", "pw-of-web3")
         .arg("-h")
         .arg(f.pg.socket_dir())
-        .args(["-p", "5432", "-U", "web3", "-d", "smsotp", "-X", "-c", "DROP TABLE smsotp_users"])
+        .args(["-p", &f.pg.port.to_string(), "-U", "web3", "-d", "smsotp", "-X", "-c", "DROP TABLE smsotp_users"])
         .output()
         .unwrap();
     assert!(!denied.status.success());
@@ -424,4 +428,84 @@ fn a_directory_number_change_is_told_once_in_the_fleet() {
     assert_eq!(sms.last().unwrap().to, "+14155550199");
     assert!(web2.log_text().contains("event=directory-number-changed user=root"));
     assert!(!web1.log_text().contains("event=directory-number-changed"));
+}
+
+#[test]
+fn over_tcp_the_database_is_reached_by_tls_with_the_password_from_a_credential() {
+    let f = Fleet::start("", "");
+    f.pg.psql_superuser(&format!("CREATE ROLE web4 LOGIN PASSWORD 'pw-of-web4';\n{}", readme_grants("web4")));
+    let creds = smsotp_tests::tools::private_tempdir();
+    std::fs::write(creds.path().join("postgresql-password"), "pw-of-web4\n").unwrap();
+    let tcp = |ca: &std::path::Path| {
+        messaging_config(&f.twilio.url(), "", "[message]\nhostname = \"web4\"\n")
+            + &format!(
+                "[store]\nkind = \"postgresql\"\nconnection = \"{}\"\nca_file = \"{}\"\n",
+                f.pg.tls_connection("web4"),
+                ca.display()
+            )
+    };
+    // [twilio] comes last in messaging_config: [store] after it is its own table.
+    let bus = Bus::start(Policy::Shipped);
+    let web4 = Daemon::start_with_credentials(&bus, &tcp(&f.pg.ca_file()), creds.path());
+    web4.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, web4.log_text());
+    assert_eq!(f.pg.psql("SELECT updated_by FROM smsotp_users"), "web4\n");
+    // smsotpctl finds the same credential.
+    let out = std::process::Command::new(&built().smsotpctl)
+        .args(["db", "status", "--config"])
+        .arg(&web4.config)
+        .env("CREDENTIALS_DIRECTORY", creds.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Without the password, or trusting another CA: closed, and the log says why.
+    let out = ctl_with_config(&web4.config, &["db", "status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = smsotp_tests::tools::private_tempdir();
+    smsotp_tests::tools::make_certificates(other.path());
+    let bus5 = Bus::start(Policy::Shipped);
+    let wrong_ca = Daemon::start_with_credentials(&bus5, &tcp(&other.path().join("ca.pem")), creds.path());
+    let run = Pam::new(&bus5.address(), USER).run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    let log = wrong_ca.log_text();
+    assert!(log.to_lowercase().contains("certificate"), "{log}");
+    assert_eq!(f.twilio.messages().len(), 1);
+}
+
+#[test]
+fn the_database_can_be_named_by_a_service_file() {
+    let f = Fleet::start("", "");
+    let dir = smsotp_tests::tools::private_tempdir();
+    let services = dir.path().join("pg_service.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "# libpq's format\n[other]\nhost=/nonexistent\n\n[smsotp]\nhost={}\nport={}\ndbname=smsotp\nuser=smsotp\n",
+            f.pg.socket_dir().display(),
+            f.pg.port
+        ),
+    )
+    .unwrap();
+    let config = messaging_config(&f.twilio.url(), "", "[message]\nhostname = \"web5\"\n")
+        + &format!("[store]\nkind = \"postgresql\"\nservice = \"smsotp\"\nservice_file = \"{}\"\n", services.display());
+    let bus = Bus::start(Policy::Shipped);
+    let web5 = Daemon::start(&bus, &config);
+    web5.ctl_ok(&["enroll", USER, NUMBER]);
+    assert!(f.web1.daemon.ctl_ok(&["list"]).contains("root"), "the same database as web1's");
+    let out = ctl_with_config(&web5.config, &["db", "status"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("database: service=smsotp ({}) answers; schema version 1\n", services.display())
+    );
+    // A service with a password in it is refused like a connection string with one.
+    std::fs::write(&services, format!("[smsotp]\nhost={}\nuser=smsotp\npassword=x\n", f.pg.socket_dir().display()))
+        .unwrap();
+    let out = ctl_with_config(&web5.config, &["db", "status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds a password"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -39,6 +39,9 @@ pub fn for_tools(unit_dirs: &[&str]) -> Result<(ExternalCredentials, String), Co
         let slot = match id.as_str() {
             CREDENTIAL_AUTH_TOKEN => &mut creds.auth_token,
             CREDENTIAL_API_KEY_SECRET => &mut creds.api_key_secret,
+            super::CREDENTIAL_PLIVO_AUTH_TOKEN => &mut creds.plivo_auth_token,
+            super::fleet::CREDENTIAL_POSTGRESQL_PASSWORD => &mut creds.postgresql_password,
+            super::fleet::CREDENTIAL_LDAP_BIND_PASSWORD => &mut creds.ldap_bind_password,
             _ => continue,
         };
         *slot = read_credential(path)?;

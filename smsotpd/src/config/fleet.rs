@@ -11,12 +11,16 @@ use super::{ExternalCredentials, Secret, range};
 
 pub const CREDENTIAL_POSTGRESQL_PASSWORD: &str = "postgresql-password";
 pub const CREDENTIAL_LDAP_BIND_PASSWORD: &str = "ldap-bind-password";
+/// Where Debian's libpq looks for services (PGSYSCONFDIR).
+pub const DEFAULT_SERVICE_FILE: &str = "/etc/postgresql-common/pg_service.conf";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawStore {
     pub(crate) kind: String,
     pub(crate) connection: Option<String>,
+    pub(crate) service: Option<String>,
+    pub(crate) service_file: PathBuf,
     pub(crate) ca_file: Option<PathBuf>,
     pub(crate) client_cert: Option<PathBuf>,
     pub(crate) client_key: Option<PathBuf>,
@@ -34,6 +38,8 @@ impl Default for RawStore {
         RawStore {
             kind: "files".into(),
             connection: None,
+            service: None,
+            service_file: PathBuf::from(DEFAULT_SERVICE_FILE),
             ca_file: None,
             client_cert: None,
             client_key: None,
@@ -59,8 +65,8 @@ pub enum StoreKind {
 /// `[store] kind = "postgresql"`.
 #[derive(Debug, Clone)]
 pub struct Postgresql {
-    /// libpq-style "key=value ..." or a postgresql:// URL, without password.
-    pub connection: String,
+    /// How the database is named (never with a password).
+    pub connection: Connection,
     /// The systemd credential `postgresql-password`, if any.
     pub password: Option<Secret>,
     /// TLS: the CA that signed the server's certificate. Required over TCP.
@@ -94,25 +100,91 @@ pub(crate) fn validate_store(raw: &RawStore, creds: &ExternalCredentials) -> Res
     }
 }
 
-fn validate_postgresql(raw: &RawStore, creds: &ExternalCredentials) -> Result<Postgresql, String> {
-    let connection = raw.connection.clone().ok_or(
-        "store.kind = \"postgresql\" needs store.connection, e.g. \"host=db.example.org dbname=smsotp user=smsotp_web1\"",
-    )?;
-    let parsed = postgres::Config::from_str(&connection).map_err(|e| {
-        format!("store.connection cannot be read ({e}); write libpq-style \"host=... dbname=... user=...\"")
-    })?;
+/// How the database is named.
+#[derive(Debug, Clone)]
+pub enum Connection {
+    /// libpq-style "key=value ..." or a postgresql:// URL.
+    String(String),
+    /// A section of a pg_service.conf, read when connecting.
+    Service { name: String, file: PathBuf },
+}
+
+impl std::fmt::Display for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Connection::String(s) => f.write_str(s),
+            Connection::Service { name, file } => write!(f, "service={name} ({})", file.display()),
+        }
+    }
+}
+
+/// The checks every connection gets, from the file or a service: no
+/// password in it, a user named, and TLS over TCP.
+pub fn check_connection(text: &str, what: &str, has_ca: bool) -> Result<postgres::Config, String> {
+    let parsed = postgres::Config::from_str(text)
+        .map_err(|e| format!("{what} cannot be read ({e}); write libpq-style \"host=... dbname=... user=...\""))?;
     if parsed.get_password().is_some() {
         return Err(format!(
-            "store.connection holds a password; remove it and put it in the systemd credential {CREDENTIAL_POSTGRESQL_PASSWORD} (LoadCredential=)"
+            "{what} holds a password; remove it and put it in the systemd credential {CREDENTIAL_POSTGRESQL_PASSWORD} (LoadCredential=)"
         ));
     }
     if parsed.get_user().is_none() {
-        return Err("store.connection names no user; add user=ROLE (the host's database role)".into());
+        return Err(format!("{what} names no user; add user=ROLE (the host's database role)"));
     }
     let tcp = parsed.get_hosts().iter().any(|h| matches!(h, postgres::config::Host::Tcp(_)));
-    if tcp && raw.ca_file.is_none() {
-        return Err("store.connection reaches the database over TCP: set store.ca_file (TLS with the CA that signed the server's certificate); only a Unix socket (host=/run/postgresql) goes without".into());
+    if tcp && !has_ca {
+        return Err(format!(
+            "{what} reaches the database over TCP: set store.ca_file (TLS with the CA that signed the server's certificate); only a Unix socket (host=/run/postgresql) goes without"
+        ));
     }
+    Ok(parsed)
+}
+
+/// The `name` section of a pg_service.conf's text as one libpq-style
+/// string ("key='value' ..."), or why not.
+pub fn service_connection(text: &str, name: &str) -> Result<String, String> {
+    let mut inside = false;
+    let mut found = false;
+    let mut parts = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = section.trim() == name;
+            found |= inside;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| format!("service {name}: {line:?} is not key=value"))?;
+        let value = value.trim().replace('\\', "\\\\").replace('\'', "\\'");
+        parts.push(format!("{}='{value}'", key.trim()));
+    }
+    if !found {
+        return Err(format!("there is no [{name}] in the service file"));
+    }
+    Ok(parts.join(" "))
+}
+
+fn validate_postgresql(raw: &RawStore, creds: &ExternalCredentials) -> Result<Postgresql, String> {
+    let connection = match (&raw.connection, &raw.service) {
+        (Some(c), None) => {
+            check_connection(c, "store.connection", raw.ca_file.is_some())?;
+            Connection::String(c.clone())
+        }
+        (None, Some(name)) => {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(format!("store.service = {name:?} is not a service name"));
+            }
+            if !raw.service_file.is_absolute() {
+                return Err(format!("store.service_file = {:?} must be an absolute path", raw.service_file));
+            }
+            Connection::Service { name: name.clone(), file: raw.service_file.clone() }
+        }
+        (Some(_), Some(_)) => return Err("set store.connection or store.service, not both".into()),
+        (None, None) => {
+            return Err("store.kind = \"postgresql\" needs store.connection, e.g. \"host=db.example.org dbname=smsotp user=smsotp_web1\", or store.service (a pg_service.conf section)".into());
+        }
+    };
     for (key, p) in [
         ("store.ca_file", &raw.ca_file),
         ("store.client_cert", &raw.client_cert),

@@ -299,7 +299,10 @@ fn every_shipped_example_parses() {
                 .collect::<Vec<_>>()
                 .join("\n");
             // With Programmable Messaging, failover and [voice] included
-            // (Verify's rate limits are Verify's alone).
+            // (Verify's rate limits are Verify's alone; store.service is
+            // the alternative to store.connection).
+            let uncommented: String =
+                uncommented.lines().filter(|l| !l.starts_with("service = ")).collect::<Vec<_>>().join("\n");
             let messaging: String =
                 uncommented.lines().filter(|l| !l.starts_with("verify_rate_limits = ")).collect::<Vec<_>>().join("\n");
             Config::parse(&messaging, "uncommented", &ExternalCredentials::default())
@@ -437,4 +440,21 @@ fn store_and_ldap_are_checked_with_the_fix_in_the_message() {
     let e = parse_err(&format!("phone_source = \"ldap\"\n{top}"));
     assert!(e.contains("needs an [ldap] table"), "{e}");
     assert!(parse(&ldap("url = \"ldaps://ldap.example.org\"\n")).unwrap().ldap.is_some());
+}
+
+#[test]
+fn a_service_file_section_becomes_one_connection_string() {
+    use crate::config::fleet::service_connection;
+    let text = "# comment\n[a]\nhost=/x\n\n[smsotp]\nhost = db.example.org\nport=5433\nuser=web1\napplication_name=it's\n[b]\nuser=no\n";
+    assert_eq!(
+        service_connection(text, "smsotp").unwrap(),
+        "host='db.example.org' port='5433' user='web1' application_name='it\\'s'"
+    );
+    let parsed =
+        crate::config::fleet::check_connection(&service_connection(text, "smsotp").unwrap(), "s", true).unwrap();
+    assert_eq!(parsed.get_application_name(), Some("it's"));
+    assert!(service_connection(text, "missing").unwrap_err().contains("no [missing]"));
+    assert!(service_connection("[smsotp]\nnonsense\n", "smsotp").unwrap_err().contains("not key=value"));
+    let e = crate::config::fleet::check_connection("host=db.example.org user=a", "service smsotp", false).unwrap_err();
+    assert!(e.contains("service smsotp reaches the database over TCP"), "{e}");
 }

@@ -12,7 +12,6 @@
 //! fails (closed) instead, so a wrong code on host A and one on host B are
 //! both counted or neither is answered.
 
-use std::str::FromStr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +20,7 @@ use postgres::Client;
 
 use super::{FleetBudget, RecordStore, StoreError, UserRecord};
 use crate::clock::{SharedClock, Tick};
-use crate::config::fleet::Postgresql;
+use crate::config::fleet::{Connection, Postgresql, check_connection, service_connection};
 use crate::names::UserName;
 
 /// The schema this smsotpd reads and writes.
@@ -60,7 +59,17 @@ type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
 /// Opens a connection as `cfg` says (TLS with the CA file when given) and
 /// checks nothing else.
 pub fn connect(cfg: &Postgresql) -> Result<Client, String> {
-    let mut pg = postgres::Config::from_str(&cfg.connection).map_err(|e| format!("store.connection: {e}"))?;
+    let has_ca = cfg.ca_file.is_some();
+    let mut pg = match &cfg.connection {
+        Connection::String(s) => check_connection(s, "store.connection", has_ca)?,
+        Connection::Service { name, file } => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("store.service_file {}: {e}", file.display()))?;
+            let what = format!("service {name} in {}", file.display());
+            let s = service_connection(&text, name).map_err(|e| format!("{}: {e}", file.display()))?;
+            check_connection(&s, &what, has_ca)?
+        }
+    };
     if let Some(p) = &cfg.password {
         pg.password(p.expose());
     }
@@ -239,7 +248,7 @@ impl PgStore {
 
     /// Where the database is, without secrets.
     pub fn target(&self) -> String {
-        self.cfg.connection.clone()
+        self.cfg.connection.to_string()
     }
 
     pub fn tried(&self) -> u64 {
@@ -522,7 +531,7 @@ mod tests {
 
     fn unreachable() -> Postgresql {
         Postgresql {
-            connection: "host=/nonexistent/smsotp-test port=5432 dbname=x user=x".into(),
+            connection: Connection::String("host=/nonexistent/smsotp-test port=5432 dbname=x user=x".into()),
             password: None,
             ca_file: None,
             client_cert: None,
