@@ -61,8 +61,8 @@ impl Fleet {
         std::fs::write(&cfg, config(&twilio, &pg, "web1", tables, store_extra).replace("@STATE@", "/nonexistent"))
             .unwrap();
         std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        assert_eq!(migrate(&cfg), "the schema went from version 0 to 1\n");
-        assert_eq!(migrate(&cfg), "the schema is at version 1; nothing to do\n", "migrate is idempotent");
+        assert_eq!(migrate(&cfg), "the schema went from version 0 to 2\n");
+        assert_eq!(migrate(&cfg), "the schema is at version 2; nothing to do\n", "migrate is idempotent");
         let host = |name: &str| {
             let bus = Bus::start(Policy::Shipped);
             let daemon = Daemon::start(&bus, &config(&twilio, &pg, name, tables, store_extra));
@@ -93,13 +93,13 @@ fn enrolled_once_logs_in_on_both_hosts() {
     // doctor and db status report the database and its schema.
     let out = ctl_with_config(&f.web2.daemon.config, &["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let expected = format!("database: {} answers; schema version 1", f.pg.connection());
+    let expected = format!("database: {} answers; schema version 2", f.pg.connection());
     assert!(text.contains(&expected), "{text}");
     let out = ctl_with_config(&f.web2.daemon.config, &["db", "status"]);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("database: {} answers; schema version 1\n", f.pg.connection())
+        format!("database: {} answers; schema version 2\n", f.pg.connection())
     );
     // No number in the daemons' logs.
     for h in [&f.web1, &f.web2] {
@@ -212,10 +212,49 @@ fn a_daemon_refuses_to_start_on_a_schema_it_does_not_know() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("the database's schema is version 99, newer than this smsotpd knows (1)"), "{err}");
+    assert!(err.contains("the database's schema is version 99, newer than this smsotpd knows (2)"), "{err}");
     let out = ctl_with_config(&cfg, &["db", "migrate"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("newer than this smsotpctl knows"));
+}
+
+#[test]
+fn an_older_schema_is_refused_until_db_migrate_upgrades_it() {
+    let pg = Postgres::start();
+    let twilio = FakeTwilio::start();
+    let dir = smsotp_tests::tools::private_tempdir();
+    let cfg = dir.path().join("smsotpd.toml");
+    let text = config(&twilio, &pg, "web1", "", "");
+    std::fs::write(&cfg, text.replace("@STATE@", &dir.path().join("state").display().to_string())).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    migrate(&cfg);
+    // Back to version 1, as a database made by an older smsotpctl.
+    pg.psql("DROP FUNCTION smsotp_take_sms; DELETE FROM smsotp_schema WHERE version = 2;");
+    let bus = Bus::start(Policy::Shipped);
+    let start = || {
+        std::process::Command::new(&built().smsotpd)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--bus")
+            .arg(bus.address())
+            .args(["--log", "stderr"])
+            .output()
+            .unwrap()
+    };
+    let out = start();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the database's schema is version 1, this smsotpd needs 2; run: smsotpctl db migrate"),
+        "{err}"
+    );
+    let out = ctl_with_config(&cfg, &["db", "status"]);
+    assert_eq!(out.status.code(), Some(6), "db status says the schema is old");
+    assert_eq!(migrate(&cfg), "the schema went from version 1 to 2\n");
+    let daemon = Daemon::start(&bus, &text);
+    daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
 }
 
 #[test]
@@ -497,7 +536,7 @@ fn the_database_can_be_named_by_a_service_file() {
     let out = ctl_with_config(&web5.config, &["db", "status"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("database: service=smsotp ({}) answers; schema version 1\n", services.display())
+        format!("database: service=smsotp ({}) answers; schema version 2\n", services.display())
     );
     // A service with a password in it is refused like a connection string with one.
     std::fs::write(&services, format!("[smsotp]\nhost={}\nuser=smsotp\npassword=x\n", f.pg.socket_dir().display()))

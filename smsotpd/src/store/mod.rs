@@ -17,6 +17,7 @@ pub use crate::record::{HISTORY, HistoryEntry, PendingPhone, TotpFactor, UserRec
 
 pub mod files;
 pub mod postgres;
+pub mod schema;
 pub mod transfer;
 
 pub use files::FileStore;

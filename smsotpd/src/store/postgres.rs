@@ -20,164 +20,12 @@ use postgres::Client;
 
 use super::{FleetBudget, RecordStore, StoreError, UserRecord};
 use crate::clock::{SharedClock, Tick};
-use crate::config::fleet::{Connection, Postgresql, check_connection, service_connection};
-use crate::names::UserName;
-
-/// The schema this smsotpd reads and writes.
-pub const SCHEMA_VERSION: i32 = 1;
-
-/// Each step takes the schema from the version before it to its own.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE smsotp_users (
-        name text PRIMARY KEY,
-        doc text NOT NULL,
-        failures integer NOT NULL DEFAULT 0,
-        locked_until bigint NOT NULL DEFAULT 0,
-        revision bigint NOT NULL DEFAULT 1,
-        updated_by text NOT NULL,
-        updated_at bigint NOT NULL
-    );
-    CREATE TABLE smsotp_resets (name text PRIMARY KEY, at bigint NOT NULL, host text NOT NULL);
-    CREATE TABLE smsotp_sends (id bigserial PRIMARY KEY, at bigint NOT NULL, name text NOT NULL, host text NOT NULL);
-    CREATE INDEX smsotp_sends_at ON smsotp_sends (at);
-    CREATE INDEX smsotp_sends_name_at ON smsotp_sends (name, at);
-    CREATE TABLE smsotp_changes (
-        id bigserial PRIMARY KEY,
-        at bigint NOT NULL,
-        host text NOT NULL,
-        action text NOT NULL,
-        name text NOT NULL
-    );",
-)];
-
-/// Serialises the fleet budget's check-and-take (pg_advisory_xact_lock).
-const BUDGET_LOCK: i64 = 0x736d_736f_7470;
+use crate::config::fleet::Postgresql;
+use crate::store::schema::describe;
+pub use crate::store::schema::{SCHEMA_VERSION, connect, migrate, schema_problem, schema_version};
 
 type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
-
-/// Opens a connection as `cfg` says (TLS with the CA file when given) and
-/// checks nothing else.
-pub fn connect(cfg: &Postgresql) -> Result<Client, String> {
-    let has_ca = cfg.ca_file.is_some();
-    let mut pg = match &cfg.connection {
-        Connection::String(s) => check_connection(s, "store.connection", has_ca)?,
-        Connection::Service { name, file } => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("store.service_file {}: {e}", file.display()))?;
-            let what = format!("service {name} in {}", file.display());
-            let s = service_connection(&text, name).map_err(|e| format!("{}: {e}", file.display()))?;
-            check_connection(&s, &what, has_ca)?
-        }
-    };
-    if let Some(p) = &cfg.password {
-        pg.password(p.expose());
-    }
-    pg.connect_timeout(cfg.connect_timeout);
-    pg.application_name("smsotpd");
-    pg.options(&format!(
-        "-c statement_timeout={} -c lock_timeout={}",
-        cfg.statement_timeout.as_millis(),
-        cfg.statement_timeout.as_millis()
-    ));
-    match &cfg.ca_file {
-        Some(ca) => {
-            pg.ssl_mode(postgres::config::SslMode::Require);
-            let tls = tls_config(ca, cfg.client_cert.as_ref(), "store.ca_file")?;
-            pg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).map_err(|e| describe(&e))
-        }
-        None => pg.connect(postgres::NoTls).map_err(|e| describe(&e)),
-    }
-}
-
-/// TLS that trusts only the CA in `ca` (`key` names it in errors), with a
-/// client certificate when given.
-pub(crate) fn tls_config(
-    ca: &std::path::Path,
-    client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
-    key: &str,
-) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{key} {}: {e}", ca.display()))? {
-        let cert = cert.map_err(|e| format!("{key} {}: {e}", ca.display()))?;
-        roots.add(cert).map_err(|e| format!("{key} {}: {e}", ca.display()))?;
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    match client {
-        None => Ok(builder.with_no_client_auth()),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("store.client_cert {}: {e}", cert.display()))?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("store.client_key {}: {e}", key.display()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("store.client_cert: {e}"))
-        }
-    }
-}
-
-/// The database's own words, which name the cause (no such role, refused).
-fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => match std::error::Error::source(e) {
-            Some(inner) => format!("{e}: {inner}"),
-            None => e.to_string(),
-        },
-    }
-}
-
-/// The schema version the database holds; 0 when it has none.
-pub fn schema_version(client: &mut Client) -> Result<i32, String> {
-    let exists: bool =
-        client.query_one("SELECT to_regclass('smsotp_schema') IS NOT NULL", &[]).map_err(|e| describe(&e))?.get(0);
-    if !exists {
-        return Ok(0);
-    }
-    let row = client.query_opt("SELECT max(version) FROM smsotp_schema", &[]).map_err(|e| describe(&e))?;
-    Ok(row.and_then(|r| r.get::<_, Option<i32>>(0)).unwrap_or(0))
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`], each step in its own
-/// transaction; running it again does nothing. Returns (before, after).
-pub fn migrate(client: &mut Client) -> Result<(i32, i32), String> {
-    client
-        .batch_execute("CREATE TABLE IF NOT EXISTS smsotp_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        .map_err(|e| describe(&e))?;
-    let before = schema_version(client)?;
-    if before > SCHEMA_VERSION {
-        return Err(format!(
-            "the database's schema is version {before}, newer than this smsotpctl knows ({SCHEMA_VERSION}); upgrade smsotp"
-        ));
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > before) {
-        let mut tx = client.transaction().map_err(|e| describe(&e))?;
-        tx.batch_execute(sql).map_err(|e| format!("migration to version {version}: {}", describe(&e)))?;
-        tx.execute("INSERT INTO smsotp_schema (version) VALUES ($1)", &[version]).map_err(|e| describe(&e))?;
-        tx.commit().map_err(|e| describe(&e))?;
-    }
-    Ok((before, schema_version(client)?))
-}
-
-/// Why a schema cannot be used, in words that say what to run.
-pub fn schema_problem(version: i32) -> Option<String> {
-    match version {
-        v if v == SCHEMA_VERSION => None,
-        0 => Some("the database has no smsotp schema yet; run: smsotpctl db migrate".into()),
-        v if v < SCHEMA_VERSION => Some(format!(
-            "the database's schema is version {v}, this smsotpd needs {SCHEMA_VERSION}; run: smsotpctl db migrate"
-        )),
-        v => Some(format!(
-            "the database's schema is version {v}, newer than this smsotpd knows ({SCHEMA_VERSION}); upgrade smsotp on this host"
-        )),
-    }
-}
+use crate::names::UserName;
 
 #[derive(Debug, Default)]
 struct Breaker {
@@ -463,36 +311,26 @@ impl RecordStore for PgStore {
 
     fn take_fleet_budget(&self, user: &str, host: &str, unix: u64, budget: &FleetBudget) -> Result<bool, StoreError> {
         let (name, host, now, budget) = (user.to_owned(), host.to_owned(), to_i64(unix), *budget);
+        let limit = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let (user_hour, user_day, fleet_day) =
+            (limit(budget.per_user_per_hour), limit(budget.per_user_per_day), limit(budget.per_fleet_per_day));
         self.call(move |c| {
-            let mut tx = c.transaction().map_err(db)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&BUDGET_LOCK]).map_err(db)?;
-            let row = tx
+            let row = c
                 .query_one(
-                    "SELECT count(*),
-                            count(*) FILTER (WHERE name = $2),
-                            count(*) FILTER (WHERE name = $2 AND at > $1::bigint - 3600)
-                     FROM smsotp_sends WHERE at > $1::bigint - 86400 AND at <= $1::bigint",
-                    &[&now, &name],
+                    "SELECT smsotp_take_sms($1, $2, $3, $4, $5, $6)",
+                    &[&now, &name, &host, &user_hour, &user_day, &fleet_day],
                 )
                 .map_err(db)?;
-            let (fleet_day, user_day, user_hour): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            let spent = fleet_day >= i64::from(budget.per_fleet_per_day)
-                || user_day >= i64::from(budget.per_user_per_day)
-                || user_hour >= i64::from(budget.per_user_per_hour);
-            if spent {
-                if fleet_day >= i64::from(budget.per_fleet_per_day) {
+            match row.get::<_, i32>(0) {
+                0 => Ok(true),
+                2 => {
                     tracing::error!(
-                        "store.sms_per_fleet_per_day ({}) is reached: no SMS goes out on any host of the fleet until older ones are 24 hours old",
-                        budget.per_fleet_per_day
+                        "store.sms_per_fleet_per_day ({fleet_day}) is reached: no SMS goes out on any host of the fleet until older ones are 24 hours old"
                     );
+                    Ok(false)
                 }
-                return Ok(false);
+                _ => Ok(false),
             }
-            tx.execute("INSERT INTO smsotp_sends (at, name, host) VALUES ($1, $2, $3)", &[&now, &name, &host])
-                .map_err(db)?;
-            tx.execute("DELETE FROM smsotp_sends WHERE at <= $1::bigint - 2 * 86400", &[&now]).map_err(db)?;
-            tx.commit().map_err(db)?;
-            Ok(true)
         })
     }
 
@@ -528,6 +366,7 @@ impl RecordStore for PgStore {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::config::fleet::Connection;
 
     fn unreachable() -> Postgresql {
         Postgresql {
@@ -566,13 +405,5 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert!(!store.is_reset(&alice), "unreadable: no mark");
         assert_eq!(store.tried(), 2, "after retry_seconds one call tries again");
-    }
-
-    #[test]
-    fn schema_problems_say_what_to_run() {
-        assert_eq!(schema_problem(SCHEMA_VERSION), None);
-        assert!(schema_problem(0).unwrap().contains("run: smsotpctl db migrate"));
-        assert!(schema_problem(SCHEMA_VERSION + 1).unwrap().contains("upgrade smsotp"));
-        assert_eq!(MIGRATIONS.last().map(|(v, _)| *v), Some(SCHEMA_VERSION), "a migration for each version");
     }
 }
