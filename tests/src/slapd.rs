@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::tools::{require, wait_for};
 
 pub const BASE: &str = "ou=people,dc=example,dc=org";
-const ADMIN: &str = "cn=admin,dc=example,dc=org";
-const ADMIN_PASSWORD: &str = "test-admin-password";
+pub const ADMIN: &str = "cn=admin,dc=example,dc=org";
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
 pub struct Slapd {
     dir: tempfile::TempDir,
@@ -42,6 +42,11 @@ fn free_port() -> u16 {
 impl Slapd {
     /// A directory with one person per (uid, mobile); None: no mobile.
     pub fn start(people: &[(&str, Option<&str>)]) -> Slapd {
+        Slapd::start_with_acl(people, "")
+    }
+
+    /// The same with slapd.conf `access` lines (default: all may read).
+    pub fn start_with_acl(people: &[(&str, Option<&str>)], acl: &str) -> Slapd {
         let slapd = require("slapd", "slapd");
         require("ldapadd", "ldap-utils");
         let dir = crate::tools::private_tempdir();
@@ -53,7 +58,7 @@ impl Slapd {
              include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
              pidfile {d}/slapd.pid\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
              TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n\
-             database mdb\nsuffix \"dc=example,dc=org\"\nrootdn \"{ADMIN}\"\nrootpw {ADMIN_PASSWORD}\ndirectory {d}/db\n",
+             database mdb\nsuffix \"dc=example,dc=org\"\nrootdn \"{ADMIN}\"\nrootpw {ADMIN_PASSWORD}\ndirectory {d}/db\n{acl}\n",
             d = d.display()
         );
         std::fs::write(d.join("slapd.conf"), conf).unwrap();

@@ -124,3 +124,36 @@ fn the_tls_certificate_is_checked() {
     assert!(log.to_lowercase().contains("certificate"), "the log says why: {log}");
     assert!(twilio.messages().is_empty());
 }
+
+#[test]
+fn a_bind_dn_binds_with_the_password_from_a_credential() {
+    use smsotp_tests::slapd::{ADMIN, ADMIN_PASSWORD};
+    // Anonymous users cannot read numbers here: only a bound smsotpd can.
+    let acl = "access to attrs=mobile by users read by * none\naccess to * by * read";
+    let slapd = Slapd::start_with_acl(&[(USER, Some("+14155550123"))], acl);
+    let creds = smsotp_tests::tools::private_tempdir();
+    std::fs::write(creds.path().join("ldap-bind-password"), format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let tables = |extra: &str| format!("[message]\nhostname = \"web1\"\n{}", slapd.config(extra));
+    let config = messaging_config(&twilio.url(), "phone_source = \"ldap\"", &tables(&format!("bind_dn = \"{ADMIN}\"")));
+    let daemon = Daemon::start_with_credentials(&bus, &config, creds.path());
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
+    assert!(daemon.log_text().contains("event=enrolled-from-directory user=root"));
+    // Anonymous: the entry shows no number, so nobody is enrolled from it.
+    let bus2 = Bus::start(Policy::Shipped);
+    let anonymous = Daemon::start(&bus2, &messaging_config(&twilio.url(), "phone_source = \"ldap\"", &tables("")));
+    let run = Pam::new(&bus2.address(), USER).run(vec![]);
+    assert_ne!(run.code, Code::Success, "{}", run.output);
+    assert!(!anonymous.log_text().contains("enrolled-from-directory"));
+    // A wrong password: closed, and the log says the directory refused it.
+    std::fs::write(creds.path().join("ldap-bind-password"), "not-the-password\n").unwrap();
+    let bus3 = Bus::start(Policy::Shipped);
+    let wrong = Daemon::start_with_credentials(&bus3, &config, creds.path());
+    let run = Pam::new(&bus3.address(), USER).run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    let log = wrong.log_text();
+    assert!(log.contains("event=directory-unavailable user=root") && log.contains("invalidCredentials"), "{log}");
+    assert_eq!(twilio.messages().len(), 1);
+}
