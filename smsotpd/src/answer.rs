@@ -15,7 +15,6 @@ use crate::error::LoginError;
 use crate::names::UserName;
 use crate::provider::{Provider, RemoteVerdict};
 use crate::store::HistoryEntry;
-use crate::trust;
 use crate::turn::Turn;
 
 impl<P: Provider> Daemon<P> {
@@ -277,15 +276,7 @@ impl<P: Provider> Daemon<P> {
                 r.reminded = now;
             }
             if let Some(p) = &plan {
-                trust::add(
-                    &mut r.trust,
-                    &p.machine,
-                    &p.service,
-                    &self.trust_host(),
-                    p.days,
-                    self.clock.unix_now(),
-                    self.cfg.policy.max_trusted,
-                );
+                self.add_trust(&mut r.trust, p);
             }
             if *r != before {
                 turn.changed = true;

@@ -252,6 +252,20 @@ impl<P: Provider> Daemon<P> {
         }
     }
 
+    /// Adds the trust `plan` earns to `records`, for this host (or the
+    /// fleet), under `policy.max_trusted_machines`.
+    pub(crate) fn add_trust(&self, records: &mut Vec<crate::trust::TrustRecord>, plan: &crate::trust::TrustPlan) {
+        crate::trust::add(
+            records,
+            &plan.machine,
+            &plan.service,
+            &self.trust_host(),
+            plan.days,
+            self.clock.unix_now(),
+            self.cfg.policy.max_trusted,
+        );
+    }
+
     pub(crate) fn deadline(&self) -> Tick {
         self.clock.tick().saturating_add(self.cfg.codes.deadline)
     }

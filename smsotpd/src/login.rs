@@ -113,13 +113,7 @@ impl<P: Provider> Daemon<P> {
                     if let (policy::Action::Trust { .. }, true) = (decision.action, self.offline_local_trust()) {
                         let machine = machine::identify(&ctx.service, &ctx.rhost, &ctx.auth_info);
                         let copy = self.store.trust_copy(&name);
-                        let now = self.clock.unix_now();
-                        if let Some(t) = trust::find(&copy, &machine, &ctx.service, &self.hostname, now) {
-                            line(Event::TrustedOffline)
-                                .field("machine", &machine.id)
-                                .field("until", &crate::clock::format_utc(t.expires))
-                                .field("rule", decision.source())
-                                .log();
+                        if self.trusted(&copy, &machine, ctx, line(Event::TrustedOffline), decision.source()) {
                             return no_code(Action::Allow);
                         }
                     }
@@ -161,12 +155,7 @@ impl<P: Provider> Daemon<P> {
         let mut plan = None;
         if let policy::Action::Trust { days } = decision.action {
             let machine = machine::identify(&ctx.service, &ctx.rhost, &ctx.auth_info);
-            if let Some(t) = trust::find(&record.trust, &machine, &ctx.service, &self.hostname, now) {
-                line(Event::Trusted)
-                    .field("machine", &machine.id)
-                    .field("until", &crate::clock::format_utc(t.expires))
-                    .field("rule", decision.source())
-                    .log();
+            if self.trusted(&record.trust, &machine, ctx, line(Event::Trusted), decision.source()) {
                 return no_code(Action::Allow);
             }
             plan = Some(TrustPlan { machine, service: ctx.service.clone(), days });
@@ -198,6 +187,25 @@ impl<P: Provider> Daemon<P> {
         start.factors = factors;
         start.remind = remind;
         Ok(start)
+    }
+
+    /// Whether `records` let `machine` in on this host now; if so, `line`
+    /// is logged with the machine, the trust's end and the rule.
+    fn trusted(
+        &self,
+        records: &[crate::trust::TrustRecord],
+        machine: &machine::Machine,
+        ctx: &LoginContext,
+        line: audit::Line,
+        rule: &str,
+    ) -> bool {
+        let now = self.clock.unix_now();
+        let Some(t) = trust::find(records, machine, &ctx.service, &self.hostname, now) else { return false };
+        line.field("machine", &machine.id)
+            .field("until", &crate::clock::format_utc(t.expires))
+            .field("rule", rule)
+            .log();
+        true
     }
 
     /// `store.offline = "local-trust"`: while the database is down, machines

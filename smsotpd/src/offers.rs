@@ -7,7 +7,7 @@ use crate::daemon::Daemon;
 use crate::error::LoginError;
 use crate::names::UserName;
 use crate::provider::Provider;
-use crate::trust::{self, TrustPlan};
+use crate::trust::TrustPlan;
 
 impl<P: Provider> Daemon<P> {
     pub(crate) fn audit_trust_recorded(&self, name: &UserName, rhost: &str, p: &TrustPlan) {
@@ -41,15 +41,7 @@ impl<P: Provider> Daemon<P> {
             Err(e) => return Err(LoginError::from(e)),
         };
         let p = &offer.plan;
-        trust::add(
-            &mut r.trust,
-            &p.machine,
-            &p.service,
-            &self.trust_host(),
-            p.days,
-            self.clock.unix_now(),
-            self.cfg.policy.max_trusted,
-        );
+        self.add_trust(&mut r.trust, p);
         self.store.save(&offer.user, &r).map_err(LoginError::from)?;
         self.audit_trust_recorded(&offer.user, "", p);
         Ok(())

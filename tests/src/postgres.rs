@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::tools::require;
+use crate::tools::{require, run_checked};
 
 pub struct Postgres {
     dir: tempfile::TempDir,
@@ -34,17 +34,6 @@ fn as_postgres(program: &Path) -> Command {
     c
 }
 
-fn run(mut c: Command, what: &str) -> String {
-    let out = c.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 impl Postgres {
     /// A new cluster with a database `smsotp` owned by the role `smsotp`.
     pub fn start() -> Postgres {
@@ -60,7 +49,7 @@ impl Postgres {
         let pg = Postgres { dir, bin, port };
         let mut init = as_postgres(&pg.bin.join("initdb"));
         init.args(["--auth=trust", "--no-sync", "--username=postgres", "-D"]).arg(pg.data());
-        run(init, "initdb");
+        run_checked(init, "initdb", None);
         std::fs::write(
             pg.data().join("pg_hba.conf"),
             "local all postgres,smsotp trust\nlocal all all scram-sha-256\n\
@@ -122,14 +111,14 @@ impl Postgres {
                 port = self.port
             ))
             .args(["-w", "start"]);
-        run(c, "pg_ctl start");
+        run_checked(c, "pg_ctl start", None);
     }
 
     /// Stops the server at once, as a crash or a pulled cable would.
     pub fn kill_server(&self) {
         let mut c = as_postgres(&self.bin.join("pg_ctl"));
         c.arg("-D").arg(self.data()).args(["-m", "immediate", "-w", "stop"]);
-        run(c, "pg_ctl stop");
+        run_checked(c, "pg_ctl stop", None);
     }
 
     fn psql_as(&self, user: &str, db: &str, sql: &str) -> String {
@@ -150,7 +139,7 @@ impl Postgres {
             "-c",
             sql,
         ]);
-        run(c, &format!("psql -c {sql:?}"))
+        run_checked(c, &format!("psql -c {sql:?}"), None)
     }
 
     /// Runs `sql` in the smsotp database as the superuser (roles, grants).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::tools::{require, wait_for};
+use crate::tools::{require, run_checked, wait_for};
 
 pub const BASE: &str = "ou=people,dc=example,dc=org";
 pub const ADMIN: &str = "cn=admin,dc=example,dc=org";
@@ -16,23 +16,6 @@ pub struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
-}
-
-fn run(mut c: Command, what: &str, stdin: Option<&str>) -> String {
-    use std::io::Write;
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn free_port() -> u16 {
@@ -119,7 +102,7 @@ impl Slapd {
     pub fn modify(&self, program: &str, ldif: &str) {
         let mut c = Command::new(require(program, "ldap-utils"));
         c.args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port), "-D", ADMIN, "-w", ADMIN_PASSWORD]);
-        run(c, program, Some(ldif));
+        run_checked(c, program, Some(ldif));
     }
 
     /// Sets (Some) or removes (None) `uid`'s mobile.

@@ -85,9 +85,25 @@ pub fn private_tempdir() -> tempfile::TempDir {
     d
 }
 
-fn run_ok(mut c: Command, what: &str, _stdin: Option<&str>) {
-    let out = c.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
+/// Runs `c` (`what` names it in failures), writing `stdin` to it; fails
+/// the test unless it succeeds. Its standard output.
+pub fn run_checked(mut c: Command, what: &str, stdin: Option<&str>) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A CA (ca.pem) and a certificate for localhost and 127.0.0.1 signed by
@@ -110,7 +126,7 @@ pub fn make_certificates(dir: &Path) {
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
-    run_ok(c, "openssl req (CA)", None);
+    run_checked(c, "openssl req (CA)", None);
     let mut c = Command::new(&openssl);
     c.current_dir(dir).arg("req").args(ec).args([
         "-keyout",
@@ -120,7 +136,7 @@ pub fn make_certificates(dir: &Path) {
         "-subj",
         "/CN=localhost",
     ]);
-    run_ok(c, "openssl req (server)", None);
+    run_checked(c, "openssl req (server)", None);
     std::fs::write(
         dir.join("ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
@@ -144,5 +160,5 @@ pub fn make_certificates(dir: &Path) {
         "-extfile",
         "ext",
     ]);
-    run_ok(c, "openssl x509 (server)", None);
+    run_checked(c, "openssl x509 (server)", None);
 }

@@ -44,6 +44,18 @@ fn ctl_with_config(config: &std::path::Path, args: &[&str]) -> std::process::Out
     std::process::Command::new(&built().smsotpctl).args(args).arg("--config").arg(config).output().unwrap()
 }
 
+/// smsotpd with `config` on `bus`, to its end (one that refuses to start).
+fn run_smsotpd(config: &std::path::Path, bus: &Bus) -> std::process::Output {
+    std::process::Command::new(&built().smsotpd)
+        .arg("--config")
+        .arg(config)
+        .arg("--bus")
+        .arg(bus.address())
+        .args(["--log", "stderr"])
+        .output()
+        .unwrap()
+}
+
 fn migrate(config: &std::path::Path) -> String {
     let out = ctl_with_config(config, &["db", "migrate"]);
     assert!(out.status.success(), "db migrate: {}", String::from_utf8_lossy(&out.stderr));
@@ -202,14 +214,7 @@ fn a_daemon_refuses_to_start_on_a_schema_it_does_not_know() {
     .unwrap();
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let bus = Bus::start(Policy::Shipped);
-    let out = std::process::Command::new(&built().smsotpd)
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--bus")
-        .arg(bus.address())
-        .args(["--log", "stderr"])
-        .output()
-        .unwrap();
+    let out = run_smsotpd(&cfg, &bus);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the database's schema is version 99, newer than this smsotpd knows (2)"), "{err}");
@@ -231,17 +236,7 @@ fn an_older_schema_is_refused_until_db_migrate_upgrades_it() {
     // Back to version 1, as a database made by an older smsotpctl.
     pg.psql("DROP FUNCTION smsotp_take_sms; DELETE FROM smsotp_schema WHERE version = 2;");
     let bus = Bus::start(Policy::Shipped);
-    let start = || {
-        std::process::Command::new(&built().smsotpd)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--bus")
-            .arg(bus.address())
-            .args(["--log", "stderr"])
-            .output()
-            .unwrap()
-    };
-    let out = start();
+    let out = run_smsotpd(&cfg, &bus);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -159,15 +159,8 @@ impl Plivo {
         });
         let body = doc.to_string();
         let url = self.calls_url();
-        let send = |timeout: Duration| {
-            self.client
-                .post(&url)
-                .basic_auth(&self.cfg.auth_id, Some(self.cfg.auth_token.expose()))
-                .header("content-type", "application/json")
-                .body(body.as_bytes().to_vec())
-                .timeout(timeout)
-                .send()
-        };
+        let credentials = (self.cfg.auth_id.as_str(), self.cfg.auth_token.expose());
+        let send = |timeout: Duration| json_post(&self.client, &url, credentials, body.as_bytes(), timeout).send();
         let request_uuid =
             http::with_retries("plivo", &*self.clock, deadline, self.cfg.request_timeout, send, interpret_fired)
                 .await?;
@@ -202,6 +195,22 @@ impl Plivo {
             s => Err(ProviderError::Unavailable { detail: format!("HTTP {s}") }),
         }
     }
+}
+
+/// A POST of a JSON body with Plivo's Basic auth.
+fn json_post(
+    client: &reqwest::Client,
+    url: &str,
+    (id, token): (&str, &str),
+    body: &[u8],
+    timeout: Duration,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .basic_auth(id, Some(token))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .timeout(timeout)
 }
 
 /// What speaks the code into a placed call once it is answered.
@@ -271,13 +280,9 @@ impl Speaker {
             "loop": 2,
         });
         let body = zeroize::Zeroizing::new(doc.to_string());
-        let answer = self
-            .client
-            .post(format!("{}{call_uuid}/Speak/", self.calls))
-            .basic_auth(&self.credentials.0, Some(self.credentials.1.expose()))
-            .header("content-type", "application/json")
-            .body(body.as_bytes().to_vec())
-            .timeout(self.timeout)
+        let url = format!("{}{call_uuid}/Speak/", self.calls);
+        let credentials = (self.credentials.0.as_str(), self.credentials.1.expose());
+        let answer = json_post(&self.client, &url, credentials, body.as_bytes(), self.timeout)
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable { detail: error_chain(&e) })?;
@@ -392,15 +397,8 @@ impl Provider for Plivo {
         }
         let body = zeroize::Zeroizing::new(doc.to_string());
         let url = self.messages_url();
-        let send = |timeout: Duration| {
-            self.client
-                .post(&url)
-                .basic_auth(&self.cfg.auth_id, Some(self.cfg.auth_token.expose()))
-                .header("content-type", "application/json")
-                .body(body.as_bytes().to_vec())
-                .timeout(timeout)
-                .send()
-        };
+        let credentials = (self.cfg.auth_id.as_str(), self.cfg.auth_token.expose());
+        let send = |timeout: Duration| json_post(&self.client, &url, credentials, body.as_bytes(), timeout).send();
         http::with_retries("plivo", &*self.clock, deadline, self.cfg.request_timeout, send, interpret_queued).await
     }
 
