@@ -56,7 +56,17 @@ impl<P: Provider> Daemon<P> {
             // Same number: keep the counters. A new number starts afresh and
             // drops every trust record, bound to the old one.
             Ok(Some(old)) if old.phone == phone => old,
-            Ok(_) | Err(StoreError::Corrupt { .. }) => UserRecord::new(phone.clone()),
+            // Written over the old record (a shared store checks its revision).
+            Ok(Some(old)) => UserRecord { revision: old.revision, ..UserRecord::new(phone.clone()) },
+            Ok(None) => UserRecord::new(phone.clone()),
+            Err(StoreError::Corrupt { .. }) => {
+                // A shared store writes a record without a revision only
+                // where there is none: the unusable one goes first.
+                if self.store.shared() {
+                    self.store.remove(&name).map_err(LoginError::from)?;
+                }
+                UserRecord::new(phone.clone())
+            }
             Err(e) => return Err(LoginError::from(e)),
         };
         self.store.save(&name, &record).map_err(LoginError::from)?;

@@ -543,3 +543,27 @@ fn the_database_can_be_named_by_a_service_file() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_administrator_changes_a_number_or_mends_an_unusable_record_from_any_host() {
+    let f = Fleet::start("", "");
+    f.web1.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    // A new number from web2: written over web1's record, the old number told.
+    assert_eq!(f.web2.daemon.ctl_ok(&["enroll", USER, "+14155550199"]), "root enrolled: codes go to ******0199\n");
+    let notice = f.twilio.wait_message(1);
+    assert_eq!(notice.to, NUMBER);
+    assert!(notice.body.contains("was changed to ******0199"), "{}", notice.body);
+    let run = f.web1.pam().run(vec![Box::new(|| f.twilio.wait_message(2).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+    assert_eq!(f.twilio.messages()[1].to, "+14155550199");
+    // An unusable record: that user cannot log in until an administrator
+    // enrolls them again, which works on a shared store too.
+    f.pg.psql("UPDATE smsotp_users SET doc = 'not a record' WHERE name = 'root'");
+    let run = f.web1.pam().run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    assert_eq!(run.shown(), "SMS login is unavailable for this account. Contact your administrator.\n");
+    f.web2.daemon.ctl_ok(&["enroll", USER, NUMBER]);
+    let n = f.twilio.messages().len();
+    let run = f.web1.pam().run(vec![Box::new(|| f.twilio.wait_message(n + 1).code())]);
+    assert_eq!(run.code, Code::Success, "{}", run.output);
+}
