@@ -172,7 +172,7 @@ impl<P: Provider> Daemon<P> {
         let ctx = LoginContext { service: "smsotp".into(), ..LoginContext::default() };
         let code_text = code.as_deref().map(String::as_str);
         let reference = self
-            .deliver(user.as_str(), &phone, code_text, &ctx, Event::NumberCheckSent, Channel::Sms)
+            .deliver_via(&self.provider, user.as_str(), &phone, code_text, &ctx, Event::NumberCheckSent, Channel::Sms)
             .await
             .map_err(|(e, _)| e)?;
         let secret = match code {

@@ -19,7 +19,7 @@ impl<P: Provider> Daemon<P> {
     /// The database's trail of administrators' changes (a shared store;
     /// the audit log has them either way).
     fn note_admin_change(&self, action: &str, user: &UserName) {
-        if let Err(e) = self.store.note_admin_change(&self.hostname, self.clock.unix_now(), action, user.as_str()) {
+        if let Err(e) = self.store.note_admin_change(self.clock.unix_now(), action, user.as_str()) {
             tracing::warn!("{action} of {user} is in the audit log but not in the database's trail: {e}");
         }
     }

@@ -121,7 +121,7 @@ impl<P: Provider> Daemon<P> {
             per_user_per_day: self.cfg.codes.sms_per_user_per_day,
             per_fleet_per_day,
         };
-        match self.store.take_fleet_budget(user, &self.hostname, unix, &budget) {
+        match self.store.take_fleet_budget(user, unix, &budget) {
             Ok(allowed) => allowed,
             Err(e) => {
                 tracing::error!("the fleet's SMS budget cannot be checked, so no SMS goes out: {e}");

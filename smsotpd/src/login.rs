@@ -307,22 +307,9 @@ impl<P: Provider> Daemon<P> {
         Ok(Start::asking(Action::Code, &id, phone.masked()))
     }
 
-    /// Sends one message through the provider and logs the outcome either
-    /// way. On failure, also whether the message may still be on its way
-    /// (sent, not answered).
-    pub(crate) async fn deliver(
-        &self,
-        user: &str,
-        phone: &PhoneNumber,
-        code: Option<&str>,
-        ctx: &LoginContext,
-        sent_event: Event,
-        channel: Channel,
-    ) -> Result<String, (LoginError, bool)> {
-        self.deliver_via(&self.provider, user, phone, code, ctx, sent_event, channel).await
-    }
-
-    /// [`Self::deliver`] through `provider` (the provider, or a failover route).
+    /// Sends one message through `provider` (the provider, or a failover
+    /// route) and logs the outcome either way. On failure, also whether the
+    /// message may still be on its way (sent, not answered).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn deliver_via(
         &self,

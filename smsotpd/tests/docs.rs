@@ -30,23 +30,31 @@ fn commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, Vec<String
     }
 }
 
-#[test]
-fn smsotpctl_commands_are_documented_in_the_readme_and_the_man_page() {
+/// Every (sub)command of `cli` and each of its long options is in the
+/// README section `readme` (on one line with `program NAME`) and in the man
+/// page `man_path` (a .B line naming it); `at_least` commands.
+fn assert_documented(cli: clap::Command, program: &str, man_path: &str, readme: &str, at_least: usize) {
     let mut all = Vec::new();
-    commands(&smsotpd::ctl::Cli::command(), "", &mut all);
-    assert!(all.len() >= 11, "{all:?}");
-    let man = read("packaging/man/smsotpctl.8");
-    let readme = readme_section("smsotpctl");
+    commands(&cli, "", &mut all);
+    assert!(all.len() >= at_least, "{all:?}");
+    let man = read(man_path);
+    let page = man_path.rsplit('/').next().unwrap_or(man_path);
     for (name, flags) in &all {
-        assert!(readme.contains(&format!("smsotpctl {name}")), "README's smsotpctl section lacks {name:?}");
+        assert!(readme.contains(&format!("{program} {name}")), "README's {program} section lacks {name:?}");
         let man_entry = man.lines().any(|l| l.starts_with(".B") && l.contains(name.as_str()));
-        assert!(man_entry, "smsotpctl(8) lacks an entry for {name:?}");
+        assert!(man_entry, "{page} lacks an entry for {name:?}");
         for flag in flags {
-            let line = readme.lines().find(|l| l.contains(&format!("smsotpctl {name}"))).unwrap();
+            let line = readme.lines().find(|l| l.contains(&format!("{program} {name}"))).unwrap();
             assert!(line.contains(flag.as_str()), "README: {name} lacks {flag}: {line}");
-            assert!(man.contains(flag.as_str()), "smsotpctl(8): {name} lacks {flag}");
+            assert!(man.contains(flag.as_str()), "{page}: {name} lacks {flag}");
         }
     }
+}
+
+#[test]
+fn smsotpctl_commands_are_documented_in_the_readme_and_the_man_page() {
+    let readme = readme_section("smsotpctl");
+    assert_documented(smsotpd::ctl::Cli::command(), "smsotpctl", "packaging/man/smsotpctl.8", &readme, 11);
 }
 
 #[test]
@@ -100,21 +108,9 @@ fn pam_sms_examples_agree_with_the_readme() {
 
 #[test]
 fn smsotp_commands_are_documented_in_the_readme_and_the_man_page() {
-    let mut all = Vec::new();
-    commands(&smsotpd::user_cli::Cli::command(), "", &mut all);
-    assert!(all.len() >= 7, "{all:?}");
-    let man = read("packaging/man/smsotp.1");
     let readme = readme_section("Your own account: smsotp");
-    for (name, flags) in &all {
-        assert!(readme.contains(&format!("smsotp {name}")), "README's smsotp section lacks {name:?}");
-        let man_entry = man.lines().any(|l| l.starts_with(".B") && l.contains(name.as_str()));
-        assert!(man_entry, "smsotp(1) lacks an entry for {name:?}");
-        for flag in flags {
-            let line = readme.lines().find(|l| l.contains(&format!("smsotp {name}"))).unwrap();
-            assert!(line.contains(flag.as_str()), "README: {name} lacks {flag}: {line}");
-            assert!(man.contains(flag.as_str()), "smsotp(1): {name} lacks {flag}");
-        }
-    }
+    assert_documented(smsotpd::user_cli::Cli::command(), "smsotp", "packaging/man/smsotp.1", &readme, 7);
+    let man = read("packaging/man/smsotp.1");
     let codes = smsotpd::user_cli::EXIT_CODES.trim_start_matches("exit codes: ");
     let man = man.replace('\n', " ");
     let readme = readme.replace('\n', " ");

@@ -22,7 +22,7 @@ pub use raw::DEFAULT_TEMPLATE;
 mod validate;
 
 use raw::RawConfig;
-use validate::{validate_codes, validate_lockout, validate_policy};
+use validate::{provider_config, validate_codes, validate_lockout, validate_policy};
 
 pub const DEFAULT_PATH: &str = "/etc/smsotpd/smsotpd.toml";
 pub const DEFAULT_STATE_DIRECTORY: &str = "/var/lib/smsotpd";
@@ -528,79 +528,3 @@ pub(crate) fn range<T: PartialOrd + fmt::Display + Copy>(
 
 #[cfg(test)]
 mod tests;
-
-/// The provider of `kind`, from its table (`[twilio]`, `[command]`, `[outbox]`).
-pub(crate) fn provider_config(
-    kind: ProviderKind,
-    raw: &RawConfig,
-    codes: &Codes,
-    creds: &ExternalCredentials,
-) -> Result<Provider, String> {
-    Ok(match kind {
-        ProviderKind::Outbox => {
-            if raw.twilio.is_some() {
-                // Allowed: switching to the outbox for a test keeps the Twilio keys.
-            }
-            let outbox = raw.outbox.as_ref().ok_or_else(|| {
-                "provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\"".to_owned()
-            })?;
-            if !outbox.path.is_absolute() {
-                return Err("outbox.path must be an absolute path".to_owned());
-            }
-            Provider::Outbox { path: outbox.path.clone() }
-        }
-        ProviderKind::Plivo => {
-            let p = raw.plivo.clone().ok_or_else(|| {
-                "provider = \"plivo\" needs a [plivo] table (auth_id, auth_token, src or powerpack_uuid)".to_owned()
-            })?;
-            let p = crate::provider::plivo::validate(p, creds)?;
-            if p.request_timeout > codes.deadline {
-                return Err(format!(
-                    "plivo.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
-                    p.request_timeout.as_secs(),
-                    codes.deadline.as_secs()
-                ));
-            }
-            Provider::Plivo(p)
-        }
-        ProviderKind::Command => {
-            let c = raw.command.as_ref().ok_or_else(|| {
-                "provider = \"command\" needs a [command] table with path = \"/usr/local/lib/smsotp/send-sms\""
-                    .to_owned()
-            })?;
-            if !c.path.is_absolute() {
-                return Err("command.path must be an absolute path (no search through PATH)".to_owned());
-            }
-            let timeout = range(
-                "command.timeout_seconds",
-                c.timeout_seconds,
-                1,
-                codes.deadline.as_secs(),
-                " (at most codes.deadline_seconds)",
-            )?;
-            Provider::Command { path: c.path.clone(), timeout: Duration::from_secs(timeout) }
-        }
-        kind @ (ProviderKind::TwilioMessaging | ProviderKind::TwilioVerify) => {
-            let tw = raw.twilio.clone().ok_or_else(|| {
-                format!(
-                    "provider = \"{}\" needs a [twilio] table (account_sid, credentials, {})",
-                    kind.name(),
-                    if kind == ProviderKind::TwilioVerify {
-                        "verify_service_sid"
-                    } else {
-                        "from or messaging_service_sid"
-                    }
-                )
-            })?;
-            let t = crate::provider::twilio_config::validate_twilio(tw, kind, creds)?;
-            if t.request_timeout > codes.deadline {
-                return Err(format!(
-                    "twilio.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
-                    t.request_timeout.as_secs(),
-                    codes.deadline.as_secs()
-                ));
-            }
-            if kind == ProviderKind::TwilioVerify { Provider::TwilioVerify(t) } else { Provider::TwilioMessaging(t) }
-        }
-    })
-}

@@ -1,4 +1,4 @@
-//! Range and shape checks of the [codes], [lockout], [policy] and [[rule]]
+//! Range and shape checks of the [codes], [lockout], [policy], [[rule]] and provider
 //! sections: each error names the key and the fix.
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::raw::{RawCodes, RawLockout, RawPolicy, RawRule};
-use super::{Codes, Lockout, PAM_DEFAULT_TIMEOUT_SECONDS, range};
+use super::{Codes, Lockout, PAM_DEFAULT_TIMEOUT_SECONDS, Provider, ProviderKind, range};
 use crate::policy::{Action, Cidr, Policy, Rule};
 
 /// `unenrolled = "enroll"` needs the countries numbers may come from:
@@ -63,27 +63,21 @@ pub(crate) fn validate_failover(
         seen.push(entry.clone());
         let route = match entry.as_str() {
             "voice" => super::Route::Voice,
-            "twilio-messaging" => super::Route::Provider(Box::new(super::provider_config(
+            "twilio-messaging" => super::Route::Provider(Box::new(provider_config(
                 super::ProviderKind::TwilioMessaging,
                 raw,
                 codes,
                 creds,
             )?)),
-            "command" => super::Route::Provider(Box::new(super::provider_config(
-                super::ProviderKind::Command,
-                raw,
-                codes,
-                creds,
-            )?)),
-            "plivo" => {
-                super::Route::Provider(Box::new(super::provider_config(super::ProviderKind::Plivo, raw, codes, creds)?))
+            "command" => {
+                super::Route::Provider(Box::new(provider_config(super::ProviderKind::Command, raw, codes, creds)?))
             }
-            "outbox" => super::Route::Provider(Box::new(super::provider_config(
-                super::ProviderKind::Outbox,
-                raw,
-                codes,
-                creds,
-            )?)),
+            "plivo" => {
+                super::Route::Provider(Box::new(provider_config(super::ProviderKind::Plivo, raw, codes, creds)?))
+            }
+            "outbox" => {
+                super::Route::Provider(Box::new(provider_config(super::ProviderKind::Outbox, raw, codes, creds)?))
+            }
             other => {
                 return Err(format!(
                     "failover = [... {other:?} ...]: use \"voice\", \"twilio-messaging\", \"plivo\", \"command\" or \"outbox\""
@@ -299,5 +293,81 @@ pub(crate) fn parse_rule(table: &toml::Table, label: &str, default_days: u32) ->
                 ));
             }
         },
+    })
+}
+
+/// The provider of `kind`, from its table (`[twilio]`, `[command]`, `[outbox]`).
+pub(crate) fn provider_config(
+    kind: ProviderKind,
+    raw: &super::raw::RawConfig,
+    codes: &Codes,
+    creds: &super::ExternalCredentials,
+) -> Result<Provider, String> {
+    Ok(match kind {
+        ProviderKind::Outbox => {
+            if raw.twilio.is_some() {
+                // Allowed: switching to the outbox for a test keeps the Twilio keys.
+            }
+            let outbox = raw.outbox.as_ref().ok_or_else(|| {
+                "provider = \"outbox\" needs an [outbox] table with path = \"/var/lib/smsotpd/outbox\"".to_owned()
+            })?;
+            if !outbox.path.is_absolute() {
+                return Err("outbox.path must be an absolute path".to_owned());
+            }
+            Provider::Outbox { path: outbox.path.clone() }
+        }
+        ProviderKind::Plivo => {
+            let p = raw.plivo.clone().ok_or_else(|| {
+                "provider = \"plivo\" needs a [plivo] table (auth_id, auth_token, src or powerpack_uuid)".to_owned()
+            })?;
+            let p = crate::provider::plivo::validate(p, creds)?;
+            if p.request_timeout > codes.deadline {
+                return Err(format!(
+                    "plivo.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
+                    p.request_timeout.as_secs(),
+                    codes.deadline.as_secs()
+                ));
+            }
+            Provider::Plivo(p)
+        }
+        ProviderKind::Command => {
+            let c = raw.command.as_ref().ok_or_else(|| {
+                "provider = \"command\" needs a [command] table with path = \"/usr/local/lib/smsotp/send-sms\""
+                    .to_owned()
+            })?;
+            if !c.path.is_absolute() {
+                return Err("command.path must be an absolute path (no search through PATH)".to_owned());
+            }
+            let timeout = range(
+                "command.timeout_seconds",
+                c.timeout_seconds,
+                1,
+                codes.deadline.as_secs(),
+                " (at most codes.deadline_seconds)",
+            )?;
+            Provider::Command { path: c.path.clone(), timeout: Duration::from_secs(timeout) }
+        }
+        kind @ (ProviderKind::TwilioMessaging | ProviderKind::TwilioVerify) => {
+            let tw = raw.twilio.clone().ok_or_else(|| {
+                format!(
+                    "provider = \"{}\" needs a [twilio] table (account_sid, credentials, {})",
+                    kind.name(),
+                    if kind == ProviderKind::TwilioVerify {
+                        "verify_service_sid"
+                    } else {
+                        "from or messaging_service_sid"
+                    }
+                )
+            })?;
+            let t = crate::provider::twilio_config::validate_twilio(tw, kind, creds)?;
+            if t.request_timeout > codes.deadline {
+                return Err(format!(
+                    "twilio.request_timeout_seconds ({}) is longer than codes.deadline_seconds ({}); make it shorter so a retry fits",
+                    t.request_timeout.as_secs(),
+                    codes.deadline.as_secs()
+                ));
+            }
+            if kind == ProviderKind::TwilioVerify { Provider::TwilioVerify(t) } else { Provider::TwilioMessaging(t) }
+        }
     })
 }

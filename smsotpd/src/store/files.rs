@@ -289,18 +289,15 @@ impl super::RecordStore for FileStore {
         FileStore::remove_reset(self, user)
     }
     /// One host: its own budgets (limits.rs) are all there is.
-    fn take_fleet_budget(&self, _: &str, _: &str, _: u64, _: &super::FleetBudget) -> Result<bool, StoreError> {
+    fn take_fleet_budget(&self, _: &str, _: u64, _: &super::FleetBudget) -> Result<bool, StoreError> {
         Ok(true)
     }
     /// One host: the audit log (audit.rs) is the trail.
-    fn note_admin_change(&self, _: &str, _: u64, _: &str, _: &str) -> Result<(), StoreError> {
+    fn note_admin_change(&self, _: u64, _: &str, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
     fn shared(&self) -> bool {
         false
-    }
-    fn describe(&self) -> String {
-        format!("files in {}", self.root.display())
     }
 }
 

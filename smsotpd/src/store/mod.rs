@@ -90,13 +90,11 @@ pub trait RecordStore: Send + Sync + fmt::Debug {
     fn remove_reset(&self, user: &UserName) -> Result<bool, StoreError>;
     /// Takes one SMS from the fleet's budget; false when it is spent. One
     /// host's store has no fleet: always true.
-    fn take_fleet_budget(&self, user: &str, host: &str, unix: u64, budget: &FleetBudget) -> Result<bool, StoreError>;
+    fn take_fleet_budget(&self, user: &str, unix: u64, budget: &FleetBudget) -> Result<bool, StoreError>;
     /// Writes down an administrator's change (the daemon also logs it).
-    fn note_admin_change(&self, host: &str, unix: u64, action: &str, user: &str) -> Result<(), StoreError>;
+    fn note_admin_change(&self, unix: u64, action: &str, user: &str) -> Result<(), StoreError>;
     /// Whether records are shared with other hosts.
     fn shared(&self) -> bool;
-    /// One line for doctor: what the store is and how it is.
-    fn describe(&self) -> String;
 }
 
 /// The daemon's store: shared records plus this host's files.
@@ -237,26 +235,16 @@ impl Store {
         self.records().remove_reset(user)
     }
 
-    pub fn take_fleet_budget(
-        &self,
-        user: &str,
-        host: &str,
-        unix: u64,
-        budget: &FleetBudget,
-    ) -> Result<bool, StoreError> {
-        self.records().take_fleet_budget(user, host, unix, budget)
+    pub fn take_fleet_budget(&self, user: &str, unix: u64, budget: &FleetBudget) -> Result<bool, StoreError> {
+        self.records().take_fleet_budget(user, unix, budget)
     }
 
-    pub fn note_admin_change(&self, host: &str, unix: u64, action: &str, user: &str) -> Result<(), StoreError> {
-        self.records().note_admin_change(host, unix, action, user)
+    pub fn note_admin_change(&self, unix: u64, action: &str, user: &str) -> Result<(), StoreError> {
+        self.records().note_admin_change(unix, action, user)
     }
 
     pub fn shared(&self) -> bool {
         self.records().shared()
-    }
-
-    pub fn describe(&self) -> String {
-        self.records().describe()
     }
 
     /// A break-glass code of this host (bypass.rs), replacing any earlier.

@@ -309,8 +309,8 @@ impl RecordStore for PgStore {
         self.call(move |c| Ok(c.execute("DELETE FROM smsotp_resets WHERE name = $1", &[&name]).map_err(db)? > 0))
     }
 
-    fn take_fleet_budget(&self, user: &str, host: &str, unix: u64, budget: &FleetBudget) -> Result<bool, StoreError> {
-        let (name, host, now, budget) = (user.to_owned(), host.to_owned(), to_i64(unix), *budget);
+    fn take_fleet_budget(&self, user: &str, unix: u64, budget: &FleetBudget) -> Result<bool, StoreError> {
+        let (name, host, now, budget) = (user.to_owned(), self.host.clone(), to_i64(unix), *budget);
         let limit = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         let (user_hour, user_day, fleet_day) =
             (limit(budget.per_user_per_hour), limit(budget.per_user_per_day), limit(budget.per_fleet_per_day));
@@ -334,8 +334,8 @@ impl RecordStore for PgStore {
         })
     }
 
-    fn note_admin_change(&self, host: &str, unix: u64, action: &str, user: &str) -> Result<(), StoreError> {
-        let (host, at, action, name) = (host.to_owned(), to_i64(unix), action.to_owned(), user.to_owned());
+    fn note_admin_change(&self, unix: u64, action: &str, user: &str) -> Result<(), StoreError> {
+        let (host, at, action, name) = (self.host.clone(), to_i64(unix), action.to_owned(), user.to_owned());
         self.call(move |c| {
             c.execute(
                 "INSERT INTO smsotp_changes (at, host, action, name) VALUES ($1, $2, $3, $4)",
@@ -348,17 +348,6 @@ impl RecordStore for PgStore {
 
     fn shared(&self) -> bool {
         true
-    }
-
-    fn describe(&self) -> String {
-        match self.call(|c| {
-            let v = schema_version(c).map_err(StoreError::Unavailable)?;
-            let users: i64 = c.query_one("SELECT count(*) FROM smsotp_users", &[]).map_err(db)?.get(0);
-            Ok((v, users))
-        }) {
-            Ok((v, users)) => format!("postgresql ({}): reachable, schema version {v}, {users} users", self.target()),
-            Err(e) => format!("postgresql ({}): {e}", self.target()),
-        }
     }
 }
 
