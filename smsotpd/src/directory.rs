@@ -111,13 +111,42 @@ impl Directory {
     }
 }
 
+/// What the directory's number means for a record.
+enum Follow {
+    /// Nothing to do (the same number, or no number and no record): the
+    /// record as it was.
+    Keep(Option<UserRecord>),
+    /// An enrolled user's entry has no number now.
+    Missing,
+    /// A first number: enroll with it.
+    Enroll(PhoneNumber),
+    /// Another number than the one pinned in the record.
+    Change(UserRecord, PhoneNumber),
+}
+
+fn follow(record: Option<UserRecord>, number: Option<&PhoneNumber>) -> Follow {
+    match (record, number) {
+        (None, None) => Follow::Keep(None),
+        (Some(r), Some(n)) if r.phone == *n => Follow::Keep(Some(r)),
+        (Some(_), None) => Follow::Missing,
+        (None, Some(n)) => Follow::Enroll(n.clone()),
+        (Some(r), Some(n)) => Follow::Change(r, n.clone()),
+    }
+}
+
 impl<P: Provider> Daemon<P> {
-    /// Brings `name`'s record in line with the directory before a login
-    /// (a no-op without `phone_source = "ldap"`). A number seen for the
-    /// first time enrolls the user; a different one is a number change; an
-    /// entry without a number refuses a user who had one.
-    pub(crate) async fn follow_directory(self: &Arc<Self>, name: &UserName) -> Result<(), LoginError> {
-        let Some(directory) = &self.directory else { return Ok(()) };
+    /// Brings `seen`, the record a login just read for `name`, in line with
+    /// the directory, and returns it as it now stands (`seen` itself
+    /// without `phone_source = "ldap"`, or when nothing changes: no second
+    /// read). A number seen for the first time enrolls the user; a
+    /// different one is a number change; an entry without a number refuses
+    /// a user who had one.
+    pub(crate) async fn follow_directory(
+        self: &Arc<Self>,
+        name: &UserName,
+        seen: Option<UserRecord>,
+    ) -> Result<Option<UserRecord>, LoginError> {
+        let Some(directory) = &self.directory else { return Ok(seen) };
         let line = |e: Event| audit::event(e).field("user", name.as_str());
         let number = match directory.number(name, self.clock.tick()).await {
             Ok(n) => n,
@@ -127,34 +156,37 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::StoreUnavailable(e));
             }
         };
+        let missing = || {
+            line(Event::DirectoryNumberMissing).log();
+            Err(LoginError::Storage(format!(
+                "{name} is enrolled but the directory entry has no {} now; no login until it has one again",
+                directory.cfg.attribute
+            )))
+        };
+        match follow(seen, number.as_ref()) {
+            Follow::Keep(seen) => return Ok(seen),
+            Follow::Missing => return missing(),
+            Follow::Enroll(phone) | Follow::Change(_, phone) if !self.destination_allowed(&phone) => {
+                line(Event::DestinationRefused).field("to", &phone.masked()).log();
+                return Err(LoginError::Storage(format!(
+                    "the directory's number for {name} is outside destinations.countries"
+                )));
+            }
+            Follow::Enroll(_) | Follow::Change(..) => {}
+        }
+        // A change: in the user's turn, on the record as it is now.
         let _turn = self.user_turn(name.as_str()).await;
         let record = self.store.load(name).map_err(LoginError::from)?;
-        match (record, number) {
-            (None, None) => Ok(()),
-            (None, Some(phone)) => {
-                if !self.destination_allowed(&phone) {
-                    line(Event::DestinationRefused).field("to", &phone.masked()).log();
-                    return Err(LoginError::Storage(format!(
-                        "the directory's number for {name} is outside destinations.countries"
-                    )));
-                }
-                self.store.save(name, &UserRecord::new(phone.clone())).map_err(LoginError::from)?;
+        match follow(record, number.as_ref()) {
+            Follow::Keep(record) => Ok(record),
+            Follow::Missing => missing(),
+            Follow::Enroll(phone) => {
+                let record = UserRecord::new(phone.clone());
+                self.store.save(name, &record).map_err(LoginError::from)?;
                 line(Event::EnrolledFromDirectory).field("to", &phone.masked()).log();
-                Ok(())
+                Ok(Some(record))
             }
-            (Some(_), None) => {
-                line(Event::DirectoryNumberMissing).log();
-                Err(LoginError::Storage(format!(
-                    "{name} is enrolled but the directory entry has no {} now; no login until it has one again",
-                    directory.cfg.attribute
-                )))
-            }
-            (Some(_), Some(phone)) if !self.destination_allowed(&phone) => {
-                line(Event::DestinationRefused).field("to", &phone.masked()).log();
-                Err(LoginError::Storage(format!("the directory's number for {name} is outside destinations.countries")))
-            }
-            (Some(r), Some(phone)) if r.phone == phone => Ok(()),
-            (Some(mut r), Some(phone)) => {
+            Follow::Change(mut r, phone) => {
                 let old = std::mem::replace(&mut r.phone, phone.clone());
                 r.pending_phone = None;
                 r.trust.clear();
@@ -172,7 +204,7 @@ impl<P: Provider> Daemon<P> {
                     crate::clock::format_utc(self.clock.unix_now())
                 );
                 self.notify_old_number(name, old, body);
-                Ok(())
+                Ok(Some(r))
             }
         }
     }

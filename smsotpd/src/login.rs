@@ -98,9 +98,6 @@ impl<P: Provider> Daemon<P> {
                 return Err(LoginError::Busy);
             }
         }
-        if let Ok(name) = &parsed {
-            self.follow_directory(name).await?;
-        }
         // Read outside the lock: other logins need not wait for this disk.
         let (record, name) = match parsed {
             Err(_) => {
@@ -108,7 +105,7 @@ impl<P: Provider> Daemon<P> {
                 (None, None)
             }
             Ok(name) => match self.store.load(&name) {
-                Ok(r) => (r, Some(name)),
+                Ok(r) => (self.follow_directory(&name, r).await?, Some(name)),
                 Err(e @ (StoreError::Unavailable(_) | StoreError::Schema(_))) => {
                     if let (policy::Action::Trust { .. }, true) = (decision.action, self.offline_local_trust()) {
                         let machine = machine::identify(&ctx.service, &ctx.rhost, &ctx.auth_info);
