@@ -84,6 +84,10 @@ impl<P: Provider> Daemon<P> {
     /// the code lives and at most [`POLLS`] times; an undelivered one fails
     /// over.
     pub(crate) async fn watch_delivery(&self, id: &ChallengeId, reference: String, job: SendJob) {
+        // A call's fate is not watched: only what went by SMS, on an SMS route.
+        if job.channel != Channel::Sms {
+            return;
+        }
         let Some((provider, Channel::Sms)) = self
             .lock()
             .challenges

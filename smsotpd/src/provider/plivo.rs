@@ -173,7 +173,8 @@ impl Plivo {
             text: zeroize::Zeroizing::new(msg.body.to_owned()),
             language: voice.language.clone(),
         };
-        // "call:": told apart from a message's uuid (status() asks only those).
+        // "call:": a call, in the log and for status(), which asks only
+        // messages' uuids.
         let reference = format!("call:{request_uuid}");
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
