@@ -13,24 +13,40 @@ use crate::daemon::VOLATILE_CAP;
 use crate::daemon::{Answer, Daemon, State};
 use crate::error::LoginError;
 use crate::names::UserName;
+use crate::pace::WRONG_FLOOR;
 use crate::provider::{Provider, RemoteVerdict};
 use crate::store::HistoryEntry;
 use crate::turn::Turn;
+
+/// A code the provider checks (Verify).
+enum Remote {
+    Ask(String),
+    /// A decoy's: wrong, after as long as a recent real check took.
+    Pretend(Duration),
+}
 
 impl<P: Provider> Daemon<P> {
     /// Checks an answer. Anything but the right digits counts as wrong.
     pub async fn check_code(&self, _root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
-        if code.len() == crate::bypass::LENGTH
-            && let Some(answer) = self.try_bypass(&id, code).await?
-        {
-            return Ok(answer);
+        let began = self.clock.tick();
+        if code.len() == crate::bypass::LENGTH {
+            let bypass = self.try_bypass(&id, code).await.transpose();
+            if let Some(answer) = bypass {
+                return self.pace_unless_accepted(began, WRONG_FLOOR, answer, Answer::is_accepted).await;
+            }
         }
-        self.delivered(&id).await?;
-        let mut turn = self.turn(&id).await?;
-        let answer = self.check_in_turn(&id, code, &mut turn).await;
-        self.end_turn(turn, &id)?;
-        answer
+        // From here: an enrolled user's wrong code reaches the disk before
+        // it is answered, a decoy's does not (pace.rs).
+        let ready = self.delivered(&id).await?;
+        let answer = async {
+            let mut turn = self.turn(&id).await?;
+            let answer = self.check_in_turn(&id, code, &mut turn).await;
+            self.end_turn(turn, &id)?;
+            answer
+        }
+        .await;
+        self.pace_unless_accepted(ready, WRONG_FLOOR, answer, Answer::is_accepted).await
     }
 
     async fn check_in_turn(&self, id: &ChallengeId, code: &str, turn: &mut Turn) -> Result<Answer, LoginError> {
@@ -55,10 +71,16 @@ impl<P: Provider> Daemon<P> {
             let Some(c) = state.challenges.get_mut(id) else {
                 return Err(LoginError::UnknownChallenge);
             };
+            let shaped = challenge::is_code_shaped(code, 4..=10);
             match &c.secret {
-                Secret::Remote { reference } if challenge::is_code_shaped(code, 4..=10) => {
+                Secret::Remote { reference } if shaped => {
                     c.in_flight = true;
-                    Some(reference.clone())
+                    Remote::Ask(reference.clone())
+                }
+                // Where the provider checks codes, a decoy's takes as long.
+                Secret::Decoy if shaped && self.provider.makes_codes() => {
+                    c.in_flight = true;
+                    Remote::Pretend(state.volatile.check_times.sample())
                 }
                 _ => {
                     let ok = c.local_code_len().is_some_and(|n| challenge::is_code_shaped(code, n..=n))
@@ -67,10 +89,20 @@ impl<P: Provider> Daemon<P> {
                 }
             }
         };
-        let Some(reference) = remote else {
-            return Err(LoginError::Internal("unreachable state".into()));
+        let verdict = match remote {
+            Remote::Ask(reference) => {
+                let began = self.clock.tick();
+                let verdict = self.provider.check(&reference, code, self.deadline()).await;
+                if verdict.is_ok() {
+                    self.lock().volatile.check_times.note(began.until(self.clock.tick()));
+                }
+                verdict
+            }
+            Remote::Pretend(took) => {
+                self.clock.sleep_until(self.clock.tick().saturating_add(took)).await;
+                Ok(RemoteVerdict::Wrong)
+            }
         };
-        let verdict = self.provider.check(&reference, code, self.deadline()).await;
         let mut state = self.lock();
         let Some(c) = state.challenges.get_mut(id) else {
             return Err(LoginError::UnknownChallenge);

@@ -128,6 +128,10 @@ pub struct Challenge {
     /// this challenge instead of sending another SMS.
     pub round: String,
     pub delivery: Delivery,
+    /// When the code went out (Sent): for a decoy, when it would have,
+    /// which may be ahead (pace.rs). The next call's answer is timed from
+    /// here.
+    pub sent_at: Tick,
     /// Enrollment at login (`unenrolled = "enroll"`, enroll.rs).
     pub enrolling: Enrolling,
     /// The factor answers are checked against now (UseFactor switches).
@@ -207,6 +211,7 @@ impl Challenge {
             on_success: None,
             round: String::new(),
             delivery: Delivery::Sent,
+            sent_at: now,
             enrolling: Enrolling::No,
             factor: smsotp_proto::Factor::Sms,
             factors: vec![smsotp_proto::Factor::Sms],

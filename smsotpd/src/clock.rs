@@ -48,6 +48,11 @@ pub trait Clock: Send + Sync + 'static {
     fn tick(&self) -> Tick;
     /// Wait; fake clocks advance instead of waiting.
     fn sleep(&self, d: Duration) -> SleepFuture;
+    /// Wait until `at` on [`Self::tick`]'s clock, to the microsecond where
+    /// that matters (pace.rs).
+    fn sleep_until(&self, at: Tick) -> SleepFuture {
+        self.sleep(self.tick().until(at))
+    }
 }
 
 pub type SharedClock = Arc<dyn Clock>;
@@ -63,20 +68,37 @@ impl Clock for SystemClock {
     }
 
     fn tick(&self) -> Tick {
-        use nix::time::{ClockId, clock_gettime};
-        // CLOCK_BOOTTIME cannot fail on Linux >= 2.6.39. Were it to, a
-        // far-future reading makes every pending deadline already past.
-        let ts =
-            clock_gettime(ClockId::CLOCK_BOOTTIME).unwrap_or_else(|_| nix::sys::time::TimeSpec::new(i64::MAX / 4, 0));
-        let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
-        let nanos = u32::try_from(ts.tv_nsec()).unwrap_or(0);
-        Tick(Duration::new(secs, nanos))
+        boottime()
     }
 
     #[allow(clippy::disallowed_methods)] // the one edge that really waits
     fn sleep(&self, d: Duration) -> SleepFuture {
         Box::pin(tokio::time::sleep(d))
     }
+
+    /// On the alarm thread (alarm.rs): tokio's timer would end the wait
+    /// whole milliseconds after its worker parked, not at `at`.
+    fn sleep_until(&self, at: Tick) -> SleepFuture {
+        match crate::alarm::Alarm::shared(boottime) {
+            Some(alarm) => {
+                let woken = alarm.until(at);
+                Box::pin(async move {
+                    let _ = woken.await;
+                })
+            }
+            None => self.sleep(boottime().until(at)),
+        }
+    }
+}
+
+fn boottime() -> Tick {
+    use nix::time::{ClockId, clock_gettime};
+    // CLOCK_BOOTTIME cannot fail on Linux >= 2.6.39. Were it to, a
+    // far-future reading makes every pending deadline already past.
+    let ts = clock_gettime(ClockId::CLOCK_BOOTTIME).unwrap_or_else(|_| nix::sys::time::TimeSpec::new(i64::MAX / 4, 0));
+    let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec()).unwrap_or(0);
+    Tick(Duration::new(secs, nanos))
 }
 
 /// A clock that only moves when told to (or when someone sleeps on it).

@@ -62,6 +62,13 @@ pub struct Answer {
     pub attempts_left: u32,
 }
 
+impl Answer {
+    /// A right code (or factor): an answer no decoy ever gives.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self.status, Status::Accepted | Status::AcceptedOfferTrust | Status::AwaitingApproval)
+    }
+}
+
 /// Per-user bookkeeping that need not survive a restart.
 #[derive(Debug, Default)]
 pub(crate) struct Volatile {
@@ -79,6 +86,12 @@ pub(crate) struct Volatile {
     /// When each user last made recovery codes: ten Argon2id hashes each
     /// time, which no local user may ask for in a loop (account.rs).
     pub(crate) recovery_made: HashMap<String, Tick>,
+    /// How long recent real sends took, until the challenge was marked
+    /// sent: a decoy's "send" takes one of them (delivery.rs).
+    pub(crate) send_times: crate::pace::Latencies,
+    /// How long the provider took to check recent codes (Verify): a
+    /// decoy's wrong code takes one of them (answer.rs).
+    pub(crate) check_times: crate::pace::Latencies,
 }
 
 pub(crate) const VOLATILE_CAP: usize = 50_000;

@@ -1,6 +1,8 @@
 //! Unknown and unenrolled users: with `unenrolled = "deny"` they meet the
 //! same prompts as anyone else, with a stable made-up number, a wait as long
-//! as a real send, and a code nobody has.
+//! as a real send (delivery.rs, pace.rs), and a code nobody has.
+
+use std::sync::Arc;
 
 use smsotp_proto::Action;
 
@@ -29,7 +31,7 @@ impl<P: Provider> Daemon<P> {
     }
 
     pub(crate) async fn start_unenrolled(
-        &self,
+        self: &Arc<Self>,
         user: &str,
         valid_name: bool,
         ctx: &LoginContext,
@@ -94,7 +96,8 @@ impl<P: Provider> Daemon<P> {
             return Ok(Start::asking(Action::Enroll, &id, String::new()));
         }
         // A real login answers before its SMS goes out (delivery.rs); so
-        // does a decoy, with nothing to wait for.
+        // does a decoy, whose next call waits as long as for a real SMS.
+        self.pretend_to_send(&id);
         Ok(Start::asking(Action::Code, &id, destination))
     }
 }

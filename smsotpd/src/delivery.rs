@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::Event;
 use crate::challenge::{ChallengeId, Delivery, Secret};
+use crate::clock::Tick;
 use crate::daemon::Daemon;
 use crate::error::LoginError;
 use crate::names::PhoneNumber;
@@ -49,7 +50,23 @@ impl SendJob {
     }
 }
 
+/// What goes out for a challenge once the user's turn is over.
+pub(crate) enum Outbound {
+    Message(SendJob),
+    /// A decoy's: nothing, in as long as a message takes.
+    Pretend,
+}
+
 impl<P: Provider> Daemon<P> {
+    /// Sends (or, for a decoy, pretends to) for challenge `id`, whose
+    /// delivery must be Pending.
+    pub(crate) fn dispatch(self: &Arc<Self>, id: ChallengeId, out: Outbound) {
+        match out {
+            Outbound::Message(job) => self.send_in_background(id, job),
+            Outbound::Pretend => self.pretend_to_send(&id),
+        }
+    }
+
     /// Starts sending for challenge `id`, whose delivery must be Pending.
     pub(crate) fn send_in_background(self: &Arc<Self>, id: ChallengeId, job: SendJob) {
         let this = Arc::clone(self);
@@ -70,9 +87,29 @@ impl<P: Provider> Daemon<P> {
         });
     }
 
+    /// A decoy's send (unknown names, unenrolled users refused): nothing
+    /// leaves, and challenge `id` counts as sent as long from now as a
+    /// recent real send took. The next call of the login is timed from
+    /// then (pace.rs): on the clock, not from a timer's wake-up, which
+    /// would land on the timer's tick where a provider's answer does not.
+    pub(crate) fn pretend_to_send(&self, id: &ChallengeId) {
+        let now = self.clock.tick();
+        let mut state = self.lock();
+        let took = state.volatile.send_times.sample();
+        if let Some(c) = state.challenges.get_mut(id) {
+            c.delivery = Delivery::Sent;
+            c.sent_at = now.saturating_add(took);
+        }
+        drop(state);
+        self.deliveries.notify_waiters();
+    }
+
     /// Sends by the login's route, failing over where configured; the
     /// reference and the job when the delivery is worth watching.
     async fn finish_send(&self, id: &ChallengeId, job: SendJob) -> Option<(String, SendJob)> {
+        // From the task's start: it runs within microseconds of the spawn,
+        // at the caller's next await.
+        let began = self.clock.tick();
         let route = self.lock().challenges.get_mut(id).map_or(0, |c| c.route);
         let code = job.code.as_deref().map(String::as_str);
         let mut sent = match self.route(route) {
@@ -97,6 +134,8 @@ impl<P: Provider> Daemon<P> {
                 let now = self.clock.tick();
                 state.failed_rounds.insert(round.clone(), now);
             }
+            let now = self.clock.tick();
+            let mut went_out = false;
             if let Some(c) = state.challenges.get_mut(id) {
                 c.delivery = match sent {
                     Ok(reference) => {
@@ -110,6 +149,13 @@ impl<P: Provider> Daemon<P> {
                     Err((_, true)) if job.code.is_some() => Delivery::Sent,
                     Err((e, _)) => Delivery::Failed(e),
                 };
+                if c.delivery == Delivery::Sent {
+                    c.sent_at = now;
+                    went_out = true;
+                }
+            }
+            if went_out {
+                state.volatile.send_times.note(began.until(now));
             }
         }
         self.deliveries.notify_waiters();
@@ -118,7 +164,10 @@ impl<P: Provider> Daemon<P> {
 
     /// Waits until the code of challenge `id` has gone out. A failed send
     /// ends the challenge and is returned as the error of this call.
-    pub async fn delivered(&self, id: &ChallengeId) -> Result<(), LoginError> {
+    /// Returns when that was (or, for a decoy, will be), and never earlier
+    /// than this call: what the call's answer is timed from (pace.rs).
+    pub async fn delivered(&self, id: &ChallengeId) -> Result<Tick, LoginError> {
+        let called = self.clock.tick();
         loop {
             let notified = self.deliveries.notified();
             let mut notified = std::pin::pin!(notified);
@@ -129,7 +178,7 @@ impl<P: Provider> Daemon<P> {
                     return Err(LoginError::UnknownChallenge);
                 };
                 match &c.delivery {
-                    Delivery::Sent => return Ok(()),
+                    Delivery::Sent => return Ok(c.sent_at.max(called)),
                     Delivery::Failed(e) => {
                         let e = e.clone();
                         state.challenges.remove(id);

@@ -12,12 +12,13 @@ use smsotp_proto::LoginContext;
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
-use crate::challenge::{self, AfterWrong, Enrolling, Secret};
+use crate::challenge::{self, AfterWrong, ChallengeId, Enrolling, Secret};
 use crate::daemon::Daemon;
-use crate::delivery::SendJob;
+use crate::delivery::{Outbound, SendJob};
 use crate::error::LoginError;
 use crate::names::{PhoneNumber, UserName};
 use crate::nss;
+use crate::pace::ANSWER_FLOOR;
 use crate::provider::Provider;
 use crate::store::UserRecord;
 
@@ -99,6 +100,18 @@ impl<P: Provider> Daemon<P> {
         {
             checked = Err(why);
         }
+        // From here the work differs for real and unknown names (pace.rs).
+        let ready = self.clock.tick();
+        let answer = self.take_number(id, checked);
+        self.pace(ready, ANSWER_FLOOR).await;
+        answer
+    }
+
+    fn take_number(
+        self: &Arc<Self>,
+        id: ChallengeId,
+        checked: Result<PhoneNumber, String>,
+    ) -> Result<String, LoginError> {
         let mut state = self.lock();
         let Some(c) = state.challenges.get_mut(&id) else {
             return Err(LoginError::UnknownChallenge);
@@ -125,7 +138,7 @@ impl<P: Provider> Daemon<P> {
         let real = UserName::parse(&user).is_ok() && nss::user_exists(&user);
         c.destination = phone.masked();
         c.enrolling = Enrolling::Sent(phone.clone());
-        let job = if real && matches!(c.secret, Secret::Decoy) {
+        let out = if real && matches!(c.secret, Secret::Decoy) {
             let code = if self.provider.makes_codes() {
                 c.secret = Secret::Remote { reference: String::new() };
                 None
@@ -137,7 +150,7 @@ impl<P: Provider> Daemon<P> {
             };
             c.delivery = challenge::Delivery::Pending;
             let ctx = LoginContext { service: service.clone(), rhost: rhost.clone(), ..LoginContext::default() };
-            Some(SendJob {
+            Outbound::Message(SendJob {
                 user: user.clone(),
                 phone: phone.clone(),
                 code,
@@ -147,12 +160,11 @@ impl<P: Provider> Daemon<P> {
                 channel: crate::provider::Channel::Sms,
             })
         } else {
-            None
+            c.delivery = challenge::Delivery::Pending;
+            Outbound::Pretend
         };
         drop(state);
-        if let Some(job) = job {
-            self.send_in_background(id, job);
-        }
+        self.dispatch(id, out);
         Ok(phone.masked())
     }
 }

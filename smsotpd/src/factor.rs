@@ -8,10 +8,11 @@ use smsotp_proto::{Factor, LoginContext, Status, WireEnum};
 
 use crate::audit::{self, Event};
 use crate::authz::Root;
-use crate::challenge::{self, Delivery, Secret};
+use crate::challenge::{self, ChallengeId, Delivery, Secret};
 use crate::daemon::{Answer, Daemon};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
+use crate::pace::WRONG_FLOOR;
 use crate::provider::{Channel, Provider};
 
 impl<P: Provider> Daemon<P> {
@@ -25,7 +26,14 @@ impl<P: Provider> Daemon<P> {
         factor: Factor,
     ) -> Result<(Answer, String), LoginError> {
         let id = Self::parse_id(id)?;
-        self.delivered(&id).await?;
+        // A refused call counts as a wrong answer: paced like one (pace.rs).
+        let ready = self.delivered(&id).await?;
+        let answer = self.switch_factor(id, factor).await;
+        self.pace(ready, WRONG_FLOOR).await;
+        answer
+    }
+
+    async fn switch_factor(self: &Arc<Self>, id: ChallengeId, factor: Factor) -> Result<(Answer, String), LoginError> {
         let mut turn = self.turn(&id).await?;
         let code_sent = self
             .lock()
@@ -37,14 +45,14 @@ impl<P: Provider> Daemon<P> {
             let result = self.resend_in_turn(&id, &mut turn, true);
             let user = turn.user.clone();
             self.end_turn(turn, &id)?;
-            let (answer, job) = result?;
+            let (answer, out) = result?;
             if answer.status != Status::ResentByCall {
                 return Ok((answer, String::new()));
             }
             let destination = self.lock().challenges.get_mut(&id).map(|c| c.destination.clone()).unwrap_or_default();
-            if let Some(job) = job {
+            if let Some(out) = out {
                 self.record_send(&user);
-                self.send_in_background(id, job);
+                self.dispatch(id, out);
             }
             audit::event(Event::FactorSwitched).field("user", &user).field("factor", factor.wire()).log();
             return Ok((Answer { status: Status::Switched, ..answer }, destination));

@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod alarm;
 pub mod answer;
 pub mod audit;
 pub mod authz;
@@ -36,6 +37,7 @@ pub mod machine;
 pub mod names;
 pub mod nss;
 pub mod offers;
+pub mod pace;
 pub mod policy;
 pub mod provider;
 pub mod random;

@@ -14,6 +14,7 @@ use crate::error::LoginError;
 use crate::machine;
 use crate::names::{PhoneNumber, UserName};
 use crate::nss;
+use crate::pace::ANSWER_FLOOR;
 use crate::policy::{self, Facts};
 use crate::provider::{Channel, Outgoing, Provider, ProviderError};
 use crate::store::StoreError;
@@ -43,7 +44,10 @@ impl<P: Provider> Daemon<P> {
         user: &str,
         ctx: &LoginContext,
     ) -> Result<Start, LoginError> {
-        let mut start = self.begin(root, user, ctx, false).await?;
+        let began = self.clock.tick();
+        let answer = self.begin(root, user, ctx, false).await;
+        self.pace(began, ANSWER_FLOOR).await;
+        let mut start = answer?;
         if start.action == Action::AwaitingApproval {
             start.action = Action::Deny;
         }
@@ -57,7 +61,10 @@ impl<P: Provider> Daemon<P> {
         user: &str,
         ctx: &LoginContext,
     ) -> Result<Start, LoginError> {
-        self.begin(root, user, ctx, true).await
+        let began = self.clock.tick();
+        let answer = self.begin(root, user, ctx, true).await;
+        self.pace(began, ANSWER_FLOOR).await;
+        answer
     }
 
     /// Starts a login for `user`: policy first, then enrollment, lockout,

@@ -9,9 +9,10 @@ use crate::audit::{self, Event};
 use crate::authz::Root;
 use crate::challenge::{self, ChallengeId, Delivery, ResendRefused, Secret};
 use crate::daemon::{Answer, Daemon};
-use crate::delivery::SendJob;
+use crate::delivery::{Outbound, SendJob};
 use crate::error::LoginError;
 use crate::names::sanitize_for_log;
+use crate::pace::WRONG_FLOOR;
 use crate::provider::{Channel, Provider};
 use crate::turn::Turn;
 
@@ -20,19 +21,26 @@ impl<P: Provider> Daemon<P> {
     /// Like StartLogin it answers before the provider does (delivery.rs).
     pub async fn resend(self: &Arc<Self>, _root: &Root, id: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
-        self.delivered(&id).await?;
-        let mut turn = self.turn(&id).await?;
-        let result = self.resend_in_turn(&id, &mut turn, false);
-        let user = turn.user.clone();
-        self.end_turn(turn, &id)?;
-        let (answer, job) = result?;
-        if matches!(answer.status, Status::Resent | Status::ResentByCall) {
-            self.record_send(&user);
+        // A refused resend counts as a wrong answer, written durably for
+        // enrolled users only: paced like one (pace.rs).
+        let ready = self.delivered(&id).await?;
+        let answer = async {
+            let mut turn = self.turn(&id).await?;
+            let result = self.resend_in_turn(&id, &mut turn, false);
+            let user = turn.user.clone();
+            self.end_turn(turn, &id)?;
+            let (answer, out) = result?;
+            if matches!(answer.status, Status::Resent | Status::ResentByCall) {
+                self.record_send(&user);
+            }
+            if let Some(out) = out {
+                self.dispatch(id.clone(), out);
+            }
+            Ok(answer)
         }
-        if let Some(job) = job {
-            self.send_in_background(id, job);
-        }
-        Ok(answer)
+        .await;
+        self.pace(ready, WRONG_FLOOR).await;
+        answer
     }
 
     /// The answer, and the message to send once the turn is over. With
@@ -43,7 +51,7 @@ impl<P: Provider> Daemon<P> {
         id: &ChallengeId,
         turn: &mut Turn,
         to_voice: bool,
-    ) -> Result<(Answer, Option<SendJob>), LoginError> {
+    ) -> Result<(Answer, Option<Outbound>), LoginError> {
         let id = id.clone();
         let mut state = self.lock();
         if let Some(done) = self.expired_or_locked(&mut state, &id, turn)? {
@@ -97,7 +105,8 @@ impl<P: Provider> Daemon<P> {
         let code = match &c.secret {
             Secret::Decoy => {
                 c.resent(Secret::Decoy, now);
-                return Ok((Answer { status, attempts_left: c.attempts_left() }, None));
+                c.delivery = Delivery::Pending;
+                return Ok((Answer { status, attempts_left: c.attempts_left() }, Some(Outbound::Pretend)));
             }
             Secret::Local(_) => {
                 // The old code dies now, before anything is sent.
@@ -121,7 +130,7 @@ impl<P: Provider> Daemon<P> {
         };
         let event = if turn.enroll.is_some() { Event::EnrollCodeSent } else { Event::CodeResent };
         let job = SendJob { user, phone, code, ctx, event, round: None, channel };
-        Ok((answer, Some(job)))
+        Ok((answer, Some(Outbound::Message(job))))
     }
 
     pub fn cancel(&self, _root: &Root, id: &str) -> Result<(), LoginError> {

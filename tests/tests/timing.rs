@@ -1,12 +1,16 @@
-//! Finding 1 of the attack review: StartLogin must not tell enrolled users
-//! from unknown names by how long it takes. The daemon answers before the
-//! provider is called, for everyone alike; this checks the distributions of
-//! 200 StartLogin round trips each on one connection, the two kinds in
-//! random order and 5 ms apart (the CPU work of a send, which starts just
-//! after an enrolled user's answer, must not land on the next call, always
-//! of the other kind, when calls are back to back), with the provider's
-//! latency fixed (200 ms) and jittered (100..300 ms), with a two-sample
-//! Kolmogorov-Smirnov test at alpha = 0.001.
+//! Finding 1 of the attack review (security review A9): no answer may tell
+//! enrolled users from unknown names by how long it takes. Two moments:
+//! - StartLogin: 200 round trips each on one connection;
+//! - a wrong code typed the moment the prompt shows (the scripted attacker):
+//!   100 CheckCode round trips each, each right after its own StartLogin.
+//!   An enrolled user's waits for the provider and then for the failure
+//!   count to reach the disk; an unknown name's must wait alike (pace.rs).
+//!
+//! The two kinds go in random order and 5 ms apart (the CPU work of a send,
+//! which starts just after an enrolled user's answer, must not land on the
+//! next call, always of the other kind, when calls are back to back), with
+//! the provider's latency fixed and jittered, and a two-sample
+//! Kolmogorov-Smirnov test at alpha = 0.001 compares the distributions.
 //! It compares two samples of the same run; it claims nothing about speed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 #![allow(clippy::disallowed_methods)] // it measures real round trips
@@ -19,7 +23,6 @@ use smsotp_tests::bus::{Bus, Policy};
 use smsotp_tests::daemon::{Daemon, messaging_config};
 use smsotp_tests::fake_twilio::{Canned, FakeTwilio};
 
-const SAMPLES: usize = 200;
 /// Enrolled, each under the hourly SMS budget for its share of the samples.
 const ENROLLED: [&str; 4] = ["root", "daemon", "bin", "sys"];
 
@@ -49,13 +52,34 @@ fn ks_critical(n: usize, m: usize, alpha: f64) -> f64 {
     c * (((n + m) as f64) / ((n * m) as f64)).sqrt()
 }
 
-/// StartLogin round trips (ms) for enrolled users and for unknown names.
-fn start_login_times(provider: Canned) -> (Vec<f64>, Vec<f64>) {
+/// Which call of a login is timed.
+#[derive(Clone, Copy, Debug)]
+enum Moment {
+    StartLogin,
+    /// CheckCode with a wrong code, right after StartLogin answered.
+    WrongCodeAtOnce,
+}
+
+impl Moment {
+    fn samples(self) -> usize {
+        match self {
+            Moment::StartLogin => 200,
+            Moment::WrongCodeAtOnce => 100,
+        }
+    }
+}
+
+/// Round trips (ms) of `moment` for enrolled users and for unknown names.
+fn login_times(provider: Canned, moment: Moment) -> (Vec<f64>, Vec<f64>) {
     let bus = Bus::start(Policy::Shipped);
     let twilio = FakeTwilio::start();
     twilio.push(provider.forever());
-    let config =
-        messaging_config(&twilio.url(), "", "[codes]\nsms_per_user_per_hour = 100\nsms_per_user_per_day = 1000\n");
+    // Wrong codes must not lock the enrolled users out midway.
+    let config = messaging_config(
+        &twilio.url(),
+        "",
+        "[codes]\nsms_per_user_per_hour = 100\nsms_per_user_per_day = 1000\n[lockout]\nfailures = 100\n",
+    );
     let daemon = Daemon::start(&bus, &config);
     for (i, user) in ENROLLED.iter().enumerate() {
         daemon.ctl_ok(&["enroll", user, &format!("+1415555010{i}")]);
@@ -65,7 +89,7 @@ fn start_login_times(provider: Canned) -> (Vec<f64>, Vec<f64>) {
         let conn = zbus::connection::Builder::address(bus.address().as_str()).unwrap().build().await.unwrap();
         let proxy = SmsOtp1Proxy::new(&conn).await.unwrap();
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
-        for k in 0..SAMPLES {
+        for k in 0..moment.samples() {
             // Each from its own address, so no login repeats a live round.
             let mut pair =
                 [(ENROLLED[k % ENROLLED.len()].to_owned(), &mut known), (format!("nosuchuser{k}"), &mut unknown)];
@@ -82,10 +106,22 @@ fn start_login_times(provider: Canned) -> (Vec<f64>, Vec<f64>) {
                 ]);
                 let start = Instant::now();
                 let answer = proxy.start_login(&user, ctx).await;
-                into.push(start.elapsed().as_secs_f64() * 1e3);
-                let (action, _, destination) = answer.unwrap_or_else(|e| panic!("StartLogin {user}: {e}"));
+                let started = start.elapsed();
+                let (action, challenge, destination) = answer.unwrap_or_else(|e| panic!("StartLogin {user}: {e}"));
                 assert_eq!(action, smsotp_proto::Action::Code, "{user}");
                 assert!(destination.ends_with(|c: char| c.is_ascii_digit()), "{destination}");
+                let took = match moment {
+                    Moment::StartLogin => started,
+                    Moment::WrongCodeAtOnce => {
+                        let start = Instant::now();
+                        let answer = proxy.check_code(&challenge, "abcdef").await;
+                        let took = start.elapsed();
+                        let (status, _) = answer.unwrap_or_else(|e| panic!("CheckCode {user}: {e}"));
+                        assert_eq!(status, smsotp_proto::Status::Wrong, "{user}");
+                        took
+                    }
+                };
+                into.push(took.as_secs_f64() * 1e3);
             }
         }
         (known, unknown)
@@ -95,8 +131,8 @@ fn start_login_times(provider: Canned) -> (Vec<f64>, Vec<f64>) {
     times
 }
 
-fn assert_indistinguishable(provider: Canned, what: &str) {
-    let (known, unknown) = start_login_times(provider);
+fn assert_indistinguishable(provider: Canned, moment: Moment, what: &str) {
+    let (known, unknown) = login_times(provider, moment);
     let d = ks_statistic(&known, &unknown);
     let critical = ks_critical(known.len(), unknown.len(), 0.001);
     let median = |v: &[f64]| {
@@ -104,25 +140,48 @@ fn assert_indistinguishable(provider: Canned, what: &str) {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    assert!(
-        d <= critical,
-        "{what}: StartLogin tells enrolled users from unknown names: KS D = {d:.3} > {critical:.3}; \
-         median {:.3} ms enrolled, {:.3} ms unknown",
+    let figures = format!(
+        "{moment:?}, {what}: KS D = {d:.3} (limit {critical:.3}); median {:.3} ms enrolled, {:.3} ms unknown",
         median(&known),
         median(&unknown)
+    );
+    eprintln!("{figures}");
+    if std::env::var_os("TIMING_DUMP").is_some() {
+        let q = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            [5, 10, 25, 50, 75, 90, 95].map(|p| format!("{:.2}", v[v.len() * p / 100])).join(" ")
+        };
+        eprintln!("  enrolled {}\n  unknown  {}", q(&known), q(&unknown));
+    }
+    assert!(d <= critical, "enrolled users and unknown names told apart: {figures}");
+}
+
+#[test]
+fn enrolled_and_unknown_users_start_alike_with_a_fixed_provider_latency() {
+    assert_indistinguishable(Canned::slow(Duration::from_millis(200)), Moment::StartLogin, "fixed 200 ms");
+}
+
+#[test]
+fn enrolled_and_unknown_users_start_alike_with_a_jittered_provider_latency() {
+    assert_indistinguishable(
+        Canned::jittered(Duration::from_millis(100), Duration::from_millis(200)),
+        Moment::StartLogin,
+        "jittered 100..300 ms",
     );
 }
 
 #[test]
-fn enrolled_and_unknown_users_take_alike_with_a_fixed_provider_latency() {
-    assert_indistinguishable(Canned::slow(Duration::from_millis(200)), "fixed 200 ms");
+fn a_wrong_code_at_once_takes_alike_with_a_fixed_provider_latency() {
+    assert_indistinguishable(Canned::slow(Duration::from_millis(60)), Moment::WrongCodeAtOnce, "fixed 60 ms");
 }
 
 #[test]
-fn enrolled_and_unknown_users_take_alike_with_a_jittered_provider_latency() {
+fn a_wrong_code_at_once_takes_alike_with_a_jittered_provider_latency() {
     assert_indistinguishable(
-        Canned::jittered(Duration::from_millis(100), Duration::from_millis(200)),
-        "jittered 100..300 ms",
+        Canned::jittered(Duration::from_millis(20), Duration::from_millis(80)),
+        Moment::WrongCodeAtOnce,
+        "jittered 20..100 ms",
     );
 }
 

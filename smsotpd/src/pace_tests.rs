@@ -1,0 +1,117 @@
+//! When answers leave (pace.rs), for enrolled users and unknown names
+//! alike, on the manual clock of login_tests (the parent), whose scripted
+//! provider here takes a set time for each send and check. Each test is
+//! the scripted attacker: it answers the moment a prompt shows and times
+//! the answer.
+
+use std::future::Future;
+
+use super::*;
+use crate::pace::{ANSWER_FLOOR, WRONG_FLOOR};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+const UNKNOWN: &str = "nosuchuser";
+/// Wrong for everyone, and shaped alike for everyone.
+const NOT_A_CODE: &str = "abcdef";
+
+fn slow(fake: Fake, takes: Duration) -> World {
+    let w = World::with(fake, |_| {});
+    w.fake.inner.lock().unwrap().takes = Some((w.clock.clone(), takes));
+    w
+}
+
+/// What `f` gave, and how long it took on the test's clock.
+async fn timed<T>(w: &World, f: impl Future<Output = T>) -> (T, Duration) {
+    let began = w.clock.tick();
+    let out = f.await;
+    (out, began.until(w.clock.tick()))
+}
+
+#[tokio::test]
+async fn starts_leave_at_the_floor() {
+    let w = slow(Fake::default(), MS(250));
+    for user in [USER, UNKNOWN] {
+        let (s, took) = timed(&w, w.daemon.start_login(&root(":1.9"), user, &ctx())).await;
+        assert_eq!((s.unwrap().action, took), (Action::Code, ANSWER_FLOOR), "{user}");
+    }
+}
+
+/// The manual clock runs one task at a time: a real send runs after the
+/// answer that started it has been paced, where a real clock runs both at
+/// once. So these tests time the decoy's path against what an enrolled
+/// user's takes on a real clock with the same provider: the send's time
+/// from the start, then the floor (tests/tests/timing.rs compares the two
+/// paths on real clocks).
+#[tokio::test]
+async fn a_wrong_code_at_once_waits_for_the_send_an_unknown_name_never_got() {
+    let w = slow(Fake::default(), MS(250));
+    w.start(USER).await;
+    let (answer, took) = timed(&w, async {
+        let s = w.daemon.start_login(&root(":1.9"), UNKNOWN, &ctx()).await.unwrap();
+        w.daemon.check_code(&root(":1.9"), &s.challenge, NOT_A_CODE).await.unwrap()
+    })
+    .await;
+    assert_eq!(answer.status, Status::Wrong);
+    assert_eq!(took, MS(250) + WRONG_FLOOR, "sent 250 ms after the start, like the real one, then the floor");
+    assert_eq!(w.fake.sent().len(), 1, "the unknown name was sent nothing");
+}
+
+#[tokio::test]
+async fn typed_later_a_wrong_code_leaves_at_the_floor_for_everyone() {
+    let w = slow(Fake::default(), MS(250));
+    for user in [USER, UNKNOWN] {
+        let s = w.start(user).await;
+        w.clock.advance(Duration::from_secs(5));
+        let (answer, took) = timed(&w, w.check(&s.challenge, NOT_A_CODE)).await;
+        assert_eq!((answer.status, took), (Status::Wrong, WRONG_FLOOR), "{user}");
+    }
+}
+
+#[tokio::test]
+async fn before_any_real_send_a_decoy_takes_a_providers_time() {
+    let w = World::new();
+    let (answer, took) = timed(&w, async {
+        let s = w.daemon.start_login(&root(":1.9"), UNKNOWN, &ctx()).await.unwrap();
+        w.daemon.check_code(&root(":1.9"), &s.challenge, NOT_A_CODE).await.unwrap()
+    })
+    .await;
+    assert_eq!(answer.status, Status::Wrong);
+    assert!((MS(300)..MS(900)).contains(&(took - WRONG_FLOOR)), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_decoys_resend_takes_as_long_as_a_real_one() {
+    let w = slow(Fake::default(), MS(250));
+    w.start(USER).await;
+    let s = w.start(UNKNOWN).await;
+    w.clock.advance(Duration::from_secs(30));
+    let (answers, took) = timed(&w, async {
+        let resent = w.daemon.resend(&root(":1.9"), &s.challenge).await.unwrap();
+        (resent, w.daemon.check_code(&root(":1.9"), &s.challenge, NOT_A_CODE).await.unwrap())
+    })
+    .await;
+    assert_eq!((answers.0.status, answers.1.status), (Status::Resent, Status::Wrong));
+    assert_eq!(took, MS(250) + WRONG_FLOOR, "sent 250 ms after the resend, then the floor");
+}
+
+#[tokio::test]
+async fn with_verify_a_decoys_wrong_code_takes_as_long_as_a_real_check() {
+    let w = slow(Fake::verify(), MS(150));
+    for user in [USER, UNKNOWN] {
+        let s = w.start(user).await;
+        w.clock.advance(Duration::from_secs(5));
+        let (answer, took) = timed(&w, w.daemon.check_code(&root(":1.9"), &s.challenge, "123456")).await;
+        assert_eq!(answer.unwrap().status, Status::Wrong, "{user}");
+        assert_eq!(took, MS(200), "{user}: 150 ms to check, then the floor's first doubling");
+    }
+    assert_eq!(w.fake.inner.lock().unwrap().checks.len(), 1, "the decoy's code went nowhere");
+}
+
+#[tokio::test]
+async fn a_right_code_is_not_held_back() {
+    let w = World::new();
+    let s = w.start(USER).await;
+    let code = w.fake.last_code();
+    let (answer, took) = timed(&w, w.check(&s.challenge, &code)).await;
+    assert_eq!((answer.status, took), (Status::Accepted, Duration::ZERO));
+}
