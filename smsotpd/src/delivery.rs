@@ -63,7 +63,7 @@ impl<P: Provider> Daemon<P> {
     pub(crate) fn dispatch(self: &Arc<Self>, id: ChallengeId, out: Outbound) {
         match out {
             Outbound::Message(job) => self.send_in_background(id, job),
-            Outbound::Pretend => self.pretend_to_send(&id),
+            Outbound::Pretend => self.pretend_to_send(id),
         }
     }
 
@@ -87,28 +87,34 @@ impl<P: Provider> Daemon<P> {
         });
     }
 
-    /// A decoy's send (unknown names, unenrolled users refused): nothing
-    /// leaves, and challenge `id` counts as sent as long from now as a
-    /// recent real send took. The next call of the login is timed from
-    /// then (pace.rs): on the clock, not from a timer's wake-up, which
-    /// would land on the timer's tick where a provider's answer does not.
-    pub(crate) fn pretend_to_send(&self, id: &ChallengeId) {
-        let now = self.clock.tick();
-        let mut state = self.lock();
-        let took = state.volatile.send_times.sample();
-        if let Some(c) = state.challenges.get_mut(id) {
-            c.delivery = Delivery::Sent;
-            c.sent_at = now.saturating_add(took);
-        }
-        drop(state);
-        self.deliveries.notify_waiters();
+    /// A decoy's send (unknown names, unenrolled users refused), for
+    /// challenge `id`, whose delivery must be Pending: a task like a real
+    /// send's, started where one would start, in which nothing leaves and
+    /// the challenge counts as sent as long after as a recent real send
+    /// took. The next call of the login is timed from then (pace.rs): on
+    /// the clock, not from a timer's wake-up, which would land on the
+    /// timer's tick where a provider's answer does not.
+    pub(crate) fn pretend_to_send(self: &Arc<Self>, id: ChallengeId) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let began = this.clock.tick();
+            let mut state = this.lock();
+            let took = state.volatile.send_times.sample();
+            if let Some(c) = state.challenges.get_mut(&id)
+                && c.delivery == Delivery::Pending
+            {
+                c.delivery = Delivery::Sent;
+                c.sent_at = began.saturating_add(took);
+            }
+            drop(state);
+            this.deliveries.notify_waiters();
+        });
     }
 
     /// Sends by the login's route, failing over where configured; the
     /// reference and the job when the delivery is worth watching.
     async fn finish_send(&self, id: &ChallengeId, job: SendJob) -> Option<(String, SendJob)> {
-        // From the task's start: it runs within microseconds of the spawn,
-        // at the caller's next await.
+        // From the task's start, as a decoy's pretended send counts.
         let began = self.clock.tick();
         let route = self.lock().challenges.get_mut(id).map_or(0, |c| c.route);
         let code = job.code.as_deref().map(String::as_str);
