@@ -32,7 +32,7 @@ pub struct Directory {
 impl Directory {
     pub fn new(cfg: Ldap) -> Result<Directory, String> {
         let tls = match &cfg.ca_file {
-            Some(ca) => Some(Arc::new(crate::store::schema::tls_config(ca, None, "ldap.ca_file")?)),
+            Some(ca) => Some(Arc::new(crate::store::schema::tls_config("ldap", ca, cfg.client_cert.as_ref())?)),
             None => None,
         };
         Ok(Directory { cfg, cache: Mutex::new(HashMap::new()), tls })

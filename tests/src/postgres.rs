@@ -2,12 +2,16 @@
 //! run as the `postgres` user (Debian's postgresql package), listening on a
 //! Unix socket there and on 127.0.0.1 with TLS only (a certificate from a CA
 //! made for the test). The owner role `smsotp` gets in without a password;
-//! any other role needs its password. Removed when dropped.
+//! the role [`CERT_ROLE`] by a client certificate over TLS; any other role
+//! needs its password. Removed when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::tools::{require, run_checked};
+
+/// The role pg_hba.conf lets in by a client certificate (no password).
+pub const CERT_ROLE: &str = "web_cert";
 
 pub struct Postgres {
     dir: tempfile::TempDir,
@@ -52,8 +56,11 @@ impl Postgres {
         run_checked(init, "initdb", None);
         std::fs::write(
             pg.data().join("pg_hba.conf"),
-            "local all postgres,smsotp trust\nlocal all all scram-sha-256\n\
-             hostssl all postgres,smsotp 127.0.0.1/32 trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            format!(
+                "local all postgres,smsotp trust\nlocal all all scram-sha-256\n\
+                 hostssl all postgres,smsotp 127.0.0.1/32 trust\nhostssl all {CERT_ROLE} 127.0.0.1/32 cert\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            ),
         )
         .unwrap();
         let tls = pg.dir.path().join("tls");
@@ -87,9 +94,15 @@ impl Postgres {
         format!("host=localhost port={} dbname=smsotp user={user}", self.port)
     }
 
-    /// The CA that signed the server's certificate.
+    /// The CA that signed the server's certificate (and that the server
+    /// trusts for client certificates).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("tls/ca.pem")
+    }
+
+    /// A client certificate for `role` (its CN), signed by [`Self::ca_file`].
+    pub fn client_certificate(&self, role: &str) -> (PathBuf, PathBuf) {
+        crate::tools::make_client_certificate(&self.dir.path().join("tls"), role)
     }
 
     /// `[store]` for smsotpd.toml.
@@ -106,7 +119,8 @@ impl Postgres {
             .arg("-o")
             .arg(format!(
                 "-k {dir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c ssl=on \
-                 -c ssl_cert_file={dir}/tls/server.pem -c ssl_key_file={dir}/tls/server.key",
+                 -c ssl_cert_file={dir}/tls/server.pem -c ssl_key_file={dir}/tls/server.key \
+                 -c ssl_ca_file={dir}/tls/ca.pem",
                 dir = self.socket_dir().display(),
                 port = self.port
             ))

@@ -1,6 +1,8 @@
 //! A real OpenLDAP slapd for a test: a temporary slapd.conf and database,
-//! StartTLS with a certificate from a CA made for the test (openssl), a
-//! suffix dc=example,dc=org with ou=people. Stopped when dropped.
+//! a certificate from a CA made for the test (openssl) for StartTLS and
+//! ldaps (client certificates from the same CA are asked for), ldapi on a
+//! socket in its directory, a suffix dc=example,dc=org with ou=people.
+//! Stopped when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +17,18 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
+    ldaps_port: u16,
     child: Option<Child>,
+}
+
+/// Which of slapd's listeners a daemon's `[ldap]` uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Listener {
+    /// ldap:// with StartTLS.
+    StartTls,
+    Ldaps,
+    /// The Unix socket (no TLS; SASL EXTERNAL is the caller's uid).
+    Ldapi,
 }
 
 fn free_port() -> u16 {
@@ -41,11 +54,12 @@ impl Slapd {
              include /etc/ldap/schema/nis.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
              pidfile {d}/slapd.pid\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\n\
              TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n\
+             TLSVerifyClient try\n\
              database mdb\nsuffix \"dc=example,dc=org\"\nrootdn \"{ADMIN}\"\nrootpw {ADMIN_PASSWORD}\ndirectory {d}/db\n{acl}\n",
             d = d.display()
         );
         std::fs::write(d.join("slapd.conf"), conf).unwrap();
-        let mut s = Slapd { port: free_port(), dir, child: None };
+        let mut s = Slapd { port: free_port(), ldaps_port: free_port(), dir, child: None };
         s.spawn(&slapd);
         let mut ldif = format!(
             "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
@@ -69,7 +83,7 @@ impl Slapd {
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{}/", self.port))
+            .arg(format!("ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/ {}", self.port, self.ldaps_port, self.ldapi_url()))
             .args(["-d", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -77,10 +91,24 @@ impl Slapd {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let port = self.port;
+        let (port, ldaps_port, socket) = (self.port, self.ldaps_port, self.dir.path().join("ldapi"));
         wait_for("slapd to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", ldaps_port)).is_ok()
+                && std::os::unix::net::UnixStream::connect(&socket).is_ok()
         });
+    }
+
+    /// ldapi:// with the socket's path percent-encoded, as LDAP URLs have it.
+    fn ldapi_url(&self) -> String {
+        let path = self.dir.path().join("ldapi").display().to_string();
+        format!("ldapi://{}", path.replace('%', "%25").replace('/', "%2F"))
+    }
+
+    /// A client certificate with common name `cn` from slapd's CA; slapd
+    /// takes "cn=`cn`" as the identity of a SASL EXTERNAL bind over TLS.
+    pub fn client_certificate(&self, cn: &str) -> (PathBuf, PathBuf) {
+        crate::tools::make_client_certificate(self.dir.path(), cn)
     }
 
     /// The CA file that signed slapd's certificate.
@@ -91,11 +119,18 @@ impl Slapd {
     /// `[ldap]` for smsotpd.toml (anonymous bind, StartTLS checked against
     /// the test's CA); the top level needs `phone_source = "ldap"`.
     pub fn config(&self, extra: &str) -> String {
-        format!(
-            "[ldap]\nurl = \"ldap://localhost:{}\"\nstarttls = true\nbase = \"{BASE}\"\nfilter = \"(uid={{user}})\"\nca_file = \"{}\"\n{extra}\n",
-            self.port,
-            self.ca_file().display()
-        )
+        self.config_on(Listener::StartTls, extra)
+    }
+
+    /// `[ldap]` through `listener` (TLS checked against the test's CA).
+    pub fn config_on(&self, listener: Listener, extra: &str) -> String {
+        let ca = format!("ca_file = \"{}\"\n", self.ca_file().display());
+        let reach = match listener {
+            Listener::StartTls => format!("url = \"ldap://localhost:{}\"\nstarttls = true\n{ca}", self.port),
+            Listener::Ldaps => format!("url = \"ldaps://localhost:{}\"\n{ca}", self.ldaps_port),
+            Listener::Ldapi => format!("url = \"{}\"\n", self.ldapi_url()),
+        };
+        format!("[ldap]\n{reach}base = \"{BASE}\"\nfilter = \"(uid={{user}})\"\n{extra}\n")
     }
 
     /// Runs ldapadd/ldapmodify as the directory's administrator.

@@ -106,6 +106,30 @@ pub fn run_checked(mut c: Command, what: &str, stdin: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A client certificate with common name `cn` signed by the CA that
+/// [`make_certificates`] made in `dir`: `dir/{cn}.pem` and `dir/{cn}.key`.
+pub fn make_client_certificate(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let openssl = require("openssl", "openssl");
+    let (pem, key, csr, ext) = (format!("{cn}.pem"), format!("{cn}.key"), format!("{cn}.csr"), format!("{cn}.ext"));
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir).args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]).args([
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        &format!("/CN={cn}"),
+    ]);
+    run_checked(c, "openssl req (client)", None);
+    std::fs::write(dir.join(&ext), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+    let mut c = Command::new(&openssl);
+    c.current_dir(dir)
+        .args(["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"])
+        .args(["-out", &pem, "-days", "2", "-extfile", &ext]);
+    run_checked(c, "openssl x509 (client)", None);
+    (dir.join(pem), dir.join(key))
+}
+
 /// A CA (ca.pem) and a certificate for localhost and 127.0.0.1 signed by
 /// it (server.pem, server.key), made with openssl in `dir`.
 pub fn make_certificates(dir: &Path) {

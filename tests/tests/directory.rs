@@ -1,13 +1,14 @@
 //! Numbers from the directory (`phone_source = "ldap"`) against a real
-//! OpenLDAP slapd the test starts (StartTLS, a CA made for the test), through
-//! the real module and daemon.
+//! OpenLDAP slapd the test starts (StartTLS, ldaps and ldapi, a CA made for
+//! the test; anonymous, bind DN and SASL EXTERNAL binds), through the real
+//! module and daemon.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use smsotp_tests::bus::{Bus, Policy};
 use smsotp_tests::daemon::{Daemon, messaging_config};
 use smsotp_tests::fake_twilio::FakeTwilio;
 use smsotp_tests::pam::{Code, Pam};
-use smsotp_tests::slapd::Slapd;
+use smsotp_tests::slapd::{Listener, Slapd};
 use smsotp_tests::world::USER;
 
 const CHANGE_NOTICE: &str =
@@ -156,4 +157,62 @@ fn a_bind_dn_binds_with_the_password_from_a_credential() {
     let log = wrong.log_text();
     assert!(log.contains("event=directory-unavailable user=root") && log.contains("invalidCredentials"), "{log}");
     assert_eq!(twilio.messages().len(), 1);
+}
+
+/// slapd.conf access lines: numbers are for the daemon's SASL EXTERNAL
+/// identities only (its certificate over TLS, root's uid over ldapi).
+const NUMBERS_FOR_SMSOTPD_ONLY: &str = "access to attrs=mobile\n  by dn.exact=\"cn=smsotpd-web1\" read\n  \
+     by dn.exact=\"gidNumber=0+uidNumber=0,cn=peercred,cn=external,cn=auth\" read\n  by * none\n\
+     access to * by * read";
+
+fn start_on(slapd: &Slapd, listener: Listener, ldap_extra: &str) -> (Bus, FakeTwilio, Daemon) {
+    let bus = Bus::start(Policy::Shipped);
+    let twilio = FakeTwilio::start();
+    let tables = format!("[message]\nhostname = \"web1\"\n{}", slapd.config_on(listener, ldap_extra));
+    let daemon = Daemon::start(&bus, &messaging_config(&twilio.url(), "phone_source = \"ldap\"", &tables));
+    (bus, twilio, daemon)
+}
+
+#[test]
+fn over_ldaps_sasl_external_binds_as_the_client_certificate() {
+    let slapd = Slapd::start_with_acl(&[(USER, Some("+14155550123"))], NUMBERS_FOR_SMSOTPD_ONLY);
+    let (cert, key) = slapd.client_certificate("smsotpd-web1");
+    let external =
+        format!("sasl_external = true\nclient_cert = \"{}\"\nclient_key = \"{}\"", cert.display(), key.display());
+    let (bus, twilio, daemon) = start_on(&slapd, Listener::Ldaps, &external);
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
+    assert!(daemon.log_text().contains("event=enrolled-from-directory user=root to=******0123"));
+    // Over the same ldaps, anonymously: the entry shows no number.
+    let (bus2, twilio2, anonymous) = start_on(&slapd, Listener::Ldaps, "");
+    let run = Pam::new(&bus2.address(), USER).run(vec![]);
+    assert_ne!(run.code, Code::Success, "{}", run.output);
+    assert!(!anonymous.log_text().contains("enrolled-from-directory"), "{}", anonymous.log_text());
+    assert!(twilio2.messages().is_empty());
+    // A certificate from another CA: slapd ends the handshake; closed.
+    let other = smsotp_tests::tools::private_tempdir();
+    smsotp_tests::tools::make_certificates(other.path());
+    let (cert, key) = smsotp_tests::tools::make_client_certificate(other.path(), "smsotpd-web1");
+    let forged =
+        format!("sasl_external = true\nclient_cert = \"{}\"\nclient_key = \"{}\"", cert.display(), key.display());
+    let (bus3, twilio3, refused) = start_on(&slapd, Listener::Ldaps, &forged);
+    let run = Pam::new(&bus3.address(), USER).run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}\n{}", run.output, refused.log_text());
+    assert!(refused.log_text().contains("event=directory-unavailable user=root"), "{}", refused.log_text());
+    assert!(twilio3.messages().is_empty());
+}
+
+#[test]
+fn over_ldapi_sasl_external_binds_as_the_daemons_uid() {
+    let slapd = Slapd::start_with_acl(&[(USER, Some("+14155550123"))], NUMBERS_FOR_SMSOTPD_ONLY);
+    let (bus, twilio, daemon) = start_on(&slapd, Listener::Ldapi, "sasl_external = true");
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
+    assert!(daemon.log_text().contains("event=enrolled-from-directory user=root to=******0123"));
+    // The same socket, anonymously: no number.
+    let (bus2, twilio2, anonymous) = start_on(&slapd, Listener::Ldapi, "");
+    let run = Pam::new(&bus2.address(), USER).run(vec![]);
+    assert_ne!(run.code, Code::Success, "{}", run.output);
+    assert!(!anonymous.log_text().contains("enrolled-from-directory"), "{}", anonymous.log_text());
+    assert!(twilio2.messages().is_empty());
 }

@@ -509,6 +509,40 @@ fn over_tcp_the_database_is_reached_by_tls_with_the_password_from_a_credential()
 }
 
 #[test]
+fn a_host_can_log_in_to_the_database_by_a_client_certificate() {
+    use smsotp_tests::postgres::CERT_ROLE;
+    let f = Fleet::start("", "");
+    f.pg.psql_superuser(&format!("CREATE ROLE {CERT_ROLE} LOGIN;\n{}", readme_grants(CERT_ROLE)));
+    let (cert, key) = f.pg.client_certificate(CERT_ROLE);
+    let tcp = |client: &str| {
+        messaging_config(&f.twilio.url(), "", "[message]\nhostname = \"web6\"\n")
+            + &format!(
+                "[store]\nkind = \"postgresql\"\nconnection = \"{}\"\nca_file = \"{}\"\n{client}",
+                f.pg.tls_connection(CERT_ROLE),
+                f.pg.ca_file().display()
+            )
+    };
+    // No password anywhere: the certificate is the role's login.
+    let bus = Bus::start(Policy::Shipped);
+    let web6 = Daemon::start(
+        &bus,
+        &tcp(&format!("client_cert = \"{}\"\nclient_key = \"{}\"\n", cert.display(), key.display())),
+    );
+    web6.ctl_ok(&["enroll", USER, NUMBER]);
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| f.twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, web6.log_text());
+    assert_eq!(f.pg.psql("SELECT updated_by FROM smsotp_users"), "web6\n");
+    // Without the certificate the server refuses the role: closed, and why.
+    let bus2 = Bus::start(Policy::Shipped);
+    let without = Daemon::start(&bus2, &tcp(""));
+    let run = Pam::new(&bus2.address(), USER).run(vec![]);
+    assert_eq!(run.code, Code::AuthinfoUnavail, "{}", run.output);
+    let log = without.log_text();
+    assert!(log.contains("event=store-unavailable") && log.contains("certificate"), "{log}");
+    assert_eq!(f.twilio.messages().len(), 1);
+}
+
+#[test]
 fn the_database_can_be_named_by_a_service_file() {
     let f = Fleet::start("", "");
     let dir = smsotp_tests::tools::private_tempdir();

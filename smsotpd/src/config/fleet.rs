@@ -185,22 +185,7 @@ fn validate_postgresql(raw: &RawStore, creds: &ExternalCredentials) -> Result<Po
             return Err("store.kind = \"postgresql\" needs store.connection, e.g. \"host=db.example.org dbname=smsotp user=smsotp_web1\", or store.service (a pg_service.conf section)".into());
         }
     };
-    for (key, p) in [
-        ("store.ca_file", &raw.ca_file),
-        ("store.client_cert", &raw.client_cert),
-        ("store.client_key", &raw.client_key),
-    ] {
-        if let Some(p) = p
-            && !p.is_absolute()
-        {
-            return Err(format!("{key} = {p:?} must be an absolute path"));
-        }
-    }
-    let client_cert = match (&raw.client_cert, &raw.client_key) {
-        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-        (None, None) => None,
-        _ => return Err("store.client_cert and store.client_key go together: set both or neither".into()),
-    };
+    let client_cert = tls_files("store", &raw.ca_file, &raw.client_cert, &raw.client_key)?;
     let offline_local_trust = match raw.offline.as_str() {
         "deny" => false,
         "local-trust" => true,
@@ -242,6 +227,31 @@ fn validate_postgresql(raw: &RawStore, creds: &ExternalCredentials) -> Result<Po
     })
 }
 
+/// `section`'s ca_file, client_cert and client_key: absolute paths, the
+/// certificate and its key together, and only over TLS with a CA.
+fn tls_files(
+    section: &str,
+    ca_file: &Option<PathBuf>,
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    for (name, p) in [("ca_file", ca_file), ("client_cert", cert), ("client_key", key)] {
+        if let Some(p) = p
+            && !p.is_absolute()
+        {
+            return Err(format!("{section}.{name} = {p:?} must be an absolute path"));
+        }
+    }
+    match (cert, key, ca_file) {
+        (Some(c), Some(k), Some(_)) => Ok(Some((c.clone(), k.clone()))),
+        (Some(_), Some(_), None) => Err(format!(
+            "{section}.client_cert goes over TLS checked against {section}.ca_file: set {section}.ca_file to the CA that signed the server's certificate"
+        )),
+        (None, None, _) => Ok(None),
+        _ => Err(format!("{section}.client_cert and {section}.client_key go together: set both or neither")),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PhoneSource {
@@ -266,6 +276,8 @@ pub(crate) struct RawLdap {
     #[serde(default)]
     pub(crate) sasl_external: bool,
     pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
     #[serde(default = "default_cache")]
     pub(crate) cache_seconds: u64,
     #[serde(default = "default_ldap_timeout")]
@@ -301,6 +313,8 @@ pub struct Ldap {
     pub attribute: String,
     pub bind: LdapBind,
     pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (SASL EXTERNAL over TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     pub cache: Duration,
     pub timeout: Duration,
     /// A changed number waits for `smsotpctl approve` (users may be able to
@@ -361,10 +375,15 @@ pub(crate) fn validate_ldap(
         (None, true) => LdapBind::SaslExternal,
         (None, false) => LdapBind::Anonymous,
     };
-    if let Some(p) = &raw.ca_file
-        && !p.is_absolute()
-    {
-        return Err(format!("ldap.ca_file = {p:?} must be an absolute path"));
+    let client_cert = tls_files("ldap", &raw.ca_file, &raw.client_cert, &raw.client_key)?;
+    match (scheme, &bind, &client_cert) {
+        ("ldapi", _, Some(_)) => {
+            return Err("ldap.client_cert is for TLS, and ldapi:// has none: there SASL EXTERNAL (ldap.sasl_external = true) is the daemon's uid".into());
+        }
+        ("ldaps" | "ldap", LdapBind::SaslExternal, None) => {
+            return Err("ldap.sasl_external = true over TLS binds as the client certificate: set ldap.client_cert and ldap.client_key (over ldapi:// it binds as the daemon's uid)".into());
+        }
+        _ => {}
     }
     let on_change = match raw.on_change.as_str() {
         "notify" => false,
@@ -379,6 +398,7 @@ pub(crate) fn validate_ldap(
         attribute: raw.attribute.clone(),
         bind,
         ca_file: raw.ca_file.clone(),
+        client_cert,
         cache: Duration::from_secs(range("ldap.cache_seconds", raw.cache_seconds, 0, 86_400, "")?),
         timeout: Duration::from_secs(range("ldap.timeout_seconds", raw.timeout_seconds, 1, 10, "")?),
         approve_changes: on_change,

@@ -443,6 +443,34 @@ fn store_and_ldap_are_checked_with_the_fix_in_the_message() {
 }
 
 #[test]
+fn client_certificates_go_over_tls_with_a_ca_and_sasl_external_over_tls_needs_one() {
+    let top = "version = 1\nprovider = \"outbox\"\n[outbox]\npath = \"/tmp/x\"\n";
+    let ldap = |extra: &str| format!("phone_source = \"ldap\"\n{top}[ldap]\nbase = \"dc=x\"\n{extra}");
+    let pair = "client_cert = \"/etc/smsotpd/c.pem\"\nclient_key = \"/etc/smsotpd/c.key\"\n";
+    let ca = "ca_file = \"/etc/smsotpd/ca.pem\"\n";
+    let e = parse_err(&ldap("url = \"ldaps://ldap.example.org\"\nsasl_external = true\n"));
+    assert!(e.contains("set ldap.client_cert and ldap.client_key"), "{e}");
+    let e = parse_err(&ldap(&format!("url = \"ldaps://ldap.example.org\"\n{pair}")));
+    assert!(e.contains("set ldap.ca_file"), "{e}");
+    let e = parse_err(&ldap(&format!("url = \"ldaps://ldap.example.org\"\n{ca}client_cert = \"/etc/c.pem\"\n")));
+    assert!(e.contains("go together"), "{e}");
+    let e = parse_err(&ldap(&format!(
+        "url = \"ldaps://ldap.example.org\"\n{ca}client_cert = \"c.pem\"\nclient_key = \"/k\"\n"
+    )));
+    assert!(e.contains("ldap.client_cert = \"c.pem\" must be an absolute path"), "{e}");
+    let e = parse_err(&ldap(&format!("url = \"ldapi:///\"\nsasl_external = true\n{ca}{pair}")));
+    assert!(e.contains("ldapi:// has none"), "{e}");
+    let c = parse(&ldap(&format!("url = \"ldaps://ldap.example.org\"\nsasl_external = true\n{ca}{pair}"))).unwrap();
+    assert!(c.ldap.is_some_and(|l| l.client_cert.is_some()));
+    assert!(parse(&ldap("url = \"ldapi:///\"\nsasl_external = true\n")).unwrap().ldap.is_some());
+    let store = |extra: &str| {
+        format!("{top}[store]\nkind = \"postgresql\"\nconnection = \"host=/run/postgresql user=web1\"\n{extra}")
+    };
+    let e = parse_err(&store(pair));
+    assert!(e.contains("set store.ca_file"), "{e}");
+}
+
+#[test]
 fn a_service_file_section_becomes_one_connection_string() {
     use crate::config::fleet::service_connection;
     let text = "# comment\n[a]\nhost=/x\n\n[smsotp]\nhost = db.example.org\nport=5433\nuser=web1\napplication_name=it's\n[b]\nuser=no\n";

@@ -90,20 +90,21 @@ pub fn connect(cfg: &Postgresql) -> Result<Client, String> {
     match &cfg.ca_file {
         Some(ca) => {
             pg.ssl_mode(postgres::config::SslMode::Require);
-            let tls = tls_config(ca, cfg.client_cert.as_ref(), "store.ca_file")?;
+            let tls = tls_config("store", ca, cfg.client_cert.as_ref())?;
             pg.connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls)).map_err(|e| describe(&e))
         }
         None => pg.connect(postgres::NoTls).map_err(|e| describe(&e)),
     }
 }
 
-/// TLS that trusts only the CA in `ca` (`key` names it in errors), with a
-/// client certificate when given.
+/// TLS that trusts only the CA in `ca`, with a client certificate when
+/// given; errors name the keys of the config's `section` they come from.
 pub(crate) fn tls_config(
+    section: &str,
     ca: &std::path::Path,
     client: Option<&(std::path::PathBuf, std::path::PathBuf)>,
-    key: &str,
 ) -> Result<rustls::ClientConfig, String> {
+    let key = format!("{section}.ca_file");
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
@@ -121,10 +122,10 @@ pub(crate) fn tls_config(
         Some((cert, key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("store.client_cert {}: {e}", cert.display()))?;
-            let key =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| format!("store.client_key {}: {e}", key.display()))?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| format!("store.client_cert: {e}"))
+                .map_err(|e| format!("{section}.client_cert {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("{section}.client_key {}: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| format!("{section}.client_cert: {e}"))
         }
     }
 }
