@@ -173,46 +173,47 @@ fn start_on(slapd: &Slapd, listener: Listener, ldap_extra: &str) -> (Bus, FakeTw
     (bus, twilio, daemon)
 }
 
+/// `[ldap]` lines for SASL EXTERNAL as the certificate in `cert`, `key`.
+fn as_certificate((cert, key): (std::path::PathBuf, std::path::PathBuf)) -> String {
+    format!("sasl_external = true\nclient_cert = \"{}\"\nclient_key = \"{}\"", cert.display(), key.display())
+}
+
+/// Through `listener`, a daemon binding as `[ldap]` lines `external` say
+/// enrolls root from the directory and logs in; an anonymous one sees no
+/// number, sends nothing, and enrolls nobody.
+fn only_the_external_bind_reads_numbers(slapd: &Slapd, listener: Listener, external: &str) {
+    let (bus, twilio, daemon) = start_on(slapd, listener, external);
+    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
+    assert_eq!(run.code, Code::Success, "{listener:?}: {}\n{}", run.output, daemon.log_text());
+    assert!(daemon.log_text().contains("event=enrolled-from-directory user=root to=******0123"));
+    let (bus, twilio, anonymous) = start_on(slapd, listener, "");
+    let run = Pam::new(&bus.address(), USER).run(vec![]);
+    assert_ne!(run.code, Code::Success, "{listener:?}: {}", run.output);
+    assert!(!anonymous.log_text().contains("enrolled-from-directory"), "{}", anonymous.log_text());
+    assert!(twilio.messages().is_empty());
+}
+
 #[test]
 fn over_ldaps_sasl_external_binds_as_the_client_certificate() {
     let slapd = Slapd::start_with_acl(&[(USER, Some("+14155550123"))], NUMBERS_FOR_SMSOTPD_ONLY);
-    let (cert, key) = slapd.client_certificate("smsotpd-web1");
-    let external =
-        format!("sasl_external = true\nclient_cert = \"{}\"\nclient_key = \"{}\"", cert.display(), key.display());
-    let (bus, twilio, daemon) = start_on(&slapd, Listener::Ldaps, &external);
-    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
-    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
-    assert!(daemon.log_text().contains("event=enrolled-from-directory user=root to=******0123"));
-    // Over the same ldaps, anonymously: the entry shows no number.
-    let (bus2, twilio2, anonymous) = start_on(&slapd, Listener::Ldaps, "");
-    let run = Pam::new(&bus2.address(), USER).run(vec![]);
-    assert_ne!(run.code, Code::Success, "{}", run.output);
-    assert!(!anonymous.log_text().contains("enrolled-from-directory"), "{}", anonymous.log_text());
-    assert!(twilio2.messages().is_empty());
+    only_the_external_bind_reads_numbers(
+        &slapd,
+        Listener::Ldaps,
+        &as_certificate(slapd.client_certificate("smsotpd-web1")),
+    );
     // A certificate from another CA: slapd ends the handshake; closed.
     let other = smsotp_tests::tools::private_tempdir();
     smsotp_tests::tools::make_certificates(other.path());
-    let (cert, key) = smsotp_tests::tools::make_client_certificate(other.path(), "smsotpd-web1");
-    let forged =
-        format!("sasl_external = true\nclient_cert = \"{}\"\nclient_key = \"{}\"", cert.display(), key.display());
-    let (bus3, twilio3, refused) = start_on(&slapd, Listener::Ldaps, &forged);
-    let run = Pam::new(&bus3.address(), USER).run(vec![]);
+    let forged = as_certificate(smsotp_tests::tools::make_client_certificate(other.path(), "smsotpd-web1"));
+    let (bus, twilio, refused) = start_on(&slapd, Listener::Ldaps, &forged);
+    let run = Pam::new(&bus.address(), USER).run(vec![]);
     assert_eq!(run.code, Code::AuthinfoUnavail, "{}\n{}", run.output, refused.log_text());
     assert!(refused.log_text().contains("event=directory-unavailable user=root"), "{}", refused.log_text());
-    assert!(twilio3.messages().is_empty());
+    assert!(twilio.messages().is_empty());
 }
 
 #[test]
 fn over_ldapi_sasl_external_binds_as_the_daemons_uid() {
     let slapd = Slapd::start_with_acl(&[(USER, Some("+14155550123"))], NUMBERS_FOR_SMSOTPD_ONLY);
-    let (bus, twilio, daemon) = start_on(&slapd, Listener::Ldapi, "sasl_external = true");
-    let run = Pam::new(&bus.address(), USER).run(vec![Box::new(|| twilio.wait_message(1).code())]);
-    assert_eq!(run.code, Code::Success, "{}\n{}", run.output, daemon.log_text());
-    assert!(daemon.log_text().contains("event=enrolled-from-directory user=root to=******0123"));
-    // The same socket, anonymously: no number.
-    let (bus2, twilio2, anonymous) = start_on(&slapd, Listener::Ldapi, "");
-    let run = Pam::new(&bus2.address(), USER).run(vec![]);
-    assert_ne!(run.code, Code::Success, "{}", run.output);
-    assert!(!anonymous.log_text().contains("enrolled-from-directory"), "{}", anonymous.log_text());
-    assert!(twilio2.messages().is_empty());
+    only_the_external_bind_reads_numbers(&slapd, Listener::Ldapi, "sasl_external = true");
 }
