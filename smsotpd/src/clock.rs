@@ -77,14 +77,19 @@ impl Clock for SystemClock {
     }
 
     /// On the alarm thread (alarm.rs): tokio's timer would end the wait
-    /// whole milliseconds after its worker parked, not at `at`.
+    /// whole milliseconds after its worker parked, not at `at`. tokio's
+    /// timer stays as a backstop, a little later: a wait always ends.
     fn sleep_until(&self, at: Tick) -> SleepFuture {
+        let backstop = self.sleep(boottime().until(at).saturating_add(Duration::from_millis(20)));
         match crate::alarm::Alarm::shared(boottime) {
             Some(alarm) => {
                 let woken = alarm.until(at);
-                Box::pin(async move {
-                    let _ = woken.await;
-                })
+                Box::pin(futures_lite::future::or(
+                    async move {
+                        let _ = woken.await;
+                    },
+                    backstop,
+                ))
             }
             None => self.sleep(boottime().until(at)),
         }
