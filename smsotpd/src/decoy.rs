@@ -7,7 +7,8 @@ use std::sync::Arc;
 use smsotp_proto::Action;
 
 use crate::audit::{self, Event};
-use crate::challenge::{ChallengeId, Delivery, Enrolling, Secret};
+use crate::challenge::{ChallengeId, Enrolling, Secret};
+use crate::clock::Tick;
 use crate::config::Unenrolled;
 use crate::daemon::{Daemon, Start};
 use crate::error::LoginError;
@@ -36,6 +37,7 @@ impl<P: Provider> Daemon<P> {
         valid_name: bool,
         ctx: &LoginContext,
         unenrolled: Unenrolled,
+        since: Tick,
     ) -> Result<Start, LoginError> {
         if valid_name {
             // Whether the system knows the name is for the audit line only.
@@ -86,8 +88,6 @@ impl<P: Provider> Daemon<P> {
                 // asked too, and their enrollment never succeeds.
                 c.enrolling = Enrolling::AwaitingNumber;
                 c.destination = String::new();
-            } else {
-                c.delivery = Delivery::Pending;
             }
             state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
             (id, destination)
@@ -99,7 +99,7 @@ impl<P: Provider> Daemon<P> {
         }
         // A real login answers before its SMS goes out (delivery.rs); so
         // does a decoy, whose next call waits as long as for a real SMS.
-        self.pretend_to_send(id.clone());
+        self.pretend_to_send(&id, since);
         Ok(Start::asking(Action::Code, &id, destination))
     }
 }

@@ -33,6 +33,10 @@ pub(crate) struct SendJob {
     /// provider the next rounds for a while.
     pub(crate) round: Option<String>,
     pub(crate) channel: Channel,
+    /// When the call that sends it came in: a send's time counts from
+    /// there, work before the send included, and so does a decoy's
+    /// (pace.rs).
+    pub(crate) since: Tick,
 }
 
 impl SendJob {
@@ -46,6 +50,7 @@ impl SendJob {
             event: self.event,
             round: self.round.clone(),
             channel: self.channel,
+            since: self.since,
         }
     }
 }
@@ -53,8 +58,9 @@ impl SendJob {
 /// What goes out for a challenge once the user's turn is over.
 pub(crate) enum Outbound {
     Message(SendJob),
-    /// A decoy's: nothing, in as long as a message takes.
-    Pretend,
+    /// A decoy's: nothing, in as long as a message takes, counted from when
+    /// the call came in.
+    Pretend(Tick),
 }
 
 impl<P: Provider> Daemon<P> {
@@ -63,7 +69,7 @@ impl<P: Provider> Daemon<P> {
     pub(crate) fn dispatch(self: &Arc<Self>, id: ChallengeId, out: Outbound) {
         match out {
             Outbound::Message(job) => self.send_in_background(id, job),
-            Outbound::Pretend => self.pretend_to_send(id),
+            Outbound::Pretend(since) => self.pretend_to_send(&id, since),
         }
     }
 
@@ -87,35 +93,27 @@ impl<P: Provider> Daemon<P> {
         });
     }
 
-    /// A decoy's send (unknown names, unenrolled users refused), for
-    /// challenge `id`, whose delivery must be Pending: a task like a real
-    /// send's, started where one would start, in which nothing leaves and
-    /// the challenge counts as sent as long after as a recent real send
-    /// took. The next call of the login is timed from then (pace.rs): on
-    /// the clock, not from a timer's wake-up, which would land on the
-    /// timer's tick where a provider's answer does not.
-    pub(crate) fn pretend_to_send(self: &Arc<Self>, id: ChallengeId) {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            let began = this.clock.tick();
-            let mut state = this.lock();
-            let took = state.volatile.send_times.sample();
-            if let Some(c) = state.challenges.get_mut(&id)
-                && c.delivery == Delivery::Pending
-            {
-                c.delivery = Delivery::Sent;
-                c.sent_at = began.saturating_add(took);
-            }
-            drop(state);
-            this.deliveries.notify_waiters();
-        });
+    /// A decoy's send (unknown names, unenrolled users refused) for
+    /// challenge `id`: nothing leaves, and the challenge counts as sent as
+    /// long after `since` (when the call came in) as a recent real send
+    /// took after its call came in, the work before it included. The next
+    /// call of the login is timed from then (pace.rs): on the clock, not
+    /// from a timer's wake-up, which would land on the timer's tick where
+    /// a provider's answer does not.
+    pub(crate) fn pretend_to_send(&self, id: &ChallengeId, since: Tick) {
+        let mut state = self.lock();
+        let took = state.volatile.send_times.sample();
+        if let Some(c) = state.challenges.get_mut(id) {
+            c.delivery = Delivery::Sent;
+            c.sent_at = since.saturating_add(took);
+        }
+        drop(state);
+        self.deliveries.notify_waiters();
     }
 
     /// Sends by the login's route, failing over where configured; the
     /// reference and the job when the delivery is worth watching.
     async fn finish_send(&self, id: &ChallengeId, job: SendJob) -> Option<(String, SendJob)> {
-        // From the task's start, as a decoy's pretended send counts.
-        let began = self.clock.tick();
         let route = self.lock().challenges.get_mut(id).map_or(0, |c| c.route);
         let code = job.code.as_deref().map(String::as_str);
         let mut sent = match self.route(route) {
@@ -161,7 +159,7 @@ impl<P: Provider> Daemon<P> {
                 }
             }
             if went_out {
-                state.volatile.send_times.note(began.until(now));
+                state.volatile.send_times.note(job.since.until(now));
             }
         }
         self.deliveries.notify_waiters();

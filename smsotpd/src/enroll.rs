@@ -13,6 +13,7 @@ use smsotp_proto::LoginContext;
 use crate::audit::{self, Event};
 use crate::authz::Root;
 use crate::challenge::{self, AfterWrong, ChallengeId, Enrolling, Secret};
+use crate::clock::Tick;
 use crate::daemon::Daemon;
 use crate::delivery::{Outbound, SendJob};
 use crate::error::LoginError;
@@ -102,7 +103,7 @@ impl<P: Provider> Daemon<P> {
         }
         // From here the work differs for real and unknown names (pace.rs).
         let ready = self.clock.tick();
-        let answer = self.take_number(id, checked);
+        let answer = self.take_number(id, checked, ready);
         self.pace(ready, ANSWER_FLOOR).await;
         answer
     }
@@ -111,6 +112,7 @@ impl<P: Provider> Daemon<P> {
         self: &Arc<Self>,
         id: ChallengeId,
         checked: Result<PhoneNumber, String>,
+        since: Tick,
     ) -> Result<String, LoginError> {
         let mut state = self.lock();
         let Some(c) = state.challenges.get_mut(&id) else {
@@ -158,10 +160,10 @@ impl<P: Provider> Daemon<P> {
                 event: Event::EnrollCodeSent,
                 round: None,
                 channel: crate::provider::Channel::Sms,
+                since,
             })
         } else {
-            c.delivery = challenge::Delivery::Pending;
-            Outbound::Pretend
+            Outbound::Pretend(since)
         };
         drop(state);
         self.dispatch(id, out);

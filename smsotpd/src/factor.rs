@@ -9,6 +9,7 @@ use smsotp_proto::{Factor, LoginContext, Status, WireEnum};
 use crate::audit::{self, Event};
 use crate::authz::Root;
 use crate::challenge::{self, ChallengeId, Delivery, Secret};
+use crate::clock::Tick;
 use crate::daemon::{Answer, Daemon};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
@@ -28,12 +29,17 @@ impl<P: Provider> Daemon<P> {
         let id = Self::parse_id(id)?;
         // A refused call counts as a wrong answer: paced like one (pace.rs).
         let ready = self.delivered(&id).await?;
-        let answer = self.switch_factor(id, factor).await;
+        let answer = self.switch_factor(id, factor, ready).await;
         self.pace(ready, WRONG_FLOOR).await;
         answer
     }
 
-    async fn switch_factor(self: &Arc<Self>, id: ChallengeId, factor: Factor) -> Result<(Answer, String), LoginError> {
+    async fn switch_factor(
+        self: &Arc<Self>,
+        id: ChallengeId,
+        factor: Factor,
+        since: Tick,
+    ) -> Result<(Answer, String), LoginError> {
         let mut turn = self.turn(&id).await?;
         let code_sent = self
             .lock()
@@ -42,7 +48,7 @@ impl<P: Provider> Daemon<P> {
             .is_some_and(|c| !matches!(c.secret, Secret::NotSent) && c.factors.contains(&factor));
         if factor == Factor::Voice && code_sent {
             // A call with a new code: a resend, by the resend rules.
-            let result = self.resend_in_turn(&id, &mut turn, true);
+            let result = self.resend_in_turn(&id, &mut turn, true, since);
             let user = turn.user.clone();
             self.end_turn(turn, &id)?;
             let (answer, out) = result?;
@@ -110,7 +116,7 @@ impl<P: Provider> Daemon<P> {
                 c.delivery = Delivery::Pending;
                 let ctx = LoginContext { service, rhost, ..LoginContext::default() };
                 let channel = if factor == Factor::Voice { Channel::Voice } else { Channel::Sms };
-                job = Some(SendJob { user, phone, code, ctx, event: Event::CodeSent, round: None, channel });
+                job = Some(SendJob { user, phone, code, ctx, event: Event::CodeSent, round: None, channel, since });
             }
             Ok((Answer { status: Status::Switched, attempts_left: left }, destination))
         })();

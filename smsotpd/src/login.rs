@@ -8,6 +8,7 @@ use smsotp_proto::{Action, Factor, LoginContext};
 use crate::audit::{self, Event};
 use crate::authz::Root;
 use crate::challenge::{self, ChallengeId, Delivery, Secret};
+use crate::clock::Tick;
 use crate::daemon::{Daemon, Start};
 use crate::delivery::SendJob;
 use crate::error::LoginError;
@@ -45,7 +46,7 @@ impl<P: Provider> Daemon<P> {
         ctx: &LoginContext,
     ) -> Result<Start, LoginError> {
         let began = self.clock.tick();
-        let answer = self.begin(root, user, ctx, false).await;
+        let answer = self.begin(root, user, ctx, false, began).await;
         self.pace(began, ANSWER_FLOOR).await;
         let mut start = answer?;
         if start.action == Action::AwaitingApproval {
@@ -62,19 +63,21 @@ impl<P: Provider> Daemon<P> {
         ctx: &LoginContext,
     ) -> Result<Start, LoginError> {
         let began = self.clock.tick();
-        let answer = self.begin(root, user, ctx, true).await;
+        let answer = self.begin(root, user, ctx, true, began).await;
         self.pace(began, ANSWER_FLOOR).await;
         answer
     }
 
     /// Starts a login for `user`: policy first, then enrollment, lockout,
-    /// trust, and finally a code.
+    /// trust, and finally a code. `began`: when the call came in, which a
+    /// send's time counts from (pace.rs).
     async fn begin(
         self: &Arc<Self>,
         _root: &Root,
         user: &str,
         ctx: &LoginContext,
         sign_in: bool,
+        began: Tick,
     ) -> Result<Start, LoginError> {
         let parsed = UserName::parse(user);
         let origin = policy::parse_rhost(&ctx.rhost);
@@ -135,7 +138,7 @@ impl<P: Provider> Daemon<P> {
         };
         let Some((record, name)) = record.zip(name.clone()) else {
             let unenrolled = decision.unenrolled.unwrap_or(self.cfg.unenrolled);
-            let mut start = self.start_unenrolled(user, name.is_some(), ctx, unenrolled).await?;
+            let mut start = self.start_unenrolled(user, name.is_some(), ctx, unenrolled, began).await?;
             // Offered what an enrolled user with SMS alone is offered.
             if sign_in && self.cfg.voice.is_some() && start.action == Action::Code {
                 start.factors = vec![Factor::Sms, Factor::Voice];
@@ -166,7 +169,7 @@ impl<P: Provider> Daemon<P> {
         }
         let phone = record.phone_at(now);
         if !sign_in {
-            return self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Sms).await;
+            return self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Sms, began).await;
         }
         let factors = self.factors_of(&record);
         // The reminder names `smsotp totp`: only where users may run it.
@@ -176,8 +179,8 @@ impl<P: Provider> Daemon<P> {
             && now.saturating_sub(record.reminded) >= REMIND_EVERY;
         let mut start = match factors.first() {
             Some(Factor::Totp) => self.ask_app_first(name.as_str(), phone, ctx, plan)?,
-            Some(Factor::Voice) => self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Voice).await?,
-            _ => self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Sms).await?,
+            Some(Factor::Voice) => self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Voice, began).await?,
+            _ => self.send_new_code(name.as_str(), phone, ctx, plan, Channel::Sms, began).await?,
         };
         if let Ok(id) = Self::parse_id(&start.challenge)
             && let Some(c) = self.lock().challenges.get_mut(&id)
@@ -261,6 +264,7 @@ impl<P: Provider> Daemon<P> {
         ctx: &LoginContext,
         plan: Option<TrustPlan>,
         channel: Channel,
+        since: Tick,
     ) -> Result<Start, LoginError> {
         let id = ChallengeId::new().map_err(|e| LoginError::Internal(e.to_string()))?;
         let code = if self.provider.makes_codes() {
@@ -306,6 +310,7 @@ impl<P: Provider> Daemon<P> {
             event: Event::CodeSent,
             round: Some(round),
             channel,
+            since,
         };
         self.send_in_background(id.clone(), job);
         Ok(Start::asking(Action::Code, &id, phone.masked()))

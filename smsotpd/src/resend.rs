@@ -8,6 +8,7 @@ use smsotp_proto::{Factor, LoginContext, Status};
 use crate::audit::{self, Event};
 use crate::authz::Root;
 use crate::challenge::{self, ChallengeId, Delivery, ResendRefused, Secret};
+use crate::clock::Tick;
 use crate::daemon::{Answer, Daemon};
 use crate::delivery::{Outbound, SendJob};
 use crate::error::LoginError;
@@ -26,7 +27,7 @@ impl<P: Provider> Daemon<P> {
         let ready = self.delivered(&id).await?;
         let answer = async {
             let mut turn = self.turn(&id).await?;
-            let result = self.resend_in_turn(&id, &mut turn, false);
+            let result = self.resend_in_turn(&id, &mut turn, false, ready);
             let user = turn.user.clone();
             self.end_turn(turn, &id)?;
             let (answer, out) = result?;
@@ -45,12 +46,13 @@ impl<P: Provider> Daemon<P> {
 
     /// The answer, and the message to send once the turn is over. With
     /// `to_voice` (UseFactor "voice"), the new code comes by a call from now
-    /// on; otherwise by the login's channel.
+    /// on; otherwise by the login's channel. `since`: when the call began.
     pub(crate) fn resend_in_turn(
         &self,
         id: &ChallengeId,
         turn: &mut Turn,
         to_voice: bool,
+        since: Tick,
     ) -> Result<(Answer, Option<Outbound>), LoginError> {
         let id = id.clone();
         let mut state = self.lock();
@@ -106,7 +108,7 @@ impl<P: Provider> Daemon<P> {
             Secret::Decoy => {
                 c.resent(Secret::Decoy, now);
                 c.delivery = Delivery::Pending;
-                return Ok((Answer { status, attempts_left: c.attempts_left() }, Some(Outbound::Pretend)));
+                return Ok((Answer { status, attempts_left: c.attempts_left() }, Some(Outbound::Pretend(since))));
             }
             Secret::Local(_) => {
                 // The old code dies now, before anything is sent.
@@ -129,7 +131,7 @@ impl<P: Provider> Daemon<P> {
             return Err(LoginError::Internal("a resend without a number".into()));
         };
         let event = if turn.enroll.is_some() { Event::EnrollCodeSent } else { Event::CodeResent };
-        let job = SendJob { user, phone, code, ctx, event, round: None, channel };
+        let job = SendJob { user, phone, code, ctx, event, round: None, channel, since };
         Ok((answer, Some(Outbound::Message(job))))
     }
 
