@@ -29,8 +29,8 @@ impl<P: Provider> Daemon<P> {
     /// Checks an answer. Anything but the right digits counts as wrong.
     pub async fn check_code(&self, _root: &Root, id: &str, code: &str) -> Result<Answer, LoginError> {
         let id = Self::parse_id(id)?;
-        let began = self.clock.tick();
         if code.len() == crate::bypass::LENGTH {
+            let began = self.clock.tick();
             let bypass = self.try_bypass(&id, code).await.transpose();
             if let Some(answer) = bypass {
                 return self.pace_unless_accepted(began, WRONG_FLOOR, answer, Answer::is_accepted).await;

@@ -11,6 +11,7 @@ use crate::challenge::{ChallengeId, Enrolling, Secret};
 use crate::clock::Tick;
 use crate::config::Unenrolled;
 use crate::daemon::{Daemon, Start};
+use crate::delivery::pretend_sent;
 use crate::error::LoginError;
 use crate::names::mask_last_digits;
 use crate::nss;
@@ -90,6 +91,11 @@ impl<P: Provider> Daemon<P> {
                 c.destination = String::new();
             }
             state.challenges.insert(id.clone(), c).map_err(|_| LoginError::Busy)?;
+            if !enroll {
+                // A real login answers before its SMS goes out (delivery.rs);
+                // so does a decoy, whose next call waits as long.
+                pretend_sent(&mut state, &id, since);
+            }
             (id, destination)
         };
         // Budgets count decoys like real sends, across restarts too.
@@ -97,9 +103,6 @@ impl<P: Provider> Daemon<P> {
         if enroll {
             return Ok(Start::asking(Action::Enroll, &id, String::new()));
         }
-        // A real login answers before its SMS goes out (delivery.rs); so
-        // does a decoy, whose next call waits as long as for a real SMS.
-        self.pretend_to_send(&id, since);
         Ok(Start::asking(Action::Code, &id, destination))
     }
 }

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::audit::Event;
 use crate::challenge::{ChallengeId, Delivery, Secret};
 use crate::clock::Tick;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, State};
 use crate::error::LoginError;
 use crate::names::PhoneNumber;
 use crate::provider::{Channel, Provider};
@@ -55,24 +55,23 @@ impl SendJob {
     }
 }
 
-/// What goes out for a challenge once the user's turn is over.
-pub(crate) enum Outbound {
-    Message(SendJob),
-    /// A decoy's: nothing, in as long as a message takes, counted from when
-    /// the call came in.
-    Pretend(Tick),
+/// A decoy's send (unknown names, unenrolled users refused) for
+/// challenge `id`: nothing leaves, and the challenge counts as sent as long
+/// after `since` (when the call came in) as a recent real send took after
+/// its call came in, the work before it included. The next call of the
+/// login is timed from then (pace.rs): on the clock, not from a timer's
+/// wake-up, which would land on the timer's tick where a provider's answer
+/// does not. Under the lock, in the same step that makes or resends the
+/// challenge, so no call ever waits on it.
+pub(crate) fn pretend_sent(state: &mut State, id: &ChallengeId, since: Tick) {
+    let took = state.volatile.send_times.sample();
+    if let Some(c) = state.challenges.get_mut(id) {
+        c.delivery = Delivery::Sent;
+        c.sent_at = since.saturating_add(took);
+    }
 }
 
 impl<P: Provider> Daemon<P> {
-    /// Sends (or, for a decoy, pretends to) for challenge `id`, whose
-    /// delivery must be Pending.
-    pub(crate) fn dispatch(self: &Arc<Self>, id: ChallengeId, out: Outbound) {
-        match out {
-            Outbound::Message(job) => self.send_in_background(id, job),
-            Outbound::Pretend(since) => self.pretend_to_send(&id, since),
-        }
-    }
-
     /// Starts sending for challenge `id`, whose delivery must be Pending.
     pub(crate) fn send_in_background(self: &Arc<Self>, id: ChallengeId, job: SendJob) {
         let this = Arc::clone(self);
@@ -91,24 +90,6 @@ impl<P: Provider> Daemon<P> {
                 this.deliveries.notify_waiters();
             }
         });
-    }
-
-    /// A decoy's send (unknown names, unenrolled users refused) for
-    /// challenge `id`: nothing leaves, and the challenge counts as sent as
-    /// long after `since` (when the call came in) as a recent real send
-    /// took after its call came in, the work before it included. The next
-    /// call of the login is timed from then (pace.rs): on the clock, not
-    /// from a timer's wake-up, which would land on the timer's tick where
-    /// a provider's answer does not.
-    pub(crate) fn pretend_to_send(&self, id: &ChallengeId, since: Tick) {
-        let mut state = self.lock();
-        let took = state.volatile.send_times.sample();
-        if let Some(c) = state.challenges.get_mut(id) {
-            c.delivery = Delivery::Sent;
-            c.sent_at = since.saturating_add(took);
-        }
-        drop(state);
-        self.deliveries.notify_waiters();
     }
 
     /// Sends by the login's route, failing over where configured; the
@@ -134,11 +115,10 @@ impl<P: Provider> Daemon<P> {
         };
         {
             let mut state = self.lock();
+            let now = self.clock.tick();
             if let (Err((_, false)), Some(round)) = (&sent, &job.round) {
-                let now = self.clock.tick();
                 state.failed_rounds.insert(round.clone(), now);
             }
-            let now = self.clock.tick();
             let mut went_out = false;
             if let Some(c) = state.challenges.get_mut(id) {
                 c.delivery = match sent {

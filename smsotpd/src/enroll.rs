@@ -15,7 +15,7 @@ use crate::authz::Root;
 use crate::challenge::{self, AfterWrong, ChallengeId, Enrolling, Secret};
 use crate::clock::Tick;
 use crate::daemon::Daemon;
-use crate::delivery::{Outbound, SendJob};
+use crate::delivery::{SendJob, pretend_sent};
 use crate::error::LoginError;
 use crate::names::{PhoneNumber, UserName};
 use crate::nss;
@@ -140,7 +140,7 @@ impl<P: Provider> Daemon<P> {
         let real = UserName::parse(&user).is_ok() && nss::user_exists(&user);
         c.destination = phone.masked();
         c.enrolling = Enrolling::Sent(phone.clone());
-        let out = if real && matches!(c.secret, Secret::Decoy) {
+        let job = if real && matches!(c.secret, Secret::Decoy) {
             let code = if self.provider.makes_codes() {
                 c.secret = Secret::Remote { reference: String::new() };
                 None
@@ -152,7 +152,7 @@ impl<P: Provider> Daemon<P> {
             };
             c.delivery = challenge::Delivery::Pending;
             let ctx = LoginContext { service: service.clone(), rhost: rhost.clone(), ..LoginContext::default() };
-            Outbound::Message(SendJob {
+            Some(SendJob {
                 user: user.clone(),
                 phone: phone.clone(),
                 code,
@@ -163,10 +163,13 @@ impl<P: Provider> Daemon<P> {
                 since,
             })
         } else {
-            Outbound::Pretend(since)
+            pretend_sent(&mut state, &id, since);
+            None
         };
         drop(state);
-        self.dispatch(id, out);
+        if let Some(job) = job {
+            self.send_in_background(id, job);
+        }
         Ok(phone.masked())
     }
 }

@@ -51,14 +51,15 @@ impl<P: Provider> Daemon<P> {
             let result = self.resend_in_turn(&id, &mut turn, true, since);
             let user = turn.user.clone();
             self.end_turn(turn, &id)?;
-            let (answer, out) = result?;
+            let (answer, job) = result?;
             if answer.status != Status::ResentByCall {
                 return Ok((answer, String::new()));
             }
             let destination = self.lock().challenges.get_mut(&id).map(|c| c.destination.clone()).unwrap_or_default();
-            if let Some(out) = out {
-                self.record_send(&user);
-                self.dispatch(id, out);
+            // A decoy's call counts in the budgets like a real one.
+            self.record_send(&user);
+            if let Some(job) = job {
+                self.send_in_background(id, job);
             }
             audit::event(Event::FactorSwitched).field("user", &user).field("factor", factor.wire()).log();
             return Ok((Answer { status: Status::Switched, ..answer }, destination));

@@ -45,10 +45,7 @@ impl<P: Provider> Daemon<P> {
         user: &str,
         ctx: &LoginContext,
     ) -> Result<Start, LoginError> {
-        let began = self.clock.tick();
-        let answer = self.begin(root, user, ctx, false, began).await;
-        self.pace(began, ANSWER_FLOOR).await;
-        let mut start = answer?;
+        let mut start = self.begin(root, user, ctx, false).await?;
         if start.action == Action::AwaitingApproval {
             start.action = Action::Deny;
         }
@@ -62,8 +59,20 @@ impl<P: Provider> Daemon<P> {
         user: &str,
         ctx: &LoginContext,
     ) -> Result<Start, LoginError> {
+        self.begin(root, user, ctx, true).await
+    }
+
+    /// Starts a login, answered no sooner than [`ANSWER_FLOOR`] after the
+    /// call came in, whatever the path (pace.rs).
+    async fn begin(
+        self: &Arc<Self>,
+        root: &Root,
+        user: &str,
+        ctx: &LoginContext,
+        sign_in: bool,
+    ) -> Result<Start, LoginError> {
         let began = self.clock.tick();
-        let answer = self.begin(root, user, ctx, true, began).await;
+        let answer = self.begin_at(root, user, ctx, sign_in, began).await;
         self.pace(began, ANSWER_FLOOR).await;
         answer
     }
@@ -71,7 +80,7 @@ impl<P: Provider> Daemon<P> {
     /// Starts a login for `user`: policy first, then enrollment, lockout,
     /// trust, and finally a code. `began`: when the call came in, which a
     /// send's time counts from (pace.rs).
-    async fn begin(
+    async fn begin_at(
         self: &Arc<Self>,
         _root: &Root,
         user: &str,

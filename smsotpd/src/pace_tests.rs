@@ -27,6 +27,12 @@ async fn timed<T>(w: &World, f: impl Future<Output = T>) -> (T, Duration) {
     (out, began.until(w.clock.tick()))
 }
 
+/// A login started for `user`, and a wrong code the moment it answers.
+async fn wrong_code_at_once(w: &World, user: &str) -> Answer {
+    let s = w.daemon.start_login(&root(":1.9"), user, &ctx()).await.unwrap();
+    w.daemon.check_code(&root(":1.9"), &s.challenge, NOT_A_CODE).await.unwrap()
+}
+
 #[tokio::test]
 async fn starts_leave_at_the_floor() {
     let w = slow(Fake::default(), MS(250));
@@ -45,11 +51,7 @@ async fn a_wrong_code_at_once_waits_for_the_send_an_unknown_name_never_got() {
     let w = slow(Fake::default(), MS(250));
     // The enrolled user first: a decoy takes its time from real sends.
     for user in [USER, UNKNOWN] {
-        let (answer, took) = timed(&w, async {
-            let s = w.daemon.start_login(&root(":1.9"), user, &ctx()).await.unwrap();
-            w.daemon.check_code(&root(":1.9"), &s.challenge, NOT_A_CODE).await.unwrap()
-        })
-        .await;
+        let (answer, took) = timed(&w, wrong_code_at_once(&w, user)).await;
         assert_eq!(answer.status, Status::Wrong, "{user}");
         assert_eq!(took, ANSWER_FLOOR + MS(250) + WRONG_FLOOR, "{user}");
     }
@@ -70,11 +72,7 @@ async fn typed_later_a_wrong_code_leaves_at_the_floor_for_everyone() {
 #[tokio::test]
 async fn before_any_real_send_a_decoy_takes_a_providers_time() {
     let w = World::new();
-    let (answer, took) = timed(&w, async {
-        let s = w.daemon.start_login(&root(":1.9"), UNKNOWN, &ctx()).await.unwrap();
-        w.daemon.check_code(&root(":1.9"), &s.challenge, NOT_A_CODE).await.unwrap()
-    })
-    .await;
+    let (answer, took) = timed(&w, wrong_code_at_once(&w, UNKNOWN)).await;
     assert_eq!(answer.status, Status::Wrong);
     assert!((MS(300)..MS(900)).contains(&(took - ANSWER_FLOOR - WRONG_FLOOR)), "{took:?}");
 }

@@ -10,7 +10,7 @@ use crate::authz::Root;
 use crate::challenge::{self, ChallengeId, Delivery, ResendRefused, Secret};
 use crate::clock::Tick;
 use crate::daemon::{Answer, Daemon};
-use crate::delivery::{Outbound, SendJob};
+use crate::delivery::{SendJob, pretend_sent};
 use crate::error::LoginError;
 use crate::names::sanitize_for_log;
 use crate::pace::WRONG_FLOOR;
@@ -30,12 +30,12 @@ impl<P: Provider> Daemon<P> {
             let result = self.resend_in_turn(&id, &mut turn, false, ready);
             let user = turn.user.clone();
             self.end_turn(turn, &id)?;
-            let (answer, out) = result?;
+            let (answer, job) = result?;
             if matches!(answer.status, Status::Resent | Status::ResentByCall) {
                 self.record_send(&user);
             }
-            if let Some(out) = out {
-                self.dispatch(id.clone(), out);
+            if let Some(job) = job {
+                self.send_in_background(id.clone(), job);
             }
             Ok(answer)
         }
@@ -53,7 +53,7 @@ impl<P: Provider> Daemon<P> {
         turn: &mut Turn,
         to_voice: bool,
         since: Tick,
-    ) -> Result<(Answer, Option<Outbound>), LoginError> {
+    ) -> Result<(Answer, Option<SendJob>), LoginError> {
         let id = id.clone();
         let mut state = self.lock();
         if let Some(done) = self.expired_or_locked(&mut state, &id, turn)? {
@@ -107,8 +107,9 @@ impl<P: Provider> Daemon<P> {
         let code = match &c.secret {
             Secret::Decoy => {
                 c.resent(Secret::Decoy, now);
-                c.delivery = Delivery::Pending;
-                return Ok((Answer { status, attempts_left: c.attempts_left() }, Some(Outbound::Pretend(since))));
+                let answer = Answer { status, attempts_left: c.attempts_left() };
+                pretend_sent(&mut state, &id, since);
+                return Ok((answer, None));
             }
             Secret::Local(_) => {
                 // The old code dies now, before anything is sent.
@@ -132,7 +133,7 @@ impl<P: Provider> Daemon<P> {
         };
         let event = if turn.enroll.is_some() { Event::EnrollCodeSent } else { Event::CodeResent };
         let job = SendJob { user, phone, code, ctx, event, round: None, channel, since };
-        Ok((answer, Some(Outbound::Message(job))))
+        Ok((answer, Some(job)))
     }
 
     pub fn cancel(&self, _root: &Root, id: &str) -> Result<(), LoginError> {

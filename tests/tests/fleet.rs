@@ -363,12 +363,31 @@ fn readme_grants(role: &str) -> String {
     grants.join("\n").replace("smsotp_web1", role)
 }
 
+/// A host role `role` with README's grants and a password, and the
+/// credentials directory that holds it (postgresql-password).
+fn role_with_password(f: &Fleet, role: &str) -> tempfile::TempDir {
+    f.pg.psql_superuser(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-of-{role}';\n{}", readme_grants(role)));
+    let creds = smsotp_tests::tools::private_tempdir();
+    std::fs::write(creds.path().join("postgresql-password"), format!("pw-of-{role}\n")).unwrap();
+    creds
+}
+
+/// A config for host `host` whose store is reached over TCP as `role`, TLS
+/// checked against `ca`; `store_extra` ends the [store] table.
+fn over_tcp(f: &Fleet, host: &str, role: &str, ca: &std::path::Path, store_extra: &str) -> String {
+    // [twilio] comes last in messaging_config: [store] after it is its own table.
+    messaging_config(&f.twilio.url(), "", &format!("[message]\nhostname = \"{host}\"\n"))
+        + &format!(
+            "[store]\nkind = \"postgresql\"\nconnection = \"{}\"\nca_file = \"{}\"\n{store_extra}",
+            f.pg.tls_connection(role),
+            ca.display()
+        )
+}
+
 #[test]
 fn a_host_role_with_the_readmes_grants_is_enough_and_sees_no_trail() {
     let f = Fleet::start("", "");
-    f.pg.psql_superuser(&format!("CREATE ROLE web3 LOGIN PASSWORD 'pw-of-web3';\n{}", readme_grants("web3")));
-    let creds = smsotp_tests::tools::private_tempdir();
-    std::fs::write(creds.path().join("postgresql-password"), "pw-of-web3\n").unwrap();
+    let creds = role_with_password(&f, "web3");
     let bus = Bus::start(Policy::Shipped);
     let config = config(&f.twilio, &f.pg, "web3", "[lockout]\nfailures = 2\nminutes = 15", "")
         .replace("user=smsotp", "user=web3");
@@ -467,18 +486,8 @@ fn a_directory_number_change_is_told_once_in_the_fleet() {
 #[test]
 fn over_tcp_the_database_is_reached_by_tls_with_the_password_from_a_credential() {
     let f = Fleet::start("", "");
-    f.pg.psql_superuser(&format!("CREATE ROLE web4 LOGIN PASSWORD 'pw-of-web4';\n{}", readme_grants("web4")));
-    let creds = smsotp_tests::tools::private_tempdir();
-    std::fs::write(creds.path().join("postgresql-password"), "pw-of-web4\n").unwrap();
-    let tcp = |ca: &std::path::Path| {
-        messaging_config(&f.twilio.url(), "", "[message]\nhostname = \"web4\"\n")
-            + &format!(
-                "[store]\nkind = \"postgresql\"\nconnection = \"{}\"\nca_file = \"{}\"\n",
-                f.pg.tls_connection("web4"),
-                ca.display()
-            )
-    };
-    // [twilio] comes last in messaging_config: [store] after it is its own table.
+    let creds = role_with_password(&f, "web4");
+    let tcp = |ca: &std::path::Path| over_tcp(&f, "web4", "web4", ca, "");
     let bus = Bus::start(Policy::Shipped);
     let web4 = Daemon::start_with_credentials(&bus, &tcp(&f.pg.ca_file()), creds.path());
     web4.ctl_ok(&["enroll", USER, NUMBER]);
@@ -514,14 +523,7 @@ fn a_host_can_log_in_to_the_database_by_a_client_certificate() {
     let f = Fleet::start("", "");
     f.pg.psql_superuser(&format!("CREATE ROLE {CERT_ROLE} LOGIN;\n{}", readme_grants(CERT_ROLE)));
     let (cert, key) = f.pg.client_certificate(CERT_ROLE);
-    let tcp = |client: &str| {
-        messaging_config(&f.twilio.url(), "", "[message]\nhostname = \"web6\"\n")
-            + &format!(
-                "[store]\nkind = \"postgresql\"\nconnection = \"{}\"\nca_file = \"{}\"\n{client}",
-                f.pg.tls_connection(CERT_ROLE),
-                f.pg.ca_file().display()
-            )
-    };
+    let tcp = |client: &str| over_tcp(&f, "web6", CERT_ROLE, &f.pg.ca_file(), client);
     // No password anywhere: the certificate is the role's login.
     let bus = Bus::start(Policy::Shipped);
     let web6 = Daemon::start(
